@@ -1,0 +1,26 @@
+"""Errors a user can act on, each naming the file and the field path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem in an input: where it is and what is wrong."""
+
+    source: str
+    loc: tuple[str | int, ...]
+    message: str
+
+    def __str__(self) -> str:
+        where = " -> ".join(str(part) for part in self.loc)
+        return f"{self.source}: {where}: {self.message}" if where else f"{self.source}: {self.message}"
+
+
+class InputError(Exception):
+    """Bad input: every problem found, ready to print one per line."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))

@@ -1,0 +1,397 @@
+"""Typed scenario: what a brand's private domain looks like and what it aims for.
+
+Every rate is a probability per person per day unless its name says otherwise;
+money is in yuan (``_cny``). Multipliers are relative to the base rates in
+:class:`Lifecycle`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+STAGES = ("fan", "customer", "member", "koc")
+"""Consumer stages in the order of the role upgrade."""
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+NonNegative = Annotated[float, Field(ge=0.0)]
+Positive = Annotated[float, Field(gt=0.0)]
+Count = Annotated[int, Field(ge=0)]
+Stage = Literal["fan", "customer", "member", "koc"]
+
+RESERVED_SOURCES = ("initial", "referral")
+"""Source labels of people not brought by a channel."""
+
+_SHARE_TOLERANCE = 1e-6
+
+
+class Strict(BaseModel):
+    """Base of all scenario models: unknown keys are refused, values are checked."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class FieldError(ValueError):
+    """A cross-field problem located at ``loc`` below the model that raised it."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+def _check_shares(shares: dict[str, float], what: str, loc: tuple[str | int, ...] = ()) -> None:
+    total = sum(shares.values())
+    if shares and abs(total - 1.0) > _SHARE_TOLERANCE:
+        raise FieldError(loc, f"{what} must sum to 1, got {total:g}")
+
+
+class InitialPool(Strict):
+    """People already in the private domain on the start date, per stage."""
+
+    fan: Count = 0
+    customer: Count = 0
+    member: Count = 0
+    koc: Count = 0
+
+    @property
+    def total(self) -> int:
+        return self.fan + self.customer + self.member + self.koc
+
+
+class Propensities(Strict):
+    """A segment's multipliers on the base lifecycle rates (1 = the base rate)."""
+
+    add: NonNegative = Field(1.0, description="on a channel's add rate per contact")
+    first_order: NonNegative = 1.0
+    repeat_order: NonNegative = 1.0
+    join: NonNegative = 1.0
+    koc: NonNegative = 1.0
+    dormancy: NonNegative = 1.0
+    deletion: NonNegative = 1.0
+    referral: NonNegative = Field(1.0, description="on word of mouth by this segment")
+
+
+class Segment(Strict):
+    """A group of consumers sharing order value and propensities."""
+
+    share: Probability = Field(description="share of the initial pool")
+    order_value_cny: Positive = Field(description="mean order value")
+    order_value_cv: NonNegative = Field(
+        0.5, description="coefficient of variation of the (lognormal) order value"
+    )
+    propensity: Propensities = Propensities()
+
+
+class Staff(Strict):
+    """Staff accounts that take a channel's adds (a channel QR code spreads over them)."""
+
+    accounts: Count
+    adds_per_account_per_day: Positive = 100.0
+    monthly_cost_per_account_cny: NonNegative = 0.0
+
+    @property
+    def daily_capacity(self) -> int:
+        return int(self.accounts * self.adds_per_account_per_day)
+
+
+class Channel(Strict):
+    """An acquisition channel: spend buys contacts, a funnel turns contacts into adds."""
+
+    description: str = ""
+    monthly_spend_cny: NonNegative | list[NonNegative] = Field(
+        description="spend per month, or one value per month of the horizon"
+    )
+    cost_per_contact_cny: Positive
+    funnel: dict[str, Probability] = Field(
+        min_length=1, description="pass rate of each step from contact to add request"
+    )
+    carrier_add_rate: Probability = Field(
+        1.0, description="share of add requests the carrier account accepts"
+    )
+    max_contacts_per_month: Count | None = Field(
+        None, description="contacts available per month (parcels, phone list); none = unlimited"
+    )
+    saturation_contacts: Positive | None = Field(
+        None, description="diminishing returns: effective contacts are S(1 - exp(-c/S))"
+    )
+    fixed_cost_cny: NonNegative = Field(0.0, description="per month in which the channel spends")
+    audience: dict[str, Probability] | None = Field(
+        None, description="segment mix of the contacts; default: the segment shares"
+    )
+    staff: Staff | None = None
+    deletion_multiplier: NonNegative = Field(
+        1.0, description="people added here delete at this multiple of the base rate"
+    )
+
+    @property
+    def add_rate(self) -> float:
+        """Probability that a contact becomes an add (funnel times carrier)."""
+        rate = self.carrier_add_rate
+        for step in self.funnel.values():
+            rate *= step
+        return rate
+
+    def spend_in_month(self, month: int) -> float:
+        spend = self.monthly_spend_cny
+        return spend[month] if isinstance(spend, list) else spend
+
+    @model_validator(mode="after")
+    def _audience_sums_to_one(self) -> Channel:
+        if self.audience is not None:
+            _check_shares(self.audience, "audience shares", ("audience",))
+        return self
+
+
+class Content(Strict):
+    """One kind of post: its share of the posts and its effect on whoever sees it."""
+
+    share: Probability
+    uplift: NonNegative = Field(0.0, description="added to engagement per view")
+    fatigue: float = Field(0.0, ge=-1.0, description="added to fatigue per view; < 0 soothes")
+
+
+class OneToOne(Strict):
+    """1:1 messages (customer SOP): the strongest touch and the most complaints."""
+
+    per_week: Annotated[int, Field(ge=0, le=7)] = 2
+    weekdays: list[Annotated[int, Field(ge=0, le=6)]] | None = Field(
+        None, description="days of the week they go out (Monday = 0); default: spread"
+    )
+    reach: Probability = Field(1.0, description="share of eligible people messaged each time")
+    stages: list[Stage] = list(STAGES)
+    uplift: NonNegative = 0.0
+    fatigue: NonNegative = 0.0
+
+    @model_validator(mode="after")
+    def _weekdays_match(self) -> OneToOne:
+        if self.weekdays is not None:
+            if len(set(self.weekdays)) != len(self.weekdays):
+                raise FieldError(("weekdays",), f"repeats a day: {self.weekdays}")
+            if len(self.weekdays) != self.per_week:
+                raise FieldError(
+                    ("weekdays",),
+                    f"lists {len(self.weekdays)} days but per_week is {self.per_week}"
+                )
+        return self
+
+    @property
+    def schedule(self) -> tuple[int, ...]:
+        """Weekdays (Monday = 0) on which messages go out."""
+        if self.weekdays is not None:
+            return tuple(sorted(self.weekdays))
+        return tuple(i * 7 // self.per_week for i in range(self.per_week))
+
+
+class Posts(Strict):
+    """Scheduled posts (group SOP or moments) with their content mix."""
+
+    posts_per_day: Annotated[int, Field(ge=0, le=24)] = 0
+    view_rate: Probability = Field(0.2, description="chance a person sees a given post")
+    content: dict[str, Content] = {}
+
+    @model_validator(mode="after")
+    def _mix_sums_to_one(self) -> Posts:
+        if self.posts_per_day > 0 and not self.content:
+            raise FieldError(("content",), "posts_per_day > 0 needs a content mix")
+        _check_shares({k: c.share for k, c in self.content.items()}, "content shares", ("content",))
+        return self
+
+    @property
+    def uplift_per_view(self) -> float:
+        return sum(c.share * c.uplift for c in self.content.values())
+
+    @property
+    def fatigue_per_view(self) -> float:
+        return sum(c.share * c.fatigue for c in self.content.values())
+
+
+class GroupPosts(Posts):
+    share_in_groups: Probability = Field(0.5, description="share of people who join a group")
+
+
+class TouchPolicy(Strict):
+    """How often people are touched, and how touches act on them.
+
+    Each view adds its content's ``uplift`` to a person's engagement and its ``fatigue``
+    to their fatigue; both decay with their half-lives. Conversion rates are multiplied
+    by ``1 + engagement`` and deletion by
+    ``1 + fatigue_sensitivity * max(0, fatigue - fatigue_tolerance)``.
+    """
+
+    one_to_one: OneToOne = OneToOne()
+    group: GroupPosts = GroupPosts()
+    moments: Posts = Posts()
+    engagement_half_life_days: Positive = 7.0
+    fatigue_half_life_days: Positive = 14.0
+    fatigue_tolerance: NonNegative = 0.0
+    fatigue_sensitivity: NonNegative = 0.0
+
+
+class Lifecycle(Strict):
+    """Base daily transition rates; a segment's propensities multiply them."""
+
+    first_order: Probability = Field(description="fan -> customer")
+    new_user_days: Count = Field(3, description="days after the add with the new-user push")
+    new_user_multiplier: NonNegative = Field(1.0, description="on first_order during them")
+    repeat_order: Probability = Field(description="orders by customers, members and KOCs")
+    member_order_multiplier: NonNegative = Field(1.0, description="on repeat_order for members")
+    join: Probability = Field(description="customer -> member")
+    koc: Probability = Field(description="member -> KOC")
+    dormancy: Probability = Field(0.0, description="active -> dormant")
+    wake: Probability = Field(0.0, description="dormant -> active")
+    dormant_multiplier: Probability = Field(
+        0.1, description="on orders and upgrades while dormant"
+    )
+    deletion: dict[Stage, Probability] = Field(description="people deleting the brand, by stage")
+
+    @field_validator("deletion")
+    @classmethod
+    def _all_stages(cls, value: dict[str, float]) -> dict[str, float]:
+        missing = [s for s in STAGES if s not in value]
+        if missing:
+            raise ValueError(f"needs a rate for every stage, missing {missing}")
+        return value
+
+
+class RewardTier(Strict):
+    invites: Annotated[int, Field(gt=0)]
+    gift_cny: NonNegative
+
+
+class Referral(Strict):
+    """Word of mouth over a finite addressable market (Bass diffusion per person).
+
+    Each day, each of the market's remaining people joins with probability
+    ``external_rate + W / addressable_market``, where ``W`` sums ``word_of_mouth`` over
+    the people in the pool (by stage, times their segment's referral propensity).
+    """
+
+    addressable_market: Count
+    external_rate: Probability = 0.0
+    word_of_mouth: dict[Stage, NonNegative] = {}
+    audience: dict[str, Probability] | None = None
+    gift_per_invitee_cny: NonNegative = Field(0.0, description="new-user gift per referred add")
+    reward_tiers: list[RewardTier] = Field([], description="gifts for referrers at invite counts")
+    fraud_share: Probability = Field(
+        0.0, description="share of referred adds that are fake (never buy)"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Referral:
+        if self.audience is not None:
+            _check_shares(self.audience, "audience shares", ("audience",))
+        counts = [t.invites for t in self.reward_tiers]
+        if counts != sorted(set(counts)):
+            raise FieldError(("reward_tiers",), f"must have increasing invites, got {counts}")
+        return self
+
+
+class CampaignMultipliers(Strict):
+    adds: NonNegative = 1.0
+    first_order: NonNegative = 1.0
+    repeat_order: NonNegative = 1.0
+    join: NonNegative = 1.0
+    koc: NonNegative = 1.0
+    wake: NonNegative = 1.0
+    deletion: NonNegative = 1.0
+    referral: NonNegative = 1.0
+
+
+class Campaign(Strict):
+    """A window in which rates are multiplied (a big sale, a launch, a holiday)."""
+
+    name: str
+    start: dt.date
+    days: Annotated[int, Field(gt=0)]
+    cost_cny: NonNegative = 0.0
+    multipliers: CampaignMultipliers = CampaignMultipliers()
+    channels: list[str] | None = Field(None, description="channels whose adds rise; all if none")
+
+
+class PoolTarget(Strict):
+    date: dt.date
+    size: Count
+
+
+class GmvTarget(Strict):
+    by: dt.date
+    total_cny: NonNegative
+
+
+class Targets(Strict):
+    """North-star targets; any may be left out."""
+
+    monthly_new_adds: Count | None = None
+    monthly_new_members: Count | None = None
+    pool_size: list[PoolTarget] = []
+    gmv: GmvTarget | None = None
+    max_monthly_deletion_rate: Probability | None = None
+
+
+class Budget(Strict):
+    monthly_cny: NonNegative | None = None
+    total_cny: NonNegative | None = None
+
+
+class Scenario(Strict):
+    """A brand's private domain: channels, touches, lifecycle, referral, targets."""
+
+    schema_version: Literal[1] = 1
+    name: str
+    description: str = ""
+    start_date: dt.date
+    horizon_days: Annotated[int, Field(gt=0, le=3660)]
+    initial_pool: InitialPool = InitialPool()
+    segments: dict[str, Segment] = Field(min_length=1)
+    channels: dict[str, Channel] = {}
+    touch_policy: TouchPolicy = TouchPolicy()
+    lifecycle: Lifecycle
+    referral: Referral | None = None
+    campaigns: list[Campaign] = []
+    targets: Targets = Targets()
+    budget: Budget = Budget()
+
+    @property
+    def end_date(self) -> dt.date:
+        """The last simulated day."""
+        return self.start_date + dt.timedelta(days=self.horizon_days - 1)
+
+    @property
+    def months(self) -> int:
+        """Calendar months the horizon touches."""
+        end = self.end_date
+        return (end.year - self.start_date.year) * 12 + end.month - self.start_date.month + 1
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Scenario:
+        _check_shares({k: s.share for k, s in self.segments.items()}, "segment shares",
+                      ("segments",))
+        for name in self.channels:
+            if name in RESERVED_SOURCES:
+                raise FieldError(("channels", name), f"the name {name!r} is reserved")
+        mixes = [(("channels", n, "audience"), c.audience) for n, c in self.channels.items()]
+        if self.referral is not None:
+            mixes.append((("referral", "audience"), self.referral.audience))
+        for loc, mix in mixes:
+            unknown = sorted(set(mix or {}) - set(self.segments))
+            if unknown:
+                raise FieldError(loc, f"unknown segments {unknown}; known: {sorted(self.segments)}")
+        for name, channel in self.channels.items():
+            spend = channel.monthly_spend_cny
+            if isinstance(spend, list) and len(spend) != self.months:
+                raise FieldError(
+                    ("channels", name, "monthly_spend_cny"),
+                    f"lists {len(spend)} months but the horizon spans {self.months}",
+                )
+        for i, campaign in enumerate(self.campaigns):
+            unknown = sorted(set(campaign.channels or ()) - set(self.channels))
+            if unknown:
+                raise FieldError(("campaigns", i, "channels"),
+                                 f"unknown channels {unknown}; known: {sorted(self.channels)}")
+            if not self.start_date <= campaign.start <= self.end_date:
+                raise FieldError(("campaigns", i, "start"),
+                                 f"{campaign.start} is outside the horizon "
+                                 f"{self.start_date}..{self.end_date}")
+        return self
