@@ -8,6 +8,7 @@ money is in yuan (``_cny``). Multipliers are relative to the base rates in
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -21,7 +22,7 @@ Positive = Annotated[float, Field(gt=0.0)]
 Count = Annotated[int, Field(ge=0)]
 Stage = Literal["fan", "customer", "member", "koc"]
 
-RESERVED_SOURCES = ("initial", "referral")
+RESERVED_SOURCES = ("initial", "organic", "referral")
 """Source labels of people not brought by a channel."""
 
 _SHARE_TOLERANCE = 1e-6
@@ -134,8 +135,20 @@ class Channel(Strict):
         return rate
 
     def spend_in_month(self, month: int) -> float:
+        """Planned spend in month ``month`` (0 = the start date's month)."""
         spend = self.monthly_spend_cny
         return spend[month] if isinstance(spend, list) else spend
+
+    def contacts(self, spend_cny: float) -> float:
+        """Contacts a month's spend buys, up to the monthly capacity."""
+        contacts = spend_cny / self.cost_per_contact_cny
+        cap = self.max_contacts_per_month
+        return contacts if cap is None else min(contacts, float(cap))
+
+    def effective_contacts(self, contacts: float) -> float:
+        """Contacts after diminishing returns: ``S (1 - exp(-c / S))``."""
+        scale = self.saturation_contacts
+        return contacts if scale is None else -scale * math.expm1(-contacts / scale)
 
     @model_validator(mode="after")
     def _audience_sums_to_one(self) -> Channel:
@@ -363,6 +376,26 @@ class Scenario(Strict):
         """Calendar months the horizon touches."""
         end = self.end_date
         return (end.year - self.start_date.year) * 12 + end.month - self.start_date.month + 1
+
+    def audience(self, source: str) -> dict[str, float]:
+        """Segment mix of a channel's contacts, of referred people (``"referral"``), or
+        of the initial pool (any other name)."""
+        if source in self.channels:
+            mix = self.channels[source].audience
+        else:
+            mix = self.referral.audience if source == "referral" and self.referral else None
+        return mix if mix is not None else {k: s.share for k, s in self.segments.items()}
+
+    def expected_monthly_adds(self, channel: str, spend_cny: float) -> float:
+        """Mean adds a month's spend on ``channel`` brings, before staff capacity.
+
+        The add rate per effective contact is the funnel times the carrier's add rate
+        times the audience's mean ``add`` propensity.
+        """
+        ch = self.channels[channel]
+        mix = self.audience(channel)
+        propensity = sum(share * self.segments[k].propensity.add for k, share in mix.items())
+        return ch.add_rate * propensity * ch.effective_contacts(ch.contacts(spend_cny))
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:

@@ -1,0 +1,137 @@
+"""SimPy processes of one replication; time is in days.
+
+Within a day the processes run in a fixed order, set by their phase (the fraction of
+the day at which they act): campaigns start and end, channels bring adds, referral
+brings adds, touches go out, the lifecycle step runs, the recorder closes the day.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+
+import numpy as np
+import simpy
+
+from simdomain.scenario.model import Campaign
+from simdomain.sim import steps
+from simdomain.sim.world import World, stream
+
+Process = Generator[simpy.Event, None, None]
+
+CAMPAIGNS, ACQUISITION, REFERRAL, TOUCHES, LIFECYCLE, RECORDER = (0.0, 0.1, 0.2, 0.3, 0.5, 0.9)
+
+
+def start(env: simpy.Environment, world: World, on_day_closed: Callable[[], None]) -> None:
+    """Register every process of the scenario in ``env``."""
+    scenario = world.scenario
+    for campaign in scenario.campaigns:
+        env.process(campaign_window(env, world, campaign))
+    for name in scenario.channels:
+        env.process(acquisition(env, world, name))
+    if scenario.referral is not None:
+        env.process(referral(env, world))
+    policy = scenario.touch_policy
+    if policy.one_to_one.per_week > 0:
+        env.process(one_to_one(env, world))
+    if policy.group.posts_per_day > 0:
+        env.process(posts(env, world, "group"))
+    if policy.moments.posts_per_day > 0:
+        env.process(posts(env, world, "moments"))
+    env.process(lifecycle(env, world))
+    env.process(recorder(env, world, on_day_closed))
+
+
+def every_day(env: simpy.Environment, phase: float, act: Callable[[int], None]) -> Process:
+    """Call ``act(day)`` at ``phase`` of each day."""
+    yield env.timeout(phase)
+    while True:
+        act(int(env.now))
+        yield env.timeout(1)
+
+
+def campaign_window(env: simpy.Environment, world: World, campaign: Campaign) -> Process:
+    yield env.timeout(world.calendar.day_of(campaign.start) + CAMPAIGNS)
+    world.set_campaign(campaign, running=True)
+    yield env.timeout(campaign.days)
+    world.set_campaign(campaign, running=False)
+
+
+def acquisition(env: simpy.Environment, world: World, name: str) -> Process:
+    """A channel's adds each day: its month's spend spread evenly over the month."""
+    rng = stream(world.seed, f"channel.{name}")
+    channel = world.scenario.channels[name]
+    code = world.layout.sources.index(name)
+    segments, shares = world.mix(name)
+    propensity = np.array([world.scenario.segments[world.layout.segments[g]].propensity.add
+                           for g in segments])
+    cal = world.calendar
+
+    def bring(day: int) -> None:
+        month = cal.month[day]
+        planned = channel.spend_in_month(int(month))
+        contacts_month = channel.contacts(planned)
+        spend = contacts_month * channel.cost_per_contact_cny / cal.month_length[month]
+        if cal.first_of_month(day) and planned > 0:
+            staff = channel.staff
+            spend += channel.fixed_cost_cny + (
+                staff.accounts * staff.monthly_cost_per_account_cny if staff else 0.0
+            )
+        contacts = stochastic_round(contacts_month / cal.month_length[month], rng)
+        adds_by_segment = np.zeros(len(segments), dtype=np.int64)
+        if contacts > 0:
+            per_contact = channel.add_rate * channel.effective_contacts(contacts_month) / contacts_month
+            p = np.minimum(per_contact * world.adds_multiplier(name) * propensity, 1.0)
+            adds_by_segment = rng.binomial(rng.multinomial(contacts, shares), p)
+            if channel.staff is not None and adds_by_segment.sum() > channel.staff.daily_capacity:
+                adds_by_segment = rng.multivariate_hypergeometric(
+                    adds_by_segment, channel.staff.daily_capacity)
+        world.join(np.repeat(segments, adds_by_segment), source=code, day=day, rng=rng)
+        world.tally["spend_cny"] += spend
+        world.channel_rows.append((day, code, spend, contacts, int(adds_by_segment.sum())))
+
+    return every_day(env, ACQUISITION, bring)
+
+
+def stochastic_round(x: float, rng: np.random.Generator) -> int:
+    """``floor(x)`` or ``floor(x) + 1``, with mean ``x``."""
+    whole = int(x)
+    return whole + int(rng.random() < x - whole)
+
+
+def referral(env: simpy.Environment, world: World) -> Process:
+    rng = stream(world.seed, "referral")
+    return every_day(env, REFERRAL, lambda day: steps.referral(world, day, rng))
+
+
+def one_to_one(env: simpy.Environment, world: World) -> Process:
+    rng = stream(world.seed, "touch.one_to_one")
+    schedule = set(world.scenario.touch_policy.one_to_one.schedule)
+
+    def send(day: int) -> None:
+        if world.calendar.weekday[day] in schedule:
+            steps.one_to_one(world, rng)
+
+    return every_day(env, TOUCHES, send)
+
+
+def posts(env: simpy.Environment, world: World, channel: str) -> Process:
+    rng = stream(world.seed, f"touch.{channel}")
+    return every_day(env, TOUCHES, lambda day: steps.posts(world, channel, rng))
+
+
+def lifecycle(env: simpy.Environment, world: World) -> Process:
+    rng = stream(world.seed, "lifecycle")
+
+    def step(day: int) -> None:
+        steps.lifecycle(world, day, rng)
+        steps.decay(world)
+
+    return every_day(env, LIFECYCLE, step)
+
+
+def recorder(env: simpy.Environment, world: World, on_day_closed: Callable[[], None]) -> Process:
+    def close(day: int) -> None:
+        world.close_day(day)
+        on_day_closed()
+
+    return every_day(env, RECORDER, close)

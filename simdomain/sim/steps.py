@@ -1,0 +1,192 @@
+"""One day of each mechanism, as vector operations over the whole population.
+
+The SimPy processes in :mod:`simdomain.sim.processes` call these once per day; none
+of them loops over people in Python.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from simdomain.scenario.model import STAGES, Posts
+from simdomain.sim.population import CUSTOMER, DELETED, FAN, MEMBER
+from simdomain.sim.world import World
+
+
+def decay(world: World) -> None:
+    """Let engagement and fatigue fade by one day of their half-lives."""
+    policy = world.scenario.touch_policy
+    pop = world.pop
+    pop.engagement *= np.float32(0.5 ** (1.0 / policy.engagement_half_life_days))
+    pop.fatigue *= np.float32(0.5 ** (1.0 / policy.fatigue_half_life_days))
+
+
+def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
+    """Orders, stage changes, deletions and dormancy for one day.
+
+    Orders are drawn on the morning's state. Then each person is deleted with
+    probability ``p_del`` or moves up a stage with probability ``p_adv`` (competing,
+    so ``p_adv`` is capped at ``1 - p_del``); the survivors' dormancy flips last.
+    """
+    pop, rates, life = world.pop, world.rates, world.scenario.lifecycle
+    policy = world.scenario.touch_policy
+    n = pop.n
+    if n == 0:
+        return
+    key = world.keys()
+    lift = pop.engagement + np.float32(1.0)
+
+    p_order = rates.order[key] * lift
+    ordered = np.flatnonzero(rng.random(n, dtype=np.float32) < p_order)
+    world.record_orders(ordered, day, rng)
+
+    p_del = rates.delete[key]
+    if policy.fatigue_sensitivity > 0:
+        excess = np.maximum(pop.fatigue - np.float32(policy.fatigue_tolerance), np.float32(0))
+        p_del = np.minimum(p_del * (excess * np.float32(policy.fatigue_sensitivity) + 1), 1)
+    p_adv = rates.advance[key] * lift
+    if life.new_user_multiplier != 1 and life.new_user_days > 0:
+        newest = np.searchsorted(pop.join_day, day - life.new_user_days + 1)
+        fans = pop.stage[newest:] == FAN
+        p_adv[newest:][fans] *= np.float32(life.new_user_multiplier)
+    p_adv = np.minimum(p_adv, 1 - p_del)
+    u = rng.random(n, dtype=np.float32)
+    deleted = np.flatnonzero(u < p_del)
+    advanced = np.flatnonzero((u >= p_del) & (u < p_del + p_adv))
+    flips = np.flatnonzero(rng.random(n, dtype=np.float32) < rates.flip_dormancy[key])
+
+    old_stage = pop.stage[advanced]
+    world.move(advanced, stage=old_stage + 1)
+    first = advanced[old_stage == FAN]
+    pop.first_order_day[first] = day
+    world.record_orders(first, day, rng)
+    pop.member_day[advanced[old_stage == CUSTOMER]] = day
+    pop.koc_day[advanced[old_stage == MEMBER]] = day
+    world.tally["new_customers"] += len(first)
+    world.tally["new_members"] += int(np.count_nonzero(old_stage == CUSTOMER))
+    world.tally["new_kocs"] += int(np.count_nonzero(old_stage == MEMBER))
+
+    world.move(deleted, stage=DELETED)
+    pop.deletion_day[deleted] = day
+    pop.in_group[deleted] = False
+    world.tally["deletions"] += len(deleted)
+
+    flips = flips[pop.stage[flips] != DELETED]
+    world.move(flips, dormant=~pop.dormant[flips])
+
+
+def one_to_one(world: World, rng: np.random.Generator) -> None:
+    """Send the day's 1:1 messages to the policy's stages (each person at most one)."""
+    policy = world.scenario.touch_policy.one_to_one
+    pop = world.pop
+    allowed = np.array([stage in policy.stages for stage in STAGES] + [False])
+    eligible = allowed[pop.stage]
+    if policy.reach < 1:
+        eligible &= rng.random(pop.n, dtype=np.float32) < policy.reach
+    reached = np.flatnonzero(eligible)
+    pop.engagement[reached] += np.float32(policy.uplift)
+    pop.fatigue[reached] += np.float32(policy.fatigue)
+    pop.touches_one_to_one[reached] += 1
+
+
+def posts(world: World, channel: str, rng: np.random.Generator) -> None:
+    """The day's group posts (``channel="group"``) or moments posts (``"moments"``).
+
+    Each person in the audience sees each of the day's posts with the view rate, so
+    their views are binomial, drawn by inversion from one uniform per person. A view
+    carries the content mix's mean uplift and fatigue.
+    """
+    spec: Posts = getattr(world.scenario.touch_policy, channel)
+    pop = world.pop
+    views = binomial_by_inversion(spec.posts_per_day, spec.view_rate,
+                                  rng.random(pop.n, dtype=np.float32))
+    audience = pop.in_group if channel == "group" else pop.stage != DELETED
+    views *= audience
+    pop.engagement += views * np.float32(spec.uplift_per_view)
+    pop.fatigue += views * np.float32(spec.fatigue_per_view)
+    if spec.fatigue_per_view < 0:
+        np.maximum(pop.fatigue, 0, out=pop.fatigue)
+    getattr(pop, f"touches_{channel}")[...] += views
+
+
+def binomial_by_inversion(trials: int, p: float, uniform: np.ndarray) -> np.ndarray:
+    """Binomial(trials, p) draws from uniforms: the count of CDF steps each one passes."""
+    draws = np.zeros(uniform.shape, dtype=np.int8)
+    cdf = 0.0
+    for k in range(trials):
+        cdf += math.comb(trials, k) * p**k * (1 - p) ** (trials - k)
+        draws += uniform >= np.float32(cdf)
+    return draws
+
+
+def referral(world: World, day: int, rng: np.random.Generator) -> None:
+    """Bass diffusion over the addressable market, one person per adopter.
+
+    Each remaining person in the market joins with probability ``p + W / M``: ``p`` on
+    their own (an organic add), ``W / M`` through word of mouth (a referred add, with a
+    referrer drawn in proportion to each person's word of mouth).
+    """
+    spec = world.scenario.referral
+    market = spec.addressable_market
+    remaining = market - world.referred_total
+    if remaining <= 0:
+        return
+    pressure = float(world.key_counts @ world.rates.referral_weight)
+    word = pressure / market
+    hazard = min(1.0, spec.external_rate + word)
+    joined = int(rng.binomial(remaining, hazard))
+    if joined == 0:
+        return
+    world.referred_total += joined
+    referred = int(rng.binomial(joined, word / (spec.external_rate + word)))
+    organic = joined - referred
+    fraud = int(rng.binomial(referred, spec.fraud_share))
+    segments, shares = world.mix("referral")
+    layout = world.layout
+    if organic:
+        organic_segments = np.repeat(segments, rng.multinomial(organic, shares))
+        world.join(organic_segments, source=layout.organic, day=day, rng=rng)
+        world.tally["organic_adds"] += organic
+    if referred:
+        genuine = np.repeat(segments, rng.multinomial(referred - fraud, shares))
+        people = np.concatenate([genuine, np.full(fraud, layout.fraud)])
+        referrers = pick_referrers(world, referred, pressure, rng)
+        world.join(people, source=layout.referral, day=day, rng=rng, referrer=referrers)
+        world.tally["referral_adds"] += referred
+        world.tally["spend_cny"] += referred * spec.gift_per_invitee_cny + _rewards(
+            world, referrers)
+
+
+def pick_referrers(world: World, count: int, pressure: float,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Draw ``count`` referrers, each with probability proportional to their word of mouth.
+
+    Rejection sampling: uniform candidates are kept with probability ``w / w_max``.
+    """
+    weights = world.rates.referral_weight
+    w_max = weights[world.key_counts > 0].max()
+    n = world.pop.n
+    acceptance = pressure / (n * w_max)
+    chosen: list[np.ndarray] = []
+    needed = count
+    while needed > 0:
+        batch = min(int(needed / acceptance * 1.2) + 16, 1 << 20)
+        candidates = rng.integers(0, n, size=batch)
+        kept = candidates[rng.random(batch) * w_max < weights[world.keys(candidates)]][:needed]
+        chosen.append(kept)
+        needed -= len(kept)
+    return np.concatenate(chosen)
+
+
+def _rewards(world: World, referrers: np.ndarray) -> float:
+    """Count the new invites and pay the tier gifts they unlock."""
+    invites = world.pop.invites
+    people, new = np.unique(referrers, return_counts=True)
+    before = invites[people]
+    invites[people] = before + new
+    return sum(
+        tier.gift_cny * np.count_nonzero((before < tier.invites) & (before + new >= tier.invites))
+        for tier in world.scenario.referral.reward_tiers
+    )

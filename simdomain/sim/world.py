@@ -1,0 +1,197 @@
+"""One replication's state: the population, its calendar, rates, streams and tallies."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from simdomain.scenario.model import Campaign, Scenario
+from simdomain.sim.population import DELETED, KOC, MEMBER, STAGE_NAMES, Population
+from simdomain.sim.rates import Layout, RateTables, build_rates, lognormal_params, state_key
+
+TALLIES = (
+    "new_adds",
+    "organic_adds",
+    "referral_adds",
+    "new_customers",
+    "new_members",
+    "new_kocs",
+    "deletions",
+    "orders",
+    "member_orders",
+    "gmv_cny",
+    "spend_cny",
+)
+"""Daily flows, reset by the recorder at the end of each day."""
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """Day numbers mapped to calendar months and weekdays."""
+
+    start: dt.date
+    days: int
+    month: np.ndarray = field(repr=False)
+    """Month index (0 = the start date's month) of each day."""
+    weekday: np.ndarray = field(repr=False)
+    labels: list[str] = field(repr=False)
+    """``YYYY-MM`` of each month index."""
+    month_length: np.ndarray = field(repr=False)
+    """Calendar days in each month (monthly spend is spread over them)."""
+
+    @classmethod
+    def of(cls, start: dt.date, days: int) -> Calendar:
+        dates = [start + dt.timedelta(days=d) for d in range(days)]
+        month = np.array([(x.year - start.year) * 12 + x.month - start.month for x in dates])
+        labels, lengths = [], []
+        for m in range(int(month[-1]) + 1):
+            first = dt.date(start.year + (start.month - 1 + m) // 12, (start.month - 1 + m) % 12 + 1, 1)
+            following = dt.date(first.year + first.month // 12, first.month % 12 + 1, 1)
+            labels.append(f"{first:%Y-%m}")
+            lengths.append((following - first).days)
+        weekday = np.array([x.weekday() for x in dates])
+        return cls(start, days, month, weekday, labels, np.array(lengths))
+
+    def day_of(self, date: dt.date) -> int:
+        return (date - self.start).days
+
+    def first_of_month(self, day: int) -> bool:
+        """Whether ``day`` is the first simulated day of its month."""
+        return day == 0 or self.month[day] != self.month[day - 1]
+
+
+def stream(seed: np.random.SeedSequence, name: str) -> np.random.Generator:
+    """A generator for one named process, independent of every other name.
+
+    Derived from the name (not from a position), so adding a channel to a scenario
+    leaves the other processes' draws unchanged (common random numbers).
+    """
+    child = np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, zlib.crc32(name.encode())))
+    return np.random.default_rng(child)
+
+
+class World:
+    """State shared by the SimPy processes of one replication."""
+
+    def __init__(self, scenario: Scenario, seed: np.random.SeedSequence) -> None:
+        self.scenario = scenario
+        self.seed = seed
+        self.layout = Layout.of(scenario)
+        self.calendar = Calendar.of(scenario.start_date, scenario.horizon_days)
+        self.pop = Population(capacity=scenario.initial_pool.total + 1024)
+        self.key_counts = np.zeros(self.layout.key_size(), dtype=np.int64)
+        self.active: list[Campaign] = []
+        self.rates: RateTables = build_rates(scenario, self.layout, self.active)
+        self.tally = dict.fromkeys(TALLIES, 0.0)
+        self.referred_total = 0
+        self.daily_rows: list[tuple[float, ...]] = []
+        self.channel_rows: list[tuple[float, ...]] = []
+        self._group_share = scenario.touch_policy.group.share_in_groups
+        self._segment_index = {name: i for i, name in enumerate(self.layout.segments)}
+        order_values = [lognormal_params(s.order_value_cny, s.order_value_cv)
+                        for s in scenario.segments.values()]
+        self._order_mu = np.array([mu for mu, _ in order_values] + [0.0])
+        self._order_sigma = np.array([sigma for _, sigma in order_values] + [0.0])
+
+    # -- people ---------------------------------------------------------------------------
+    def kind(self, index: slice | np.ndarray = slice(None)) -> np.ndarray:
+        """``source * n_segments + segment`` of the people at ``index``."""
+        pop = self.pop
+        return pop.source[index].astype(np.int32) * len(self.layout.segments) + pop.segment[index]
+
+    def keys(self, index: slice | np.ndarray = slice(None)) -> np.ndarray:
+        """State keys (rows of the rate tables) of the people at ``index``."""
+        pop = self.pop
+        return state_key(self.kind(index), pop.stage[index], pop.dormant[index])
+
+    def mix(self, source: str) -> tuple[np.ndarray, np.ndarray]:
+        """Segment codes and shares of a channel's (or referral's) audience."""
+        mix = self.scenario.audience(source)
+        return np.array([self._segment_index[k] for k in mix]), np.array(list(mix.values()))
+
+    def join(
+        self,
+        segments: np.ndarray,
+        *,
+        source: int,
+        day: int,
+        rng: np.random.Generator,
+        stage: int | np.ndarray = 0,
+        referrer: int | np.ndarray = -1,
+    ) -> slice:
+        """Add people with the given segment codes; some join a group."""
+        count = len(segments)
+        in_group = rng.random(count) < self._group_share
+        index = self.pop.add(count, day=day, segment=segments, source=source,
+                             in_group=in_group, stage=stage, referrer=referrer)
+        self.key_counts += np.bincount(self.keys(index), minlength=self.key_counts.size)
+        if day >= 0:
+            self.tally["new_adds"] += count
+        return index
+
+    def move(
+        self,
+        index: np.ndarray,
+        *,
+        stage: int | np.ndarray | None = None,
+        dormant: bool | np.ndarray | None = None,
+    ) -> None:
+        """Change people's stage or dormancy, keeping ``key_counts`` in step."""
+        size = self.key_counts.size
+        self.key_counts -= np.bincount(self.keys(index), minlength=size)
+        if stage is not None:
+            self.pop.stage[index] = stage
+        if dormant is not None:
+            self.pop.dormant[index] = dormant
+        self.key_counts += np.bincount(self.keys(index), minlength=size)
+
+    def order_values(self, index: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Order values (yuan) for one order by each person at ``index``."""
+        segment = self.pop.segment[index]
+        return np.exp(self._order_mu[segment] + self._order_sigma[segment]
+                      * rng.standard_normal(len(index)))
+
+    def record_orders(self, index: np.ndarray, day: int, rng: np.random.Generator) -> None:
+        """Book one order for each person at ``index``."""
+        pop = self.pop
+        values = self.order_values(index, rng)
+        pop.orders[index] += 1
+        pop.gmv_cny[index] += values
+        pop.last_order_day[index] = day
+        self.tally["orders"] += len(index)
+        stage = pop.stage[index]
+        self.tally["member_orders"] += int(np.count_nonzero((stage >= MEMBER) & (stage <= KOC)))
+        self.tally["gmv_cny"] += float(values.sum())
+
+    # -- campaigns ------------------------------------------------------------------------
+    def set_campaign(self, campaign: Campaign, running: bool) -> None:
+        """Start or end a campaign; rates are rebuilt with its multipliers."""
+        if running:
+            self.active.append(campaign)
+            self.tally["spend_cny"] += campaign.cost_cny
+        else:
+            self.active.remove(campaign)
+        self.rates = build_rates(self.scenario, self.layout, self.active)
+
+    def adds_multiplier(self, channel: str) -> float:
+        product = 1.0
+        for campaign in self.active:
+            if campaign.channels is None or channel in campaign.channels:
+                product *= campaign.multipliers.adds
+        return product
+
+    # -- recording ------------------------------------------------------------------------
+    def stage_counts(self) -> np.ndarray:
+        """People per stage (deleted last) and, at the end, the dormant ones."""
+        counts = self.key_counts.reshape(-1, len(STAGE_NAMES), 2)
+        by_stage = counts.sum(axis=(0, 2))
+        dormant = counts[:, :DELETED, 1].sum()
+        return np.append(by_stage, dormant)
+
+    def close_day(self, day: int) -> None:
+        """Store the day's stocks and flows and reset the flows."""
+        self.daily_rows.append((day, *self.stage_counts(), *self.tally.values()))
+        self.tally = dict.fromkeys(TALLIES, 0.0)

@@ -1,0 +1,117 @@
+"""``simulate``: replications of a scenario, as tidy frames with KPIs and targets."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from simdomain import kpi
+from simdomain.scenario.model import Scenario
+from simdomain.sim.engine import run_replication
+
+
+@dataclass
+class SimulationResult:
+    """What :func:`simulate` returns; every frame has a ``rep`` column.
+
+    Attributes
+    ----------
+    daily
+        Per replication and day: people per stage (``pool`` = not deleted), dormant,
+        and the day's flows (adds, new customers/members/KOCs, deletions, orders, GMV,
+        spend).
+    channels
+        Per replication, day and channel: spend, contacts and adds.
+    monthly
+        Tidy monthly KPIs (see :mod:`simdomain.kpi`): ``rep, month, kpi, channel, value``.
+    targets
+        Each north-star target per replication and period: ``value, goal, met``.
+    agents
+        One row per person and replication with their history, if kept.
+    """
+
+    scenario: Scenario
+    seed: int
+    reps: int
+    daily: pd.DataFrame
+    channels: pd.DataFrame
+    monthly: pd.DataFrame
+    targets: pd.DataFrame
+    agents: pd.DataFrame | None = field(default=None, repr=False)
+
+    def summary(self, level: float = 0.9) -> dict[str, Any]:
+        """Mean and central ``level`` interval of each KPI per month, and each target's
+        chance of being met over the replications."""
+        kpis = []
+        for (month, name, channel), values in self.monthly.groupby(
+                ["month", "kpi", "channel"], sort=True)["value"]:
+            mean, low, high = kpi.interval(values.dropna(), level)
+            kpis.append({"month": month, "kpi": name, "channel": channel,
+                         "mean": _finite(mean), "low": _finite(low), "high": _finite(high)})
+        targets = []
+        for (name, period), group in self.targets.groupby(["target", "period"], sort=False):
+            mean, low, high = kpi.interval(group["value"], level)
+            targets.append({"target": name, "period": period, "goal": float(group["goal"].iloc[0]),
+                            "mean": _finite(mean), "low": _finite(low), "high": _finite(high),
+                            "probability_met": float(group["met"].mean())})
+        return {"scenario": self.scenario.name, "seed": self.seed, "reps": self.reps,
+                "interval": level, "kpis": kpis, "targets": targets}
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def simulate(
+    scenario: Scenario,
+    *,
+    seed: int = 0,
+    reps: int = 1,
+    keep_agents: bool = True,
+    progress: bool | None = False,
+) -> SimulationResult:
+    """Simulate ``reps`` independent replications of ``scenario``.
+
+    Parameters
+    ----------
+    scenario
+        A validated scenario (see :func:`simdomain.load_scenario`).
+    seed
+        Root seed; replication ``r`` uses the ``r``-th stream spawned from it, so the
+        same seed gives identical frames and replication ``r`` does not depend on how
+        many others run.
+    reps
+        Number of replications.
+    keep_agents
+        Keep the per-person table (memory grows with people x replications).
+    progress
+        Show a progress bar over days x replications; ``None`` shows it on a terminal.
+    """
+    if reps < 1:
+        raise ValueError(f"reps must be at least 1, got {reps}")
+    children = np.random.SeedSequence(seed).spawn(reps)
+    runs = []
+    with tqdm(total=reps * scenario.horizon_days, unit="day", desc=scenario.name,
+              disable=None if progress is None else not progress, leave=False) as bar:
+        for rep, child in enumerate(children):
+            bar.set_postfix(rep=f"{rep + 1}/{reps}")
+            runs.append(run_replication(scenario, child, keep_agents=keep_agents,
+                                        on_day=lambda: bar.update()))
+
+    def stack(frames: list[pd.DataFrame | None]) -> pd.DataFrame:
+        return pd.concat([f.assign(rep=r)[["rep", *f.columns]] for r, f in enumerate(frames)],
+                         ignore_index=True)
+
+    daily = stack([r.daily for r in runs])
+    channels = stack([r.channels for r in runs])
+    monthly = kpi.monthly_kpis(daily, channels, stack([r.channel_members for r in runs]))
+    return SimulationResult(
+        scenario=scenario, seed=seed, reps=reps, daily=daily, channels=channels,
+        monthly=monthly, targets=kpi.check_targets(scenario, daily, monthly),
+        agents=stack([r.agents for r in runs]) if keep_agents else None,
+    )
