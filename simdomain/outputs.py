@@ -1,0 +1,50 @@
+"""Write results to a folder without ever leaving it half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from simdomain.scenario.io import dump_scenario
+from simdomain.simulation import SimulationResult
+
+
+@contextmanager
+def staged(out_dir: str | Path) -> Iterator[Path]:
+    """A scratch folder whose files move into ``out_dir`` only if the block succeeds.
+
+    Files already in ``out_dir`` with other names are left alone; an interrupted run
+    leaves ``out_dir`` as it was.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    try:
+        yield scratch
+        for path in sorted(scratch.iterdir()):
+            os.replace(path, out / path.name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def write_run(result: SimulationResult, out_dir: str | Path, *, agents: bool = False) -> list[str]:
+    """Write a run's frames, summary and resolved scenario; return the file names."""
+    writers: dict[str, Callable[[Path], None]] = {
+        "daily.csv": lambda p: result.daily.to_csv(p, index=False),
+        "channels.csv": lambda p: result.channels.to_csv(p, index=False),
+        "monthly.csv": lambda p: result.monthly.to_csv(p, index=False),
+        "targets.csv": lambda p: result.targets.to_csv(p, index=False),
+        "summary.json": lambda p: p.write_text(json.dumps(result.summary(), indent=2) + "\n"),
+        "scenario.resolved.yaml": lambda p: p.write_text(dump_scenario(result.scenario)),
+    }
+    if agents and result.agents is not None:
+        writers["agents.parquet"] = lambda p: result.agents.to_parquet(p, index=False)
+    with staged(out_dir) as scratch:
+        for name, write in writers.items():
+            write(scratch / name)
+    return list(writers)

@@ -1,0 +1,82 @@
+"""Plain-text tables of a simulation for the terminal."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from simdomain.kpi import ALL
+
+SHOWN = [
+    ("new_adds", "new adds", "monthly_new_adds"),
+    ("new_members", "new members", "monthly_new_members"),
+    ("new_kocs", "new KOCs", None),
+    ("deletion_rate", "deletion rate", "max_monthly_deletion_rate"),
+    ("pool_size", "pool", None),
+    ("gmv_cny", "GMV (yuan)", None),
+    ("cost_per_member_cny", "yuan/member", None),
+    ("k_factor", "K-factor", None),
+]
+
+
+def number(x: float | None, kind: str = "") -> str:
+    """Short human form: ``12.3k``, ``4.56M``, ``3.2%``."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    if kind == "rate":
+        return f"{100 * x:.1f}%"
+    if kind == "ratio":
+        return f"{x:.3f}"
+    size = abs(x)
+    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if size >= limit:
+            return f"{x / limit:.3g}{suffix}"
+    return f"{x:.0f}" if size >= 10 else f"{x:.3g}"
+
+
+def _kind(kpi: str) -> str:
+    return "rate" if kpi == "deletion_rate" else "ratio" if kpi == "k_factor" else ""
+
+
+def monthly_table(summary: dict[str, Any]) -> str:
+    """Months by KPI: mean [low, high]; ``*`` marks a month whose mean misses its target."""
+    cells: dict[tuple[str, str], dict[str, Any]] = {
+        (k["month"], k["kpi"]): k for k in summary["kpis"] if k["channel"] == ALL
+    }
+    missed = {(t["period"], t["target"]) for t in summary["targets"] if t["probability_met"] < 0.5}
+    months = sorted({m for m, _ in cells})
+    header = ["month"] + [label for _, label, _ in SHOWN]
+    rows = [header]
+    for month in months:
+        row = [month]
+        for kpi, _, target in SHOWN:
+            cell = cells.get((month, kpi))
+            if cell is None:
+                row.append("-")
+                continue
+            kind = _kind(kpi)
+            text = f"{number(cell['mean'], kind)} [{number(cell['low'], kind)}, {number(cell['high'], kind)}]"
+            row.append(text + ("*" if (month, target) in missed else ""))
+        rows.append(row)
+    return _layout(rows)
+
+
+def targets_table(summary: dict[str, Any]) -> str:
+    """One row per target and period: goal, mean [interval], chance met."""
+    rows = [["target", "period", "goal", "mean [interval]", "P(met)", ""]]
+    for t in summary["targets"]:
+        kind = "rate" if "rate" in t["target"] else ""
+        rows.append([
+            t["target"], t["period"], number(t["goal"], kind),
+            f"{number(t['mean'], kind)} [{number(t['low'], kind)}, {number(t['high'], kind)}]",
+            f"{100 * t['probability_met']:.0f}%", "met" if t["probability_met"] >= 0.5 else "MISSED",
+        ])
+    return _layout(rows) if len(rows) > 1 else "(no targets)"
+
+
+def _layout(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)
