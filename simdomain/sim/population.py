@@ -16,6 +16,8 @@ NEVER = -1
 FIELDS: dict[str, tuple[Any, Any]] = {
     "stage": (np.int8, FAN),
     "segment": (np.int16, 0),
+    "key": (np.int32, 0),  # row of the rate tables, kept in step by World.move
+
     "source": (np.int16, 0),
     "join_day": (np.int32, NEVER),
     "referrer": (np.int64, NEVER),
@@ -66,6 +68,11 @@ class Population:
         elif getattr(value, "base", None) is not arrays[name]:
             arrays[name][: self.n] = value  # an in-place update (``pop.x += y``) is already there
 
+    @property
+    def capacity(self) -> int:
+        """Slots allocated (``n`` of them in use)."""
+        return self._capacity
+
     def add(
         self,
         count: int,
@@ -92,7 +99,7 @@ class Population:
         return slice(start, stop)
 
     def _grow(self, needed: int) -> None:
-        capacity = max(needed, 2 * self._capacity)
+        capacity = max(needed, self._capacity + self._capacity // 2)
         for name, (dtype, fill) in FIELDS.items():
             grown = np.full(capacity, fill, dtype=dtype)
             grown[: self.n] = self._arrays[name][: self.n]
@@ -107,7 +114,8 @@ class Population:
         """One row per agent, with readable stage, segment and source labels."""
         columns: dict[str, Any] = {"agent": np.arange(self.n)}
         for name in FIELDS:
-            columns[name] = getattr(self, name).copy()
+            if name != "key":
+                columns[name] = getattr(self, name).copy()
         frame = pd.DataFrame(columns)
         frame["stage"] = pd.Categorical.from_codes(frame["stage"], categories=list(STAGE_NAMES))
         frame["segment"] = pd.Categorical.from_codes(frame["segment"], categories=segments)

@@ -15,6 +15,11 @@ from simdomain.sim.population import CUSTOMER, DELETED, FAN, MEMBER
 from simdomain.sim.world import World
 
 
+def gather(table: np.ndarray, index: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``table[index]`` into ``out`` (unbuffered: the indices are known to be valid)."""
+    return np.take(table, index, out=out, mode="clip")
+
+
 def decay(world: World) -> None:
     """Let engagement and fatigue fade by one day of their half-lives."""
     policy = world.scenario.touch_policy
@@ -27,35 +32,43 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
     """Orders, stage changes, deletions and dormancy for one day.
 
     Orders are drawn on the morning's state. Then each person is deleted with
-    probability ``p_del`` or moves up a stage with probability ``p_adv`` (competing,
-    so ``p_adv`` is capped at ``1 - p_del``); the survivors' dormancy flips last.
+    probability ``p_del`` or else moves up a stage with probability ``p_adv`` (competing
+    risks: one uniform ``u``; deleted if ``u < p_del``, advanced if
+    ``p_del <= u < p_del + p_adv``, so ``p_adv`` is in effect capped at ``1 - p_del``).
+    The survivors' dormancy flips last. Work arrays are reused from day to day.
     """
     pop, rates, life = world.pop, world.rates, world.scenario.lifecycle
     policy = world.scenario.touch_policy
     n = pop.n
     if n == 0:
         return
-    key = world.keys()
-    lift = pop.engagement + np.float32(1.0)
+    key = pop.key
+    u = world.scratch("uniform", np.float32)
+    lift = np.add(pop.engagement, np.float32(1.0), out=world.scratch("lift", np.float32))
+    p = world.scratch("probability", np.float32)
 
-    p_order = rates.order[key] * lift
-    ordered = np.flatnonzero(rng.random(n, dtype=np.float32) < p_order)
+    np.multiply(gather(rates.order, key, p), lift, out=p)
+    ordered = np.flatnonzero(np.less(rng.random(n, dtype=np.float32, out=u), p))
     world.record_orders(ordered, day, rng)
 
-    p_del = rates.delete[key]
+    p_del = gather(rates.delete, key, world.scratch("p_delete", np.float32))
     if policy.fatigue_sensitivity > 0:
-        excess = np.maximum(pop.fatigue - np.float32(policy.fatigue_tolerance), np.float32(0))
-        p_del = np.minimum(p_del * (excess * np.float32(policy.fatigue_sensitivity) + 1), 1)
-    p_adv = rates.advance[key] * lift
+        excess = np.subtract(pop.fatigue, np.float32(policy.fatigue_tolerance), out=p)
+        np.maximum(excess, np.float32(0), out=excess)
+        excess *= np.float32(policy.fatigue_sensitivity)
+        excess += np.float32(1)
+        p_del *= excess
+    p_move = np.multiply(gather(rates.advance, key, p), lift, out=p)
     if life.new_user_multiplier != 1 and life.new_user_days > 0:
-        newest = np.searchsorted(pop.join_day, day - life.new_user_days + 1)
-        fans = pop.stage[newest:] == FAN
-        p_adv[newest:][fans] *= np.float32(life.new_user_multiplier)
-    p_adv = np.minimum(p_adv, 1 - p_del)
-    u = rng.random(n, dtype=np.float32)
-    deleted = np.flatnonzero(u < p_del)
-    advanced = np.flatnonzero((u >= p_del) & (u < p_del + p_adv))
-    flips = np.flatnonzero(rng.random(n, dtype=np.float32) < rates.flip_dormancy[key])
+        newest = int(np.searchsorted(pop.join_day, np.int32(day - life.new_user_days + 1)))
+        p_move[newest:][pop.stage[newest:] == FAN] *= np.float32(life.new_user_multiplier)
+    p_move += p_del
+    rng.random(n, dtype=np.float32, out=u)
+    moving = np.flatnonzero(np.less(u, p_move))
+    is_deleted = u[moving] < p_del[moving]
+    deleted, advanced = moving[is_deleted], moving[~is_deleted]
+    flips = np.flatnonzero(np.less(rng.random(n, dtype=np.float32, out=u),
+                                   gather(rates.flip_dormancy, key, p)))
 
     old_stage = pop.stage[advanced]
     world.move(advanced, stage=old_stage + 1)
@@ -82,13 +95,11 @@ def one_to_one(world: World, rng: np.random.Generator) -> None:
     policy = world.scenario.touch_policy.one_to_one
     pop = world.pop
     allowed = np.array([stage in policy.stages for stage in STAGES] + [False])
-    eligible = allowed[pop.stage]
+    reached = gather(allowed, pop.stage, world.scratch("reached", np.bool_))
     if policy.reach < 1:
-        eligible &= rng.random(pop.n, dtype=np.float32) < policy.reach
-    reached = np.flatnonzero(eligible)
-    pop.engagement[reached] += np.float32(policy.uplift)
-    pop.fatigue[reached] += np.float32(policy.fatigue)
-    pop.touches_one_to_one[reached] += 1
+        u = rng.random(pop.n, dtype=np.float32, out=world.scratch("uniform", np.float32))
+        reached &= u < np.float32(policy.reach)
+    _touch(world, reached, policy.uplift, policy.fatigue, pop.touches_one_to_one)
 
 
 def posts(world: World, channel: str, rng: np.random.Generator) -> None:
@@ -100,20 +111,33 @@ def posts(world: World, channel: str, rng: np.random.Generator) -> None:
     """
     spec: Posts = getattr(world.scenario.touch_policy, channel)
     pop = world.pop
-    views = binomial_by_inversion(spec.posts_per_day, spec.view_rate,
-                                  rng.random(pop.n, dtype=np.float32))
-    audience = pop.in_group if channel == "group" else pop.stage != DELETED
-    views *= audience
-    pop.engagement += views * np.float32(spec.uplift_per_view)
-    pop.fatigue += views * np.float32(spec.fatigue_per_view)
-    if spec.fatigue_per_view < 0:
-        np.maximum(pop.fatigue, 0, out=pop.fatigue)
-    getattr(pop, f"touches_{channel}")[...] += views
+    u = rng.random(pop.n, dtype=np.float32, out=world.scratch("uniform", np.float32))
+    views = binomial_by_inversion(spec.posts_per_day, spec.view_rate, u,
+                                  out=world.scratch("views", np.int8))
+    views *= pop.in_group if channel == "group" else pop.stage != DELETED
+    _touch(world, views, spec.uplift_per_view, spec.fatigue_per_view,
+           getattr(pop, f"touches_{channel}"))
 
 
-def binomial_by_inversion(trials: int, p: float, uniform: np.ndarray) -> np.ndarray:
+def _touch(world: World, views: np.ndarray, uplift: float, fatigue: float,
+           counter: np.ndarray) -> None:
+    """Add ``views`` (per person) times the per-view effects, and count them."""
+    pop = world.pop
+    effect = world.scratch("effect", np.float32)
+    if uplift:
+        pop.engagement += np.multiply(views, np.float32(uplift), out=effect)
+    if fatigue:
+        pop.fatigue += np.multiply(views, np.float32(fatigue), out=effect)
+        if fatigue < 0:
+            np.maximum(pop.fatigue, np.float32(0), out=pop.fatigue)
+    counter += views
+
+
+def binomial_by_inversion(trials: int, p: float, uniform: np.ndarray,
+                          out: np.ndarray | None = None) -> np.ndarray:
     """Binomial(trials, p) draws from uniforms: the count of CDF steps each one passes."""
-    draws = np.zeros(uniform.shape, dtype=np.int8)
+    draws = np.zeros(uniform.shape, dtype=np.int8) if out is None else out
+    draws[...] = 0
     cdf = 0.0
     for k in range(trials):
         cdf += math.comb(trials, k) * p**k * (1 - p) ** (trials - k)

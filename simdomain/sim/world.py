@@ -73,6 +73,21 @@ def stream(seed: np.random.SeedSequence, name: str) -> np.random.Generator:
     return np.random.default_rng(child)
 
 
+def expected_people(scenario: Scenario) -> int:
+    """A generous estimate of everyone who will ever be in the pool (to size arrays)."""
+    months = Calendar.of(scenario.start_date, scenario.horizon_days).month_length
+    total = scenario.initial_pool.total
+    for name, channel in scenario.channels.items():
+        for m, length in enumerate(months):
+            adds = scenario.expected_monthly_adds(name, channel.spend_in_month(m))
+            if channel.staff is not None:
+                adds = min(adds, channel.staff.daily_capacity * length)
+            total += adds
+    if scenario.referral is not None:
+        total += scenario.referral.addressable_market
+    return int(total * 1.1) + 1024
+
+
 class World:
     """State shared by the SimPy processes of one replication."""
 
@@ -81,7 +96,8 @@ class World:
         self.seed = seed
         self.layout = Layout.of(scenario)
         self.calendar = Calendar.of(scenario.start_date, scenario.horizon_days)
-        self.pop = Population(capacity=scenario.initial_pool.total + 1024)
+        self.pop = Population(capacity=expected_people(scenario))
+        self._scratch: dict[str, np.ndarray] = {}
         self.key_counts = np.zeros(self.layout.key_size(), dtype=np.int64)
         self.active: list[Campaign] = []
         self.rates: RateTables = build_rates(scenario, self.layout, self.active)
@@ -97,15 +113,14 @@ class World:
         self._order_sigma = np.array([sigma for _, sigma in order_values] + [0.0])
 
     # -- people ---------------------------------------------------------------------------
-    def kind(self, index: slice | np.ndarray = slice(None)) -> np.ndarray:
-        """``source * n_segments + segment`` of the people at ``index``."""
-        pop = self.pop
-        return pop.source[index].astype(np.int32) * len(self.layout.segments) + pop.segment[index]
-
     def keys(self, index: slice | np.ndarray = slice(None)) -> np.ndarray:
         """State keys (rows of the rate tables) of the people at ``index``."""
+        return self.pop.key[index]
+
+    def _fresh_keys(self, index: slice | np.ndarray) -> np.ndarray:
         pop = self.pop
-        return state_key(self.kind(index), pop.stage[index], pop.dormant[index])
+        kind = pop.source[index].astype(np.int32) * len(self.layout.segments) + pop.segment[index]
+        return state_key(kind, pop.stage[index], pop.dormant[index])
 
     def mix(self, source: str) -> tuple[np.ndarray, np.ndarray]:
         """Segment codes and shares of a channel's (or referral's) audience."""
@@ -127,7 +142,9 @@ class World:
         in_group = rng.random(count) < self._group_share
         index = self.pop.add(count, day=day, segment=segments, source=source,
                              in_group=in_group, stage=stage, referrer=referrer)
-        self.key_counts += np.bincount(self.keys(index), minlength=self.key_counts.size)
+        keys = self._fresh_keys(index)
+        self.pop.key[index] = keys
+        self.key_counts += np.bincount(keys, minlength=self.key_counts.size)
         if day >= 0:
             self.tally["new_adds"] += count
         return index
@@ -139,14 +156,23 @@ class World:
         stage: int | np.ndarray | None = None,
         dormant: bool | np.ndarray | None = None,
     ) -> None:
-        """Change people's stage or dormancy, keeping ``key_counts`` in step."""
-        size = self.key_counts.size
-        self.key_counts -= np.bincount(self.keys(index), minlength=size)
+        """Change people's stage or dormancy, keeping their keys and ``key_counts`` in step."""
+        pop, size = self.pop, self.key_counts.size
+        self.key_counts -= np.bincount(pop.key[index], minlength=size)
         if stage is not None:
-            self.pop.stage[index] = stage
+            pop.stage[index] = stage
         if dormant is not None:
-            self.pop.dormant[index] = dormant
-        self.key_counts += np.bincount(self.keys(index), minlength=size)
+            pop.dormant[index] = dormant
+        keys = self._fresh_keys(index)
+        pop.key[index] = keys
+        self.key_counts += np.bincount(keys, minlength=size)
+
+    def scratch(self, name: str, dtype: type) -> np.ndarray:
+        """A reusable work array of ``n`` elements (its contents are undefined)."""
+        buffer = self._scratch.get(name)
+        if buffer is None or buffer.size < self.pop.n:
+            buffer = self._scratch[name] = np.empty(self.pop.capacity, dtype=dtype)
+        return buffer[: self.pop.n]
 
     def order_values(self, index: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Order values (yuan) for one order by each person at ``index``."""
