@@ -127,8 +127,12 @@ def explain(
 ) -> list[Problem]:
     """Turn a pydantic error into problems with readable paths and suggestions."""
     problems = []
-    for error in exc.errors():
-        loc = _clean_loc(error["loc"])
+    errors = [(_clean_loc(e["loc"]), e) for e in exc.errors()]
+    for loc, error in errors:
+        if error["type"].endswith("_type") and any(
+            other is not error and other_loc[: len(loc)] == loc for other_loc, other in errors
+        ):
+            continue  # a union branch the input was not meant for (a number, not a list)
         cause = (error.get("ctx") or {}).get("error")
         message = error["msg"].removeprefix("Value error, ")
         if isinstance(cause, FieldError):
@@ -150,9 +154,8 @@ def explain(
 def _clean_loc(loc: tuple[Any, ...]) -> Loc:
     """Drop pydantic's union branch names (``float``, ``list[...]``) from a location."""
     tags = {"float", "int", "str", "bool", "date", "none"}
-    return tuple(
-        p for p in loc if not (isinstance(p, str) and (p in tags or "[" in p or p.startswith("function")))
-    )
+    return tuple(p for p in loc if not (isinstance(p, str) and (
+        p in tags or "[" in p or p.startswith(("constrained-", "function-")))))
 
 
 def _fields_at(model: type[BaseModel], loc: Loc) -> list[str]:

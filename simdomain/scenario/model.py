@@ -423,8 +423,13 @@ class Scenario(Strict):
             if unknown:
                 raise FieldError(("campaigns", i, "channels"),
                                  f"unknown channels {unknown}; known: {sorted(self.channels)}")
-            if not self.start_date <= campaign.start <= self.end_date:
-                raise FieldError(("campaigns", i, "start"),
-                                 f"{campaign.start} is outside the horizon "
-                                 f"{self.start_date}..{self.end_date}")
+            self._within_horizon(campaign.start, ("campaigns", i, "start"))
+        for i, pool in enumerate(self.targets.pool_size):
+            self._within_horizon(pool.date, ("targets", "pool_size", i, "date"))
+        if self.targets.gmv is not None:
+            self._within_horizon(self.targets.gmv.by, ("targets", "gmv", "by"))
         return self
+
+    def _within_horizon(self, date: dt.date, loc: tuple[str | int, ...]) -> None:
+        if not self.start_date <= date <= self.end_date:
+            raise FieldError(loc, f"{date} is outside the horizon {self.start_date}..{self.end_date}")
