@@ -15,14 +15,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from simdomain import __version__
+from simdomain.cliutil import BAD_INPUT, INTERNAL_ERROR, INTERRUPTED, OK, add_simulation_args
 from simdomain.errors import InputError
 from simdomain.outputs import write_run
 from simdomain.scenario import load_scenario
 from simdomain.simulation import simulate
 from simdomain.tables import monthly_table, targets_table
-
-OK, INTERNAL_ERROR, BAD_INPUT, INTERRUPTED = 0, 1, 2, 130
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``simdomain`` console script; returns the exit code."""
@@ -64,25 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="simulate a scenario and print its north-star table")
     run.add_argument("file", metavar="FILE")
-    run.add_argument("--reps", type=_positive, default=10, help="replications (default 10)")
-    run.add_argument("--seed", type=int, default=0, help="root seed (default 0)")
-    run.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
-                     help="override a scenario field, e.g. touch_policy.one_to_one.per_week=3")
-    run.add_argument("--out", metavar="DIR", help="output folder (default out/<scenario name>)")
+    add_simulation_args(run)
     run.add_argument("--agents", action="store_true", help="also write agents.parquet")
-    run.add_argument("--quiet", action="store_true", help="no progress bar or tables")
     run.set_defaults(command=cmd_run)
+    # further commands register here
     return parser
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

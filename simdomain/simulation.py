@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,8 @@ class SimulationResult:
         Each north-star target per replication and period: ``value, goal, met``.
     agents
         One row per person and replication with their history, if kept.
+    snapshots
+        Every person's state at the end of each observed day (``day`` column), if asked.
     """
 
     scenario: Scenario
@@ -43,6 +46,7 @@ class SimulationResult:
     monthly: pd.DataFrame
     targets: pd.DataFrame
     agents: pd.DataFrame | None = field(default=None, repr=False)
+    snapshots: pd.DataFrame | None = field(default=None, repr=False)
 
     def summary(self, level: float = 0.9) -> dict[str, Any]:
         """Mean and central ``level`` interval of each KPI per month, and each target's
@@ -73,6 +77,7 @@ def simulate(
     seed: int = 0,
     reps: int = 1,
     keep_agents: bool = True,
+    observe_days: Collection[int] = (),
     progress: bool | None = False,
 ) -> SimulationResult:
     """Simulate ``reps`` independent replications of ``scenario``.
@@ -89,6 +94,8 @@ def simulate(
         Number of replications.
     keep_agents
         Keep the per-person table (memory grows with people x replications).
+    observe_days
+        Days at whose end every person's state is copied into ``snapshots``.
     progress
         Show a progress bar over days x replications; ``None`` shows it on a terminal.
     """
@@ -101,9 +108,10 @@ def simulate(
         for rep, child in enumerate(children):
             bar.set_postfix(rep=f"{rep + 1}/{reps}")
             runs.append(run_replication(scenario, child, keep_agents=keep_agents,
-                                        on_day=lambda: bar.update()))
+                                        observe_days=frozenset(observe_days),
+                                        on_day=bar.update))
 
-    def stack(frames: list[pd.DataFrame | None]) -> pd.DataFrame:
+    def stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
         return pd.concat([f.assign(rep=r)[["rep", *f.columns]] for r, f in enumerate(frames)],
                          ignore_index=True)
 
@@ -114,4 +122,5 @@ def simulate(
         scenario=scenario, seed=seed, reps=reps, daily=daily, channels=channels,
         monthly=monthly, targets=kpi.check_targets(scenario, daily, monthly),
         agents=stack([r.agents for r in runs]) if keep_agents else None,
+        snapshots=stack([r.snapshots for r in runs]) if observe_days else None,
     )

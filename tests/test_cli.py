@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from simdomain import cli
+from simdomain import cli, cliutil
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MINIMAL = str(FIXTURES / "minimal.yaml")
@@ -18,7 +18,7 @@ def test_run_writes_every_output(tmp_path, capsys):
     out = tmp_path / "run"
     code = cli.main(["run", MINIMAL, "--reps", "2", "--seed", "3", "--out", str(out),
                      "--set", "touch_policy.one_to_one.per_week=1"])
-    assert code == cli.OK
+    assert code == cliutil.OK
     printed = capsys.readouterr().out
     assert "2026-01" in printed and "monthly_new_members" in printed
     files = {p.name for p in out.iterdir()}
@@ -47,7 +47,7 @@ def test_run_quiet_prints_nothing_and_agents_are_optional(tmp_path, capsys):
     ["run", MINIMAL, "--set", "lifecycle.join=2"],
 ])
 def test_bad_input_exits_2_with_a_message_and_no_traceback(argv, capsys):
-    assert cli.main(argv) == cli.BAD_INPUT
+    assert cli.main(argv) == cliutil.BAD_INPUT
     err = capsys.readouterr().err
     assert err.strip() and "Traceback" not in err
 
@@ -57,7 +57,7 @@ def test_bad_input_exits_2_with_a_message_and_no_traceback(argv, capsys):
 def test_usage_errors_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as caught:
         cli.main(argv)
-    assert caught.value.code == cli.BAD_INPUT
+    assert caught.value.code == cliutil.BAD_INPUT
     assert "Traceback" not in capsys.readouterr().err
 
 
@@ -65,7 +65,7 @@ def test_validate_reports_every_file(capsys):
     code = cli.main(["validate", MINIMAL, str(FIXTURES / "wrong_shares.yaml"),
                      str(FIXTURES / "wrong_campaign_channel.yaml")])
     captured = capsys.readouterr()
-    assert code == cli.BAD_INPUT
+    assert code == cliutil.BAD_INPUT
     assert "minimal.yaml: ok" in captured.out
     assert captured.err.count("\n") == 2
 
@@ -76,7 +76,7 @@ def test_interrupted_run_leaves_nothing_behind(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(cli, "simulate", interrupted)
     out = tmp_path / "run"
-    assert cli.main(["run", MINIMAL, "--out", str(out)]) == cli.INTERRUPTED
+    assert cli.main(["run", MINIMAL, "--out", str(out)]) == cliutil.INTERRUPTED
     assert not out.exists() or not any(out.iterdir())
 
 
@@ -91,7 +91,7 @@ def test_failed_write_keeps_the_previous_results(tmp_path, monkeypatch):
     monkeypatch.setattr(pd.DataFrame, "to_json", broken, raising=False)
     monkeypatch.setattr("simdomain.outputs.dump_scenario", broken)
     assert cli.main(["run", MINIMAL, "--reps", "1", "--seed", "9", "--quiet",
-                     "--out", str(out)]) == cli.INTERNAL_ERROR
+                     "--out", str(out)]) == cliutil.INTERNAL_ERROR
     assert (out / "daily.csv").read_bytes() == before
     assert not [p for p in out.iterdir() if p.name.startswith(".staging")]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +23,7 @@ class Replication:
     channels: pd.DataFrame
     channel_members: pd.DataFrame
     agents: pd.DataFrame | None
+    snapshots: pd.DataFrame | None
 
 
 DAILY_COLUMNS = ["day", *STAGE_NAMES, "dormant", *TALLIES]
@@ -33,19 +34,33 @@ def run_replication(
     seed: np.random.SeedSequence,
     *,
     keep_agents: bool = True,
+    observe_days: Collection[int] = (),
     on_day: Callable[[], None] = lambda: None,
 ) -> Replication:
-    """Simulate the scenario once with the streams derived from ``seed``."""
+    """Simulate the scenario once with the streams derived from ``seed``.
+
+    ``observe_days`` are days at whose end every person's state is copied into
+    ``snapshots`` (for training models on what was known on a day).
+    """
     world = World(scenario, seed)
     seed_initial_pool(world)
     env = simpy.Environment()
-    processes.start(env, world, on_day)
+    layout = world.layout
+    snapshots = []
+
+    def close_day(day: int) -> None:
+        if day in observe_days:
+            snapshots.append(world.pop.to_frame(layout.segments, layout.sources).assign(day=day))
+        on_day()
+
+    processes.start(env, world, close_day)
     env.run(until=scenario.horizon_days)
     return Replication(
         daily=_daily_frame(world),
         channels=_channel_frame(world),
         channel_members=_channel_members(world),
-        agents=world.pop.to_frame(world.layout.segments, world.layout.sources) if keep_agents else None,
+        agents=world.pop.to_frame(layout.segments, layout.sources) if keep_agents else None,
+        snapshots=pd.concat(snapshots, ignore_index=True) if snapshots else None,
     )
 
 

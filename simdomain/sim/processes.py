@@ -21,7 +21,7 @@ Process = Generator[simpy.Event, None, None]
 CAMPAIGNS, ACQUISITION, REFERRAL, TOUCHES, LIFECYCLE, RECORDER = (0.0, 0.1, 0.2, 0.3, 0.5, 0.9)
 
 
-def start(env: simpy.Environment, world: World, on_day_closed: Callable[[], None]) -> None:
+def start(env: simpy.Environment, world: World, on_day_closed: Callable[[int], None]) -> None:
     """Register every process of the scenario in ``env``."""
     scenario = world.scenario
     for campaign in scenario.campaigns:
@@ -129,9 +129,9 @@ def lifecycle(env: simpy.Environment, world: World) -> Process:
     return every_day(env, LIFECYCLE, step)
 
 
-def recorder(env: simpy.Environment, world: World, on_day_closed: Callable[[], None]) -> Process:
+def recorder(env: simpy.Environment, world: World, on_day_closed: Callable[[int], None]) -> Process:
     def close(day: int) -> None:
         world.close_day(day)
-        on_day_closed()
+        on_day_closed(day)
 
     return every_day(env, RECORDER, close)
