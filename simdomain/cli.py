@@ -92,8 +92,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     files = write_run(result, out, agents=args.agents)
     if not args.quiet:
         summary = result.summary()
-        print(f"{scenario.name}: {args.reps} replications, seed {args.seed}; "
-              "mean [90% interval]; * = the month misses its target\n")
+        print(f"{scenario.name}: {args.reps} replications, seed {args.seed}; the mean and, "
+              "below it, the 90% interval; * = the target is missed in most replications\n")
         print(monthly_table(summary))
         print()
         print(targets_table(summary))

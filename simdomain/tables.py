@@ -39,25 +39,23 @@ def _kind(kpi: str) -> str:
 
 
 def monthly_table(summary: dict[str, Any]) -> str:
-    """Months by KPI: mean [low, high]; ``*`` marks a month whose mean misses its target."""
+    """Months by KPI: the mean, and under it the interval; ``*`` marks a month whose
+    target is more likely missed than met."""
     cells: dict[tuple[str, str], dict[str, Any]] = {
         (k["month"], k["kpi"]): k for k in summary["kpis"] if k["channel"] == ALL
     }
     missed = {(t["period"], t["target"]) for t in summary["targets"] if t["probability_met"] < 0.5}
-    months = sorted({m for m, _ in cells})
-    header = ["month"] + [label for _, label, _ in SHOWN]
-    rows = [header]
-    for month in months:
-        row = [month]
+    level = f"{100 * summary['interval']:.0f}%"
+    rows = [["month"] + [label for _, label, _ in SHOWN]]
+    for month in sorted({m for m, _ in cells}):
+        means, spans = [month], [f"  {level}"]
         for kpi, _, target in SHOWN:
-            cell = cells.get((month, kpi))
-            if cell is None:
-                row.append("-")
-                continue
+            cell = cells.get((month, kpi), {"mean": None, "low": None, "high": None})
             kind = _kind(kpi)
-            text = f"{number(cell['mean'], kind)} [{number(cell['low'], kind)}, {number(cell['high'], kind)}]"
-            row.append(text + ("*" if (month, target) in missed else ""))
-        rows.append(row)
+            flag = "*" if (month, target) in missed else ""
+            means.append(number(cell["mean"], kind) + flag)
+            spans.append(f"{number(cell['low'], kind)}-{number(cell['high'], kind)}")
+        rows += [means, spans]
     return _layout(rows)
 
 

@@ -26,8 +26,7 @@ import simpy
 from simdomain import kpi
 from simdomain.scenario.model import STAGES, Campaign, CampaignMultipliers, Scenario
 from simdomain.sim.engine import DAILY_COLUMNS, Replication
-from simdomain.sim.population import (CUSTOMER, DELETED, FAN, FIELDS, KOC, MEMBER, NEVER,
-                                      STAGE_NAMES)
+from simdomain.sim.population import CUSTOMER, DELETED, FAN, KOC, MEMBER, NEVER, STAGE_NAMES
 from simdomain.sim.rates import lognormal_params
 from simdomain.sim.world import TALLIES, Calendar
 from simdomain.simulation import SimulationResult
@@ -39,9 +38,22 @@ CAMPAIGNS, ACQUISITION, REFERRAL, ONE_TO_ONE, GROUP, MOMENTS, LIFECYCLE, RECORDE
 """Phases (fractions of a day); the touches keep the engine's order 1:1, group, moments."""
 
 
+FIELDS: dict[str, tuple[type, object]] = {
+    "stage": (np.int8, FAN), "segment": (np.int16, 0), "source": (np.int16, 0),
+    "join_day": (np.int32, NEVER), "referrer": (np.int64, NEVER), "dormant": (np.bool_, False),
+    "in_group": (np.bool_, False), "engagement": (np.float32, 0.0), "fatigue": (np.float32, 0.0),
+    "touches_one_to_one": (np.int32, 0), "touches_group": (np.int32, 0),
+    "touches_moments": (np.int32, 0), "orders": (np.int32, 0), "gmv_cny": (np.float64, 0.0),
+    "first_order_day": (np.int32, NEVER), "last_order_day": (np.int32, NEVER),
+    "member_day": (np.int32, NEVER), "koc_day": (np.int32, NEVER),
+    "deletion_day": (np.int32, NEVER), "invites": (np.int32, 0),
+}
+"""A person's attributes: name -> (dtype in the agents frame, value on joining); the
+columns of the engine's agents frame."""
+
+
 class Consumer:
-    """One person: the engine's per-person fields (see ``population.FIELDS``) and a
-    generator of their own."""
+    """One person: the attributes in :data:`FIELDS` and a generator of their own."""
 
     __slots__ = ("agent", "rng", *FIELDS)
 
