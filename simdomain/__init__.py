@@ -10,4 +10,4 @@ from simdomain.simulation import SimulationResult, simulate
 
 __version__ = "0.1.0"
 
-__all__ = ["InputError", "Scenario", "SimulationResult", "load_scenario", "simulate", "__version__"]
+__all__ = ["InputError", "Scenario", "SimulationResult", "__version__", "load_scenario", "simulate"]

@@ -22,6 +22,7 @@ from simdomain.scenario import load_scenario
 from simdomain.simulation import simulate
 from simdomain.tables import monthly_table, targets_table
 
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``simdomain`` console script; returns the exit code."""
     parser = build_parser()
