@@ -16,11 +16,12 @@ from pathlib import Path
 
 from simdomain import __version__
 from simdomain.cliutil import BAD_INPUT, INTERNAL_ERROR, INTERRUPTED, OK, add_simulation_args
-from simdomain.errors import InputError
-from simdomain.outputs import write_run
+from simdomain.compare import compare
+from simdomain.errors import InputError, Problem
+from simdomain.outputs import staged, write_result, write_run
 from simdomain.scenario import load_scenario
 from simdomain.simulation import simulate
-from simdomain.tables import monthly_table, targets_table
+from simdomain.tables import comparison_table, monthly_table, targets_table
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,6 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_simulation_args(run)
     run.add_argument("--agents", action="store_true", help="also write agents.parquet")
     run.set_defaults(command=cmd_run)
+
+    comp = commands.add_parser("compare", help="what-ifs side by side, with common random numbers")
+    comp.add_argument("file", metavar="BASE")
+    comp.add_argument("others", nargs="*", metavar="OTHER", help="scenario files to compare")
+    add_simulation_args(comp)
+    comp.add_argument("--variant", nargs="+", action="append", default=[],
+                      metavar=("NAME", "PATH=VALUE"),
+                      help="a variant of the base with overrides, e.g. "
+                           "--variant three touch_policy.one_to_one.per_week=3")
+    comp.set_defaults(command=cmd_compare)
     # further commands register here
     return parser
 
@@ -100,6 +111,40 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(targets_table(summary))
         print(f"\nwrote {', '.join(files)} to {out}")
     return OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    base = load_scenario(args.file)
+    variants = {"base": base}
+    for path in args.others:
+        variants[Path(path).stem] = load_scenario(path)
+    if args.set:
+        variants[" ".join(args.set)] = load_scenario(args.file, args.set)
+    for name, *overrides in args.variant:
+        variants[name] = load_scenario(args.file, overrides)
+    if len(variants) < 2:
+        raise InputError([Problem("compare", (), "give another scenario file, --set or "
+                                                 "--variant to compare the base with")])
+    if args.reps < 2:
+        raise InputError([Problem("--reps", (), f"needs at least 2 to give intervals, got {args.reps}")])
+    out = Path(args.out) if args.out else Path("out") / f"compare-{base.name}"
+    comparison = compare(variants, seed=args.seed, reps=args.reps,
+                         progress=False if args.quiet else None)
+    with staged(out) as scratch:
+        comparison.table.to_csv(scratch / "comparison.csv", index=False)
+        for i, (name, result) in enumerate(comparison.results.items()):
+            write_result(result, scratch / "variants" / f"{i}-{_slug(name)}")
+    if not args.quiet:
+        print(f"{len(variants)} variants, {args.reps} replications each with the same seeds "
+              f"(seed {args.seed}); over the horizon: mean [90% of replications], and the "
+              "change vs the base [90% confidence interval]\n")
+        print(comparison_table(comparison.table))
+        print(f"\nwrote comparison.csv and variants/ to {out}")
+    return OK
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:60]
 
 
 if __name__ == "__main__":

@@ -142,3 +142,28 @@ def interval(values: pd.Series, level: float = 0.9) -> tuple[float, float, float
     """Mean and the central ``level`` interval of replications."""
     tail = (1 - level) / 2
     return float(values.mean()), float(values.quantile(tail)), float(values.quantile(1 - tail))
+
+
+FLOWS = ("new_adds", "referral_adds", "new_customers", "new_members", "new_kocs", "deletions",
+         "orders", "gmv_cny", "spend_cny")
+MEANS = ("deletion_rate", "member_order_share", "k_factor", "ltv_cny")
+
+
+def horizon_kpis(monthly: pd.DataFrame) -> pd.DataFrame:
+    """Overall KPIs over the whole horizon, per replication: ``rep, kpi, value``.
+
+    Flows are summed, ``pool_size`` is the last month's, cost per add and per member
+    are total spend over total adds and members, and the monthly rates
+    (``deletion_rate``, ``member_order_share``, ``k_factor``, ``ltv_cny``) are averaged
+    over the months.
+    """
+    wide = monthly[monthly["channel"] == ALL].pivot_table(
+        index=["rep", "month"], columns="kpi", values="value", dropna=False).sort_index()
+    by_rep = wide.groupby(level="rep")
+    total = by_rep[list(FLOWS)].sum()
+    total["pool_size"] = by_rep["pool_size"].last()
+    total[list(MEANS)] = by_rep[list(MEANS)].mean()
+    total["cost_per_add_cny"] = _ratio(total["spend_cny"], total["new_adds"])
+    total["cost_per_member_cny"] = _ratio(total["spend_cny"], total["new_members"])
+    tidy = total.stack(future_stack=True).rename("value").reset_index()
+    return tidy.rename(columns={tidy.columns[1]: "kpi"})[["rep", "kpi", "value"]]

@@ -27,13 +27,16 @@ def staged(out_dir: str | Path) -> Iterator[Path]:
     try:
         yield scratch
         for path in sorted(scratch.iterdir()):
-            os.replace(path, out / path.name)
+            target = out / path.name
+            if path.is_dir() and target.is_dir():
+                shutil.rmtree(target)
+            os.replace(path, target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def write_run(result: SimulationResult, out_dir: str | Path, *, agents: bool = False) -> list[str]:
-    """Write a run's frames, summary and resolved scenario; return the file names."""
+def write_result(result: SimulationResult, folder: Path, *, agents: bool = False) -> list[str]:
+    """Write a result's frames, summary and resolved scenario into ``folder``."""
     writers: dict[str, Callable[[Path], None]] = {
         "daily.csv": lambda p: result.daily.to_csv(p, index=False),
         "channels.csv": lambda p: result.channels.to_csv(p, index=False),
@@ -44,7 +47,13 @@ def write_run(result: SimulationResult, out_dir: str | Path, *, agents: bool = F
     }
     if agents and result.agents is not None:
         writers["agents.parquet"] = lambda p: result.agents.to_parquet(p, index=False)
-    with staged(out_dir) as scratch:
-        for name, write in writers.items():
-            write(scratch / name)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, write in writers.items():
+        write(folder / name)
     return list(writers)
+
+
+def write_run(result: SimulationResult, out_dir: str | Path, *, agents: bool = False) -> list[str]:
+    """Write a run's outputs to ``out_dir`` all at once; return the file names."""
+    with staged(out_dir) as scratch:
+        return write_result(result, scratch, agents=agents)

@@ -72,6 +72,36 @@ def targets_table(summary: dict[str, Any]) -> str:
     return _layout(rows) if len(rows) > 1 else "(no targets)"
 
 
+COMPARED = ["new_adds", "new_members", "new_kocs", "deletions", "deletion_rate", "pool_size",
+            "orders", "gmv_cny", "spend_cny", "cost_per_member_cny", "k_factor"]
+
+
+def comparison_table(table: Any, month: str = "total") -> str:
+    """KPIs by variant for one month (or the horizon): mean [interval], and for each
+    variant after the base, the paired difference to the base [its interval]."""
+    rows = [["KPI"]]
+    variants = list(dict.fromkeys(table["variant"]))
+    for i, variant in enumerate(variants):
+        rows[0].append(variant)
+        if i:
+            rows[0].append(f"change vs {variants[0]}")
+    shown = table[table["month"] == month].set_index(["kpi", "variant"])
+    for kpi in COMPARED:
+        if (kpi, variants[0]) not in shown.index:
+            continue
+        kind = _kind(kpi)
+        row = [kpi]
+        for i, variant in enumerate(variants):
+            r = shown.loc[(kpi, variant)]
+            row.append(f"{number(r['mean'], kind)} [{number(r['low'], kind)}, {number(r['high'], kind)}]")
+            if i:
+                sign = "+" if r["diff_mean"] >= 0 else ""
+                row.append(f"{sign}{number(r['diff_mean'], kind)} "
+                           f"[{number(r['diff_low'], kind)}, {number(r['diff_high'], kind)}]")
+        rows.append(row)
+    return _layout(rows)
+
+
 def _layout(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))

@@ -15,6 +15,8 @@ touches (1:1, then group posts, then moments), each consumer's lifecycle, the re
 from __future__ import annotations
 
 import bisect
+import concurrent.futures
+import functools
 import itertools
 import math
 from collections.abc import Generator, Sequence
@@ -169,9 +171,12 @@ class Domain:
 
         p_adv = 0.0
         if prop is not None and stage != KOC:
-            rate = {FAN: life.first_order * prop.first_order * boost.first_order,
-                    CUSTOMER: life.join * prop.join * boost.join,
-                    MEMBER: life.koc * prop.koc * boost.koc}[stage]
+            if stage == FAN:
+                rate = life.first_order * prop.first_order * boost.first_order
+            elif stage == CUSTOMER:
+                rate = life.join * prop.join * boost.join
+            else:
+                rate = life.koc * prop.koc * boost.koc
             p_adv = min(rate * sleepy, 1.0) * lift
             # the new-user push: the add day and the days after it (not the initial pool)
             if stage == FAN and p.join_day != NEVER and day - p.join_day < life.new_user_days:
@@ -395,7 +400,7 @@ def posts(env: simpy.Environment, dom: Domain, kind: str, phase: float) -> Proce
         for p in dom.people:
             if p.stage == DELETED or (kind == "group" and not p.in_group):
                 continue
-            views = sum(rng.random() < spec.view_rate for _ in range(spec.posts_per_day))
+            views = int(rng.binomial(spec.posts_per_day, spec.view_rate))  # posts seen
             p.engagement += views * uplift
             p.fatigue = max(0.0, p.fatigue + views * fatigue)
             setattr(p, f"touches_{kind}", getattr(p, f"touches_{kind}") + views)
@@ -450,16 +455,37 @@ def run_reference_replication(scenario: Scenario, seed: np.random.SeedSequence, 
 
 
 def simulate_reference(scenario: Scenario, seed: int = 0, reps: int = 1, *,
-                       keep_agents: bool = True) -> SimulationResult:
+                       keep_agents: bool = True, workers: int = 1) -> SimulationResult:
     """:func:`simdomain.simulate` with the reference simulator instead of the engine.
 
-    Replication ``r`` uses the ``r``-th child of ``SeedSequence(seed)``; the KPIs and
-    targets come from :mod:`simdomain.kpi`, as for the engine.
+    Parameters
+    ----------
+    scenario
+        A validated scenario.
+    seed
+        Root seed; replication ``r`` uses the ``r``-th child of ``SeedSequence(seed)``
+        (its streams are not the engine's).
+    reps
+        Number of replications.
+    keep_agents
+        Keep the per-person table.
+    workers
+        Processes to run replications in; the result does not depend on it.
+
+    Returns
+    -------
+    SimulationResult
+        KPIs and targets from :mod:`simdomain.kpi`, as for the engine.
     """
     if reps < 1:
         raise ValueError(f"reps must be at least 1, got {reps}")
-    runs = [run_reference_replication(scenario, child, keep_agents=keep_agents)
-            for child in np.random.SeedSequence(seed).spawn(reps)]
+    children = np.random.SeedSequence(seed).spawn(reps)
+    run = functools.partial(run_reference_replication, scenario, keep_agents=keep_agents)
+    if workers > 1:
+        with concurrent.futures.ProcessPoolExecutor(workers) as pool:
+            runs = list(pool.map(run, children))
+    else:
+        runs = [run(child) for child in children]
 
     def stack(frames: list[pd.DataFrame | None]) -> pd.DataFrame:
         return pd.concat([f.assign(rep=r)[["rep", *f.columns]] for r, f in enumerate(frames)],
