@@ -77,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a variant of the base with overrides, e.g. "
                            "--variant three touch_policy.one_to_one.per_week=3")
     comp.set_defaults(command=cmd_compare)
+
+    report = commands.add_parser("report", help="turn an output folder into one HTML report")
+    report.add_argument("folder", metavar="DIR")
+    report.set_defaults(command=cmd_report)
     # further commands register here
     return parser
 
@@ -140,6 +144,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
               "change vs the base [90% confidence interval]\n")
         print(comparison_table(comparison.table))
         print(f"\nwrote comparison.csv and variants/ to {out}")
+    return OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from simdomain.report import build_report  # matplotlib loads only when needed
+
+    path = build_report(args.folder)
+    print(f"wrote {path}")
     return OK
 
 

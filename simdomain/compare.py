@@ -52,10 +52,10 @@ def compare(variants: dict[str, Scenario], *, seed: int = 0, reps: int = 10,
                               progress=progress)
                for name, scenario in variants.items()}
     outcomes = {name: _outcomes(result) for name, result in results.items()}
-    base = outcomes[next(iter(outcomes))]
+    base = outcomes[next(iter(outcomes))].rename(columns={"value": "value_base"})
     rows = []
     for name, outcome in outcomes.items():
-        joined = outcome.join(base, rsuffix="_base", how="left")
+        joined = outcome.join(base, how="left")
         for (month, kpi), group in joined.groupby(level=["month", "kpi"], sort=True):
             values = group["value"].dropna()
             diffs = (group["value"] - group["value_base"]).dropna()

@@ -60,14 +60,22 @@ def monthly_table(summary: dict[str, Any]) -> str:
 
 
 def targets_table(summary: dict[str, Any]) -> str:
-    """One row per target and period: goal, mean [interval], chance met."""
-    rows = [["target", "period", "goal", "mean [interval]", "P(met)", ""]]
+    """One row per target: point targets with their interval and chance of being met;
+    monthly targets with the months they are met in (more often than not) and the
+    month least likely to be met."""
+    rows = [["target", "goal", "when", "mean [interval]", "P(met)", ""]]
+    by_target: dict[str, list[dict[str, Any]]] = {}
     for t in summary["targets"]:
-        kind = "rate" if "rate" in t["target"] else ""
+        by_target.setdefault(t["target"], []).append(t)
+    for name, periods in by_target.items():
+        kind = "rate" if "rate" in name else ""
+        worst = min(periods, key=lambda t: t["probability_met"])
+        met = sum(t["probability_met"] >= 0.5 for t in periods)
+        when = worst["period"] if len(periods) == 1 else f"{met}/{len(periods)} months met; worst {worst['period']}"
         rows.append([
-            t["target"], t["period"], number(t["goal"], kind),
-            f"{number(t['mean'], kind)} [{number(t['low'], kind)}, {number(t['high'], kind)}]",
-            f"{100 * t['probability_met']:.0f}%", "met" if t["probability_met"] >= 0.5 else "MISSED",
+            name, number(worst["goal"], kind), when,
+            f"{number(worst['mean'], kind)} [{number(worst['low'], kind)}, {number(worst['high'], kind)}]",
+            f"{100 * worst['probability_met']:.0f}%", "met" if met == len(periods) else "MISSED",
         ])
     return _layout(rows) if len(rows) > 1 else "(no targets)"
 

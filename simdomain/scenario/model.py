@@ -118,6 +118,12 @@ class Channel(Strict):
         None, description="diminishing returns: effective contacts are S(1 - exp(-c/S))"
     )
     fixed_cost_cny: NonNegative = Field(0.0, description="per month in which the channel spends")
+    min_spend_cny: NonNegative = Field(
+        0.0, description="planner: least monthly spend in a month the channel is on"
+    )
+    max_spend_cny: NonNegative | None = Field(
+        None, description="planner: most monthly spend; none = up to the contact capacity"
+    )
     audience: dict[str, Probability] | None = Field(
         None, description="segment mix of the contacts; default: the segment shares"
     )
@@ -154,6 +160,9 @@ class Channel(Strict):
     def _audience_sums_to_one(self) -> Channel:
         if self.audience is not None:
             _check_shares(self.audience, "audience shares", ("audience",))
+        if self.max_spend_cny is not None and self.min_spend_cny > self.max_spend_cny:
+            raise FieldError(("min_spend_cny",), f"{self.min_spend_cny:g} is above "
+                             f"max_spend_cny {self.max_spend_cny:g}")
         return self
 
 

@@ -74,7 +74,7 @@ def stream(seed: np.random.SeedSequence, name: str) -> np.random.Generator:
 
 
 def expected_people(scenario: Scenario) -> int:
-    """A generous estimate of everyone who will ever be in the pool (to size arrays)."""
+    """An estimate of the people channels bring (to size arrays; referral grows them)."""
     months = Calendar.of(scenario.start_date, scenario.horizon_days).month_length
     total = scenario.initial_pool.total
     for name, channel in scenario.channels.items():
@@ -83,8 +83,6 @@ def expected_people(scenario: Scenario) -> int:
             if channel.staff is not None:
                 adds = min(adds, channel.staff.daily_capacity * length)
             total += adds
-    if scenario.referral is not None:
-        total += scenario.referral.addressable_market
     return int(total * 1.1) + 1024
 
 

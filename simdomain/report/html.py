@@ -1,0 +1,207 @@
+"""One self-contained HTML file from an output folder: plots embedded, no network needed.
+
+The folder's kind is recognised by its files: a run (``summary.json``), a comparison
+(``comparison.csv``). Every figure is also saved as a PNG under ``figures/``. Numbers
+in tables are read from the folder's CSV and JSON files, not recomputed.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
+
+from simdomain.errors import InputError, Problem
+from simdomain.report import plots
+
+Section = tuple[str, str]
+"""A heading and its HTML body."""
+
+STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:1100px;
+color:#222;padding:0 1em}
+h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
+td,th{border:1px solid #ddd;padding:.25em .5em;text-align:right}
+th{background:#f4f6f8}td:first-child,th:first-child{text-align:left}
+img{max-width:100%;height:auto;display:block;margin:.5em 0}
+.missed{color:#b30000;font-weight:600}.met{color:#1a7f37}
+.note{color:#555;font-size:.9em}
+"""
+
+
+class Figures:
+    """Saves figures as PNG files and returns them as embedded ``<img>`` tags."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.files: dict[str, bytes] = {}
+
+    def embed(self, name: str, made: tuple[Figure, object], alt: str) -> str:
+        fig = made[0]
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        plt.close(fig)
+        data = buffer.getvalue()
+        self.files[f"{name}.png"] = data
+        encoded = base64.b64encode(data).decode("ascii")
+        return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}">'
+
+
+def build_report(folder: str | Path) -> Path:
+    """Write ``report.html`` (and ``figures/*.png``) into an output folder; return its path."""
+    folder = Path(folder)
+    builders: list[tuple[str, Callable[[Path, Figures], tuple[str, list[Section]]]]] = [
+        ("comparison.csv", _comparison),
+        ("summary.json", _run),
+    ]
+    figures = Figures(folder / "figures")
+    for marker, build in builders:
+        if (folder / marker).exists():
+            title, sections = build(folder, figures)
+            break
+    else:
+        raise InputError([Problem(str(folder), (), "not a simdomain output folder: expected "
+                                  "summary.json (run) or comparison.csv (compare)")])
+    page = _page(title, sections)
+    figures.folder.mkdir(exist_ok=True)
+    for name, data in figures.files.items():
+        (figures.folder / name).write_bytes(data)
+    target = folder / "report.html"
+    target.write_text(page, encoding="utf-8")
+    return target
+
+
+def _page(title: str, sections: list[Section]) -> str:
+    body = "\n".join(f"<h2>{html.escape(h)}</h2>\n{content}" for h, content in sections)
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>\n"
+            f"<body><h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n")
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise InputError([Problem(str(path), (), f"cannot read: {exc}")]) from None
+
+
+def _fmt(value: float | None, kind: str = "") -> str:
+    if value is None or pd.isna(value):
+        return "–"
+    if kind == "rate":
+        return f"{100 * value:.2f}%"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:,.3g}" if kind != "ratio" else f"{value:.3f}"
+
+
+def _kind(kpi: str) -> str:
+    return "rate" if ("rate" in kpi or "share" in kpi) else "ratio" if kpi == "k_factor" else ""
+
+
+def _run(folder: Path, figures: Figures) -> tuple[str, list[Section]]:
+    summary = json.loads((folder / "summary.json").read_text())
+    daily = _read_csv(folder / "daily.csv")
+    daily["date"] = pd.to_datetime(daily["date"])
+    monthly = _read_csv(folder / "monthly.csv")
+    goals = {t["target"]: t["goal"] for t in summary["targets"]}
+    title = f"{summary['scenario']}: {summary['reps']} replications (seed {summary['seed']})"
+    sections: list[Section] = [
+        ("Targets", _targets_html(summary)),
+        ("Stage funnel over time", figures.embed(
+            "stage_funnel", plots.stage_funnel(daily), "people per stage over time")),
+    ]
+    charts = []
+    for kpi, label, target in [("new_adds", "New adds per month", "monthly_new_adds"),
+                               ("new_members", "New members per month", "monthly_new_members"),
+                               ("deletion_rate", "Deletion rate per month", "max_monthly_deletion_rate"),
+                               ("gmv_cny", "GMV per month (yuan)", None),
+                               ("cost_per_member_cny", "Cost per member (yuan)", None)]:
+        charts.append(figures.embed(kpi, plots.monthly_kpi({"": monthly}, kpi, label, goals.get(target)),
+                                    label))
+    pool_goals = [(pd.Timestamp(t["period"]), t["goal"]) for t in summary["targets"]
+                  if t["target"] == "pool_size"]
+    charts.append(figures.embed("pool", plots.daily_with_band(daily, "pool", "Pool size (people)",
+                                                              goals=pool_goals), "pool size"))
+    gmv_goals = [(pd.Timestamp(t["period"]), t["goal"]) for t in summary["targets"]
+                 if t["target"] == "gmv"]
+    charts.append(figures.embed("gmv_cumulative", plots.daily_with_band(
+        daily, "gmv_cny", "Cumulative GMV (yuan)", cumulative=True, goals=gmv_goals),
+        "cumulative GMV"))
+    sections.append(("North-star KPIs against targets", "\n".join(charts)))
+    sections.append(("Monthly KPIs (mean and 90% of replications)", _kpi_table_html(summary)))
+    if (monthly["channel"] != "all").any():
+        sections.append(("Channels", figures.embed("channel_adds", plots.channel_adds(monthly),
+                                                   "adds by channel")
+                         + figures.embed("cost_per_member", plots.cost_per_member(monthly),
+                                         "cost per member by channel")))
+    return title, sections
+
+
+def _targets_html(summary: dict) -> str:
+    if not summary["targets"]:
+        return "<p class=note>The scenario sets no targets.</p>"
+    rows = ["<tr><th>target</th><th>period</th><th>goal</th><th>mean</th><th>5%</th>"
+            "<th>95%</th><th>probability met</th></tr>"]
+    for t in summary["targets"]:
+        kind = _kind(t["target"])
+        css = "met" if t["probability_met"] >= 0.5 else "missed"
+        rows.append(f"<tr><td>{html.escape(t['target'])}</td><td>{t['period']}</td>"
+                    f"<td>{_fmt(t['goal'], kind)}</td><td>{_fmt(t['mean'], kind)}</td>"
+                    f"<td>{_fmt(t['low'], kind)}</td><td>{_fmt(t['high'], kind)}</td>"
+                    f"<td class={css}>{100 * t['probability_met']:.0f}%</td></tr>")
+    return "<table>" + "".join(rows) + "</table>"
+
+
+def _kpi_table_html(summary: dict) -> str:
+    cells = [k for k in summary["kpis"] if k["channel"] == "all"]
+    frame = pd.DataFrame(cells)
+    frame["text"] = [f"{_fmt(r.mean, _kind(r.kpi))}<br><span class=note>{_fmt(r.low, _kind(r.kpi))}"
+                     f" – {_fmt(r.high, _kind(r.kpi))}</span>" for r in frame.itertuples()]
+    table = frame.pivot(index="kpi", columns="month", values="text")
+    return table.to_html(escape=False, border=0)
+
+
+def _comparison(folder: Path, figures: Figures) -> tuple[str, list[Section]]:
+    table = _read_csv(folder / "comparison.csv")
+    variants = sorted((p for p in (folder / "variants").iterdir() if p.is_dir()),
+                      key=lambda p: int(p.name.split("-", 1)[0]))
+    names = list(dict.fromkeys(table["variant"]))
+    monthly = {name: _read_csv(path / "monthly.csv") for name, path in zip(names, variants)}
+    total = table[table["month"] == "total"]
+    rows = ["<tr><th>KPI</th>" + "".join(
+        f"<th>{html.escape(n)}</th>" + (f"<th>change vs {html.escape(names[0])}</th>" if i else "")
+        for i, n in enumerate(names)) + "</tr>"]
+    for kpi, group in total.groupby("kpi", sort=True):
+        kind = _kind(kpi)
+        cells = []
+        for i, r in enumerate(group.set_index("variant").reindex(names).itertuples()):
+            cells.append(f"<td>{_fmt(r.mean, kind)}<br><span class=note>{_fmt(r.low, kind)} – "
+                         f"{_fmt(r.high, kind)}</span></td>")
+            if i:
+                cells.append(f"<td>{'+' if r.diff_mean >= 0 else ''}{_fmt(r.diff_mean, kind)}<br>"
+                             f"<span class=note>{_fmt(r.diff_low, kind)} – "
+                             f"{_fmt(r.diff_high, kind)}</span></td>")
+        rows.append(f"<tr><td>{html.escape(kpi)}</td>{''.join(cells)}</tr>")
+    sections: list[Section] = [
+        ("Over the horizon", "<p class=note>Mean and 90% of replications; change vs the base with "
+                             "its 90% confidence interval (paired by replication, same seeds)."
+                             "</p><table>" + "".join(rows) + "</table>"),
+        ("Change vs the base", figures.embed("differences", plots.differences(table),
+                                             "change vs the base")),
+    ]
+    charts = [figures.embed(f"compare_{kpi}", plots.monthly_kpi(monthly, kpi, label),
+                            label)
+              for kpi, label in [("new_members", "New members per month"),
+                                 ("deletion_rate", "Deletion rate per month"),
+                                 ("gmv_cny", "GMV per month (yuan)")]]
+    sections.append(("Month by month", "\n".join(charts)))
+    return f"Comparison: {', '.join(names)}", sections

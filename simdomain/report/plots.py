@@ -1,0 +1,152 @@
+"""Stateless plots of result frames; each returns ``(Figure, Axes)``.
+
+Bands are the central 90% of replications; targets are dashed lines.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
+
+STAGE_COLORS = {"fan": "#9ecae1", "customer": "#4292c6", "member": "#08519c", "koc": "#f16913"}
+BAND = 0.9
+
+
+def _figure(width: float = 8, height: float = 4) -> tuple[Figure, Axes]:
+    fig, ax = plt.subplots(figsize=(width, height), dpi=100, layout="constrained")
+    ax.grid(alpha=0.3)
+    return fig, ax
+
+
+def _dates(ax: Axes) -> None:
+    locator = AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+
+
+def _thousands(ax: Axes) -> None:
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.0f}"))
+
+
+def stage_funnel(daily: pd.DataFrame) -> tuple[Figure, Axes]:
+    """People per stage over time (mean over replications), stacked."""
+    mean = daily.groupby("date")[list(STAGE_COLORS)].mean()
+    fig, ax = _figure()
+    ax.stackplot(mean.index, mean.T.to_numpy(), labels=list(STAGE_COLORS),
+                 colors=list(STAGE_COLORS.values()), alpha=0.9)
+    ax.set(title="People in the pool by stage", xlabel="date", ylabel="people")
+    _thousands(ax)
+    _dates(ax)
+    ax.legend(loc="upper left")
+    return fig, ax
+
+
+def monthly_kpi(frames: dict[str, pd.DataFrame], kpi: str, label: str,
+                goal: float | None = None) -> tuple[Figure, Axes]:
+    """A KPI per month: mean line with the 90% band of replications, and its target.
+
+    ``frames`` maps names (``""`` for a single run) to monthly frames drawn on one axis.
+    """
+    fig, ax = _figure()
+    for name, frame in frames.items():
+        values = frame[(frame["kpi"] == kpi) & (frame["channel"] == "all")]
+        stats = values.groupby("month")["value"].agg(
+            mean="mean", low=lambda v: v.quantile((1 - BAND) / 2),
+            high=lambda v: v.quantile(1 - (1 - BAND) / 2))
+        x = list(stats.index)
+        (line,) = ax.plot(x, stats["mean"], marker="o", label=name or "mean")
+        ax.fill_between(x, stats["low"], stats["high"], color=line.get_color(), alpha=0.2,
+                        label=f"{name} 90% of replications".strip())
+    if goal is not None:
+        ax.axhline(goal, color="black", linestyle="--", linewidth=1, label="target")
+    ax.set(title=label, xlabel="month", ylabel=label)
+    ax.tick_params(axis="x", rotation=45)
+    if "rate" in kpi or "share" in kpi:
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    else:
+        _thousands(ax)
+    ax.legend(fontsize="small")
+    return fig, ax
+
+
+def daily_with_band(daily: pd.DataFrame, column: str, label: str, *, cumulative: bool = False,
+                    goals: list[tuple[pd.Timestamp, float]] = ()) -> tuple[Figure, Axes]:
+    """A daily series (optionally cumulative) with its band, and point targets."""
+    frame = daily[["rep", "date", column]].copy()
+    if cumulative:
+        frame[column] = frame.groupby("rep")[column].cumsum()
+    wide = frame.pivot(index="date", columns="rep", values=column)
+    fig, ax = _figure()
+    ax.plot(wide.index, wide.mean(axis=1), label="mean")
+    ax.fill_between(wide.index, wide.quantile((1 - BAND) / 2, axis=1),
+                    wide.quantile(1 - (1 - BAND) / 2, axis=1), alpha=0.2,
+                    label="90% of replications")
+    for date, goal in goals:
+        ax.plot([date], [goal], marker="*", markersize=14, color="black", linestyle="none",
+                label=f"target {goal:,.0f}")
+    ax.set(title=label, xlabel="date", ylabel=label)
+    _thousands(ax)
+    _dates(ax)
+    ax.legend(fontsize="small")
+    return fig, ax
+
+
+def channel_adds(monthly: pd.DataFrame) -> tuple[Figure, Axes]:
+    """Adds per channel per month (mean over replications), stacked bars."""
+    rows = monthly[(monthly["kpi"] == "new_adds") & (monthly["channel"] != "all")]
+    table = rows.groupby(["month", "channel"])["value"].mean().unstack(fill_value=0)
+    fig, ax = _figure()
+    bottom = np.zeros(len(table))
+    for channel in table.columns:
+        ax.bar(table.index, table[channel], bottom=bottom, label=channel)
+        bottom += table[channel].to_numpy()
+    ax.set(title="Adds by channel", xlabel="month", ylabel="adds per month")
+    ax.tick_params(axis="x", rotation=45)
+    _thousands(ax)
+    ax.legend(fontsize="small", ncols=2)
+    return fig, ax
+
+
+def cost_per_member(monthly: pd.DataFrame) -> tuple[Figure, Axes]:
+    """Spend over the horizon divided by the members each channel brought."""
+    rows = monthly[monthly["channel"] != "all"]
+    totals = rows[rows["kpi"].isin(["spend_cny", "new_members"])].groupby(
+        ["channel", "kpi"])["value"].sum().unstack()
+    cost = (totals["spend_cny"] / totals["new_members"].where(totals["new_members"] > 0)).dropna()
+    fig, ax = _figure(8, 3.5)
+    ax.barh(cost.index, cost.to_numpy(), color="#4292c6")
+    ax.set(title="Cost per member by channel (spend / members it brought)",
+           xlabel="yuan per member", ylabel="channel")
+    return fig, ax
+
+
+def differences(table: pd.DataFrame, month: str = "total") -> tuple[Figure, Axes]:
+    """Each variant's change vs the base, in percent of the base, with confidence intervals."""
+    rows = table[(table["month"] == month)]
+    base = rows.groupby("kpi")["mean"].first()
+    kpis = ["new_adds", "new_members", "deletions", "pool_size", "gmv_cny", "spend_cny"]
+    variants = list(dict.fromkeys(rows["variant"]))[1:]
+    fig, ax = _figure(8, 4)
+    height = 0.8 / max(len(variants), 1)
+    for i, variant in enumerate(variants):
+        part = rows[rows["variant"] == variant].set_index("kpi").reindex(kpis)
+        scale = 100 / base.reindex(kpis).where(base.reindex(kpis) != 0)
+        y = np.arange(len(kpis)) + i * height
+        mean = part["diff_mean"] * scale
+        err = np.vstack([mean - part["diff_low"] * scale, part["diff_high"] * scale - mean])
+        ax.barh(y, mean, height=height, xerr=np.abs(err), capsize=3, label=variant)
+    ax.set_yticks(np.arange(len(kpis)) + 0.4 - height / 2, kpis)
+    ax.axvline(0, color="black", linewidth=1)
+    ax.set(title="Change vs the base over the horizon (90% confidence)",
+           xlabel="% of the base", ylabel="KPI")
+    ax.legend(fontsize="small")
+    return fig, ax
