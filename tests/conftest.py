@@ -25,7 +25,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 # no example database), so the suite is reproducible and fast; the "thorough" profile
 # explores at random with more examples: SIMDOMAIN_HYPOTHESIS_PROFILE=thorough pytest
 settings.register_profile(
-    "default", derandomize=True, database=None, deadline=None,
+    "default", max_examples=25, derandomize=True, database=None, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.register_profile(

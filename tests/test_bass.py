@@ -30,11 +30,14 @@ left to learn. Seeds are fixed.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+import pandas as pd
 import pytest
+from conftest import build, by_rep
 from scipy import stats
 
-from conftest import build, by_rep
 from simdomain.scenario import Scenario
 from simdomain.simulation import simulate
 
@@ -76,15 +79,10 @@ def moments(p: float, q: float, days: int, market: int = M) -> tuple[np.ndarray,
     return m, v
 
 
-_runs: dict[tuple[float, float, int], object] = {}
-
-
-def daily(p: float, q: float, days: int):
-    """The simulated daily frames of a case (run once, shared by the tests)."""
-    if (p, q, days) not in _runs:
-        _runs[p, q, days] = simulate(bass_scenario(p, q, days), seed=SEED, reps=REPS,
-                                     keep_agents=False).daily
-    return _runs[p, q, days]
+@functools.cache
+def daily(p: float, q: float, days: int) -> pd.DataFrame:
+    """The simulated daily frame of a case (run once, shared by the tests)."""
+    return simulate(bass_scenario(p, q, days), seed=SEED, reps=REPS, keep_agents=False).daily
 
 
 def curve_excess(pool: np.ndarray, p: float, q: float, days: int,
@@ -136,7 +134,8 @@ def test_replication_spread_matches_the_theory_variance(p, q, days):
     days_checked = np.flatnonzero((v > 25) & (M - bass_curve(p, q, days)[1:] >= MIN_LEFT))
     ratio = pool[days_checked].var(axis=1, ddof=1) / v[days_checked]
     low, high = stats.chi2.ppf([1e-6, 1 - 1e-6], REPS - 1) / (REPS - 1)
-    off = {int(d): round(float(r), 2) for d, r in zip(days_checked, ratio) if not low < r < high}
+    off = {int(d): round(float(r), 2) for d, r in zip(days_checked, ratio, strict=True)
+           if not low < r < high}
     assert not off, f"sample / theory variance outside ({low:.2f}, {high:.2f}): {off}"
 
 
@@ -166,7 +165,8 @@ def split_z(frame, p: float, q: float, window: int = 10, *, claimed_q: float | N
     before = np.vstack([np.zeros(pool.shape[1]), pool[:-1]])
     left = M - before
     out = {}
-    for column, rate in (("referral_adds", q * before / M), ("organic_adds", np.full_like(before, p))):
+    word, external = q * before / M, np.full_like(before, p)
+    for column, rate in (("referral_adds", word), ("organic_adds", external)):
         residual = by_rep(frame, column) - left * rate
         var = left * rate * (1 - rate)
         starts = range(0, len(pool), window)

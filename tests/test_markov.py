@@ -35,9 +35,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from conftest import STAGES, build, by_rep
 from scipy import stats
 
-from conftest import STAGES, build, by_rep
 from simdomain.scenario import Scenario
 from simdomain.simulation import simulate
 
@@ -137,9 +137,10 @@ def segment_chain(scenario: Scenario, segment: str, *, scale: dict[str, float] |
     return Chain(P, repeat_p, advance)
 
 
-def chains(scenario: Scenario, **kwargs: dict[str, float]) -> list[tuple[float, Chain]]:
+def chains(scenario: Scenario, *, scale: dict[str, float] | None = None
+           ) -> list[tuple[float, Chain]]:
     """``(share, chain)`` of each segment."""
-    return [(seg.share, segment_chain(scenario, name, **kwargs))
+    return [(seg.share, segment_chain(scenario, name, scale=scale))
             for name, seg in scenario.segments.items()]
 
 
@@ -255,9 +256,6 @@ def test_a_ten_percent_wrong_rate_is_rejected(daily, rate):
     assert max(abs(v) for v in z.values()) > Z
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug: steps.lifecycle gives the initial pool (join_day = NEVER = -1) the "
-    "new-user push on days 0 .. new_user_days - 2, as if they had joined the day before"))
 def test_initial_pool_gets_no_new_user_push():
     """``new_user_multiplier`` acts in the days after an add; the initial pool was in the
     domain before the start, so its fans convert at the base rate from day 0."""

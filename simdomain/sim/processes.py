@@ -66,17 +66,27 @@ def acquisition(env: simpy.Environment, world: World, name: str) -> Process:
                            for g in segments])
     cal = world.calendar
 
+    offset = 0.0
+
     def bring(day: int) -> None:
+        nonlocal offset
         month = cal.month[day]
         planned = channel.spend_in_month(int(month))
         contacts_month = channel.contacts(planned)
-        spend = contacts_month * channel.cost_per_contact_cny / cal.month_length[month]
-        if cal.first_of_month(day) and planned > 0:
-            staff = channel.staff
-            spend += channel.fixed_cost_cny + (
-                staff.accounts * staff.monthly_cost_per_account_cny if staff else 0.0
-            )
-        contacts = stochastic_round(contacts_month / cal.month_length[month], rng)
+        length = cal.month_length[month]
+        spend = contacts_month * channel.cost_per_contact_cny / length
+        if cal.first_of_month(day):
+            offset = rng.random()
+            if planned > 0:
+                staff = channel.staff
+                spend += channel.fixed_cost_cny + (
+                    staff.accounts * staff.monthly_cost_per_account_cny if staff else 0.0
+                )
+        # Systematic rounding: whole contacts per day whose running total over the month
+        # never exceeds the month's (fractional) contacts rounded with one uniform offset.
+        k = cal.day_in_month[day]
+        contacts = int(np.floor(contacts_month * (k + 1) / length + offset)
+                       - np.floor(contacts_month * k / length + offset))
         adds_by_segment = np.zeros(len(segments), dtype=np.int64)
         if contacts > 0:
             per_contact = channel.add_rate * channel.effective_contacts(contacts_month) / contacts_month
@@ -90,12 +100,6 @@ def acquisition(env: simpy.Environment, world: World, name: str) -> Process:
         world.channel_rows.append((day, code, spend, contacts, int(adds_by_segment.sum())))
 
     return every_day(env, ACQUISITION, bring)
-
-
-def stochastic_round(x: float, rng: np.random.Generator) -> int:
-    """``floor(x)`` or ``floor(x) + 1``, with mean ``x``."""
-    whole = int(x)
-    return whole + int(rng.random() < x - whole)
 
 
 def referral(env: simpy.Environment, world: World) -> Process:

@@ -60,7 +60,8 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
         p_del *= excess
     p_move = np.multiply(gather(rates.advance, key, p), lift, out=p)
     if life.new_user_multiplier != 1 and life.new_user_days > 0:
-        newest = int(np.searchsorted(pop.join_day, np.int32(day - life.new_user_days + 1)))
+        first_new_day = max(day - life.new_user_days + 1, 0)  # the initial pool is not new
+        newest = int(np.searchsorted(pop.join_day, np.int32(first_new_day)))
         p_move[newest:][pop.stage[newest:] == FAN] *= np.float32(life.new_user_multiplier)
     p_move += p_del
     rng.random(n, dtype=np.float32, out=u)

@@ -41,6 +41,8 @@ class Calendar:
     """``YYYY-MM`` of each month index."""
     month_length: np.ndarray = field(repr=False)
     """Calendar days in each month (monthly spend is spread over them)."""
+    day_in_month: np.ndarray = field(repr=False)
+    """Day of the month of each day, from 0."""
 
     @classmethod
     def of(cls, start: dt.date, days: int) -> Calendar:
@@ -53,7 +55,8 @@ class Calendar:
             labels.append(f"{first:%Y-%m}")
             lengths.append((following - first).days)
         weekday = np.array([x.weekday() for x in dates])
-        return cls(start, days, month, weekday, labels, np.array(lengths))
+        day_in_month = np.array([x.day - 1 for x in dates])
+        return cls(start, days, month, weekday, labels, np.array(lengths), day_in_month)
 
     def day_of(self, date: dt.date) -> int:
         return (date - self.start).days
