@@ -264,7 +264,7 @@ class Lifecycle(Strict):
     dormancy: Probability = Field(0.0, description="active -> dormant")
     wake: Probability = Field(0.0, description="dormant -> active")
     dormant_multiplier: Probability = Field(
-        0.1, description="on orders and upgrades while dormant"
+        0.1, description="on orders, upgrades and word of mouth while dormant"
     )
     deletion: dict[Stage, Probability] = Field(description="people deleting the brand, by stage")
 
@@ -297,7 +297,8 @@ class Referral(Strict):
     gift_per_invitee_cny: NonNegative = Field(0.0, description="new-user gift per referred add")
     reward_tiers: list[RewardTier] = Field([], description="gifts for referrers at invite counts")
     fraud_share: Probability = Field(
-        0.0, description="share of referred adds that are fake (never buy)"
+        0.0, description="share of referred adds that are fake: they never buy, upgrade, "
+                         "refer or go dormant, and delete at the base fan rate"
     )
 
     @model_validator(mode="after")

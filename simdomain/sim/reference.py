@@ -106,7 +106,8 @@ class Domain:
         self._propensity = [s.propensity for s in scenario.segments.values()]
         self._order_value = [lognormal_params(s.order_value_cny, s.order_value_cv)
                              for s in scenario.segments.values()]
-        self._deletion_multiplier = [c.deletion_multiplier for c in scenario.channels.values()]
+        self._deletion_multiplier = [*(c.deletion_multiplier for c in scenario.channels.values()),
+                                     1.0, 1.0, 1.0]  # initial, organic, referral
         policy = scenario.touch_policy
         self._keep_engagement = 0.5 ** (1.0 / policy.engagement_half_life_days)
         self._keep_fatigue = 0.5 ** (1.0 / policy.fatigue_half_life_days)
@@ -162,9 +163,7 @@ class Domain:
             p_del = life.deletion["fan"] * boost.deletion
         else:
             p_del = life.deletion[STAGES[stage]] * prop.deletion * boost.deletion
-        source_multiplier = (self._deletion_multiplier[p.source]
-                             if p.source < len(self._deletion_multiplier) else 1.0)
-        p_del = min(p_del * source_multiplier, 1.0)
+        p_del = min(p_del * self._deletion_multiplier[p.source], 1.0)
         if policy.fatigue_sensitivity > 0:
             excess = max(0.0, p.fatigue - policy.fatigue_tolerance)
             p_del = min(p_del * (1.0 + policy.fatigue_sensitivity * excess), 1.0)
@@ -183,12 +182,8 @@ class Domain:
                 p_adv *= life.new_user_multiplier
         p_adv = min(p_adv, 1.0 - p_del)
 
-        if prop is None:
-            p_flip = 0.0
-        elif p.dormant:
-            p_flip = life.wake * boost.wake
-        else:
-            p_flip = life.dormancy * prop.dormancy
+        p_flip = 0.0 if prop is None else (
+            life.wake * boost.wake if p.dormant else life.dormancy * prop.dormancy)
         u, v = rng.random(), rng.random()
         if u < p_del:
             p.stage, p.deletion_day, p.in_group = DELETED, day, False
@@ -308,8 +303,8 @@ def channel(env: simpy.Environment, dom: Domain, name: str) -> Process:
     for day in range(cal.days):
         yield at(env, day, ACQUISITION)
         month = int(cal.month[day])
-        spend = ch.monthly_spend_cny[month] if isinstance(ch.monthly_spend_cny, list) \
-            else ch.monthly_spend_cny
+        spend = ch.monthly_spend_cny
+        spend = spend[month] if isinstance(spend, list) else spend
         bought = spend / ch.cost_per_contact_cny
         if ch.max_contacts_per_month is not None:
             bought = min(bought, ch.max_contacts_per_month)
@@ -353,9 +348,8 @@ def referral(env: simpy.Environment, dom: Domain) -> Process:
         remaining = spec.addressable_market - dom.market_used
         if remaining <= 0:
             continue
-        said = [(p, w) for p in dom.people if (w := dom.word_of_mouth(p)) > 0]
-        speakers = [p for p, _ in said]
-        weights = list(itertools.accumulate(w for _, w in said))
+        speakers = [(p, w) for p in dom.people if (w := dom.word_of_mouth(p)) > 0]
+        weights = list(itertools.accumulate(w for _, w in speakers))
         word = (weights[-1] if weights else 0.0) / spec.addressable_market
         joined = int(rng.binomial(remaining, min(1.0, spec.external_rate + word)))
         dom.market_used += joined
@@ -366,7 +360,7 @@ def referral(env: simpy.Environment, dom: Domain) -> Process:
                 continue
             fake = rng.random() < spec.fraud_share
             segment = dom.fraud if fake else segments[draw(rng, cumulative)]
-            referrer = speakers[draw(rng, weights)]
+            referrer = speakers[draw(rng, weights)][0]
             dom.join(env, segment, "referral", day, referrer=referrer.agent)
             referrer.invites += 1
             dom.tally["referral_adds"] += 1
@@ -400,13 +394,15 @@ def posts(env: simpy.Environment, dom: Domain, kind: str, phase: float) -> Proce
         for p in dom.people:
             if p.stage == DELETED or (kind == "group" and not p.in_group):
                 continue
-            views = int(rng.binomial(spec.posts_per_day, spec.view_rate))  # posts seen
+            # posts seen, each with the view rate: one binomial draw for the day's posts
+            views = int(rng.binomial(spec.posts_per_day, spec.view_rate))
             p.engagement += views * uplift
             p.fatigue = max(0.0, p.fatigue + views * fatigue)
             setattr(p, f"touches_{kind}", getattr(p, f"touches_{kind}") + views)
 
 
 def recorder(env: simpy.Environment, dom: Domain) -> Process:
+    """Close each day: stocks and flows into a row."""
     for day in range(dom.calendar.days):
         yield at(env, day, RECORDER)
         dom.record(day)
@@ -415,22 +411,8 @@ def recorder(env: simpy.Environment, dom: Domain) -> Process:
 # -- running ------------------------------------------------------------------------------
 def run_reference_replication(scenario: Scenario, seed: np.random.SeedSequence, *,
                               keep_agents: bool = True) -> Replication:
-    """Simulate the scenario once, one process per consumer.
-
-    Parameters
-    ----------
-    scenario
-        The scenario to simulate.
-    seed
-        This replication's seed; its streams are not the engine's.
-    keep_agents
-        Return the per-person table too.
-
-    Returns
-    -------
-    Replication
-        The same frames as :func:`simdomain.sim.engine.run_replication`.
-    """
+    """Simulate the scenario once, one process per consumer, into the frames of
+    :func:`simdomain.sim.engine.run_replication` (``seed``'s streams are not the engine's)."""
     env, dom = simpy.Environment(), Domain(scenario, seed)
     rng = dom.rng["initial"]
     segments, cumulative = dom.mix("initial")
@@ -456,26 +438,16 @@ def run_reference_replication(scenario: Scenario, seed: np.random.SeedSequence, 
 
 def simulate_reference(scenario: Scenario, seed: int = 0, reps: int = 1, *,
                        keep_agents: bool = True, workers: int = 1) -> SimulationResult:
-    """:func:`simdomain.simulate` with the reference simulator instead of the engine.
+    """:func:`simdomain.simulate` with the reference simulator instead of the engine;
+    the KPIs and targets come from :mod:`simdomain.kpi`, as for the engine.
 
     Parameters
     ----------
-    scenario
-        A validated scenario.
-    seed
-        Root seed; replication ``r`` uses the ``r``-th child of ``SeedSequence(seed)``
-        (its streams are not the engine's).
-    reps
-        Number of replications.
-    keep_agents
-        Keep the per-person table.
+    seed, reps, keep_agents
+        As for :func:`simdomain.simulate`: replication ``r`` uses the ``r``-th child of
+        ``SeedSequence(seed)``.
     workers
-        Processes to run replications in; the result does not depend on it.
-
-    Returns
-    -------
-    SimulationResult
-        KPIs and targets from :mod:`simdomain.kpi`, as for the engine.
+        Processes to run the replications in; the result does not depend on it.
     """
     if reps < 1:
         raise ValueError(f"reps must be at least 1, got {reps}")

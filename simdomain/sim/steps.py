@@ -155,7 +155,7 @@ def referral(world: World, day: int, rng: np.random.Generator) -> None:
     """
     spec = world.scenario.referral
     market = spec.addressable_market
-    remaining = market - world.referred_total
+    remaining = market - world.market_adopters
     if remaining <= 0:
         return
     pressure = float(world.key_counts @ world.rates.referral_weight)
@@ -164,16 +164,12 @@ def referral(world: World, day: int, rng: np.random.Generator) -> None:
     joined = int(rng.binomial(remaining, hazard))
     if joined == 0:
         return
-    world.referred_total += joined
+    world.market_adopters += joined
     referred = int(rng.binomial(joined, word / (spec.external_rate + word)))
     organic = joined - referred
     fraud = int(rng.binomial(referred, spec.fraud_share))
     segments, shares = world.mix("referral")
     layout = world.layout
-    if organic:
-        organic_segments = np.repeat(segments, rng.multinomial(organic, shares))
-        world.join(organic_segments, source=layout.organic, day=day, rng=rng)
-        world.tally["organic_adds"] += organic
     if referred:
         genuine = np.repeat(segments, rng.multinomial(referred - fraud, shares))
         people = np.concatenate([genuine, np.full(fraud, layout.fraud)])
@@ -182,6 +178,10 @@ def referral(world: World, day: int, rng: np.random.Generator) -> None:
         world.tally["referral_adds"] += referred
         world.tally["spend_cny"] += referred * spec.gift_per_invitee_cny + _rewards(
             world, referrers)
+    if organic:
+        organic_segments = np.repeat(segments, rng.multinomial(organic, shares))
+        world.join(organic_segments, source=layout.organic, day=day, rng=rng)
+        world.tally["organic_adds"] += organic
 
 
 def pick_referrers(world: World, count: int, pressure: float,

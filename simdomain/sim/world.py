@@ -103,7 +103,7 @@ class World:
         self.active: list[Campaign] = []
         self.rates: RateTables = build_rates(scenario, self.layout, self.active)
         self.tally = dict.fromkeys(TALLIES, 0.0)
-        self.referred_total = 0
+        self.market_adopters = 0  # people of the referral market already in the pool
         self.daily_rows: list[tuple[float, ...]] = []
         self.channel_rows: list[tuple[float, ...]] = []
         self._group_share = scenario.touch_policy.group.share_in_groups

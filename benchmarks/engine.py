@@ -1,0 +1,189 @@
+"""Speed of the vectorized engine against the naive reference simulator, and the cost of
+a full-size run.
+
+Runs, on one generated scenario with every mechanism on (two channels, 1:1, group and
+moments posts, referral with fraud and tiers, a campaign, three segments):
+
+1. the reference (one SimPy process per consumer) and the engine at the same small size;
+2. the engine at 100,000 consumers (its rate against the reference's);
+3. the engine at 1,000,000 consumers x 365 days in a fresh subprocess, for a clean wall
+   time and peak resident memory (``ru_maxrss``).
+
+Speed is in agent-days per second: the people in the pool summed over the days
+simulated, divided by the wall time of one replication (the best of ``--repeats`` for
+the engine). CPU seconds are shown too: on a shared machine they move less than wall
+time. Ratios are what to compare
+across machines; the targets (2-core machine) are at least 100x at 100,000 consumers
+and at most 20 s and 1 GB for 1,000,000 x 365.
+
+Usage::
+
+    python benchmarks/engine.py            # the full benchmark (a few minutes)
+    python benchmarks/engine.py --quick    # small sizes, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from simdomain.scenario.io import validate_scenario
+from simdomain.scenario.model import Scenario
+from simdomain.sim.engine import Replication, run_replication
+from simdomain.sim.reference import run_reference_replication
+
+START = dt.date(2026, 1, 1)
+
+
+def build_scenario(consumers: int, days: int) -> Scenario:
+    """A scenario with ``consumers`` people in the initial pool and every mechanism on.
+
+    Channels and referral are scaled with the pool, so each brings about 0.1 % of it a
+    day and the shape of the run does not change with its size.
+    """
+    n = consumers
+    pool = {"fan": n // 2, "customer": n * 3 // 10, "member": n * 3 // 20}
+    pool["koc"] = n - sum(pool.values())
+    campaign_day = START + dt.timedelta(days=min(10, days - 1))
+    raw: dict[str, Any] = {
+        "name": f"benchmark_{n}x{days}",
+        "start_date": START.isoformat(),
+        "horizon_days": days,
+        "initial_pool": pool,
+        "segments": {
+            "mass": {"share": 0.6, "order_value_cny": 90},
+            "premium": {"share": 0.3, "order_value_cny": 260,
+                        "propensity": {"join": 1.5, "repeat_order": 1.4, "deletion": 0.7}},
+            "bargain": {"share": 0.1, "order_value_cny": 45,
+                        "propensity": {"add": 1.5, "join": 0.6, "dormancy": 1.5}},
+        },
+        "channels": {
+            "sms": {"monthly_spend_cny": 0.15 * n, "cost_per_contact_cny": 0.05,
+                    "funnel": {"click": 0.03, "add": 0.2}, "saturation_contacts": 10 * n,
+                    "staff": {"accounts": n // 20_000 + 1, "adds_per_account_per_day": 100}},
+            "parcel": {"monthly_spend_cny": 0.06 * n, "cost_per_contact_cny": 0.5,
+                       "funnel": {"scan": 0.05, "add": 0.5}, "max_contacts_per_month": n},
+        },
+        "touch_policy": {
+            "one_to_one": {"per_week": 2, "reach": 0.8, "uplift": 0.1, "fatigue": 0.2},
+            "group": {"posts_per_day": 4, "view_rate": 0.2, "content": {
+                "marketing": {"share": 0.4, "uplift": 0.05, "fatigue": 0.05},
+                "care": {"share": 0.4, "uplift": 0.01, "fatigue": -0.02},
+                "chat": {"share": 0.2}}},
+            "moments": {"posts_per_day": 3, "view_rate": 0.2, "content": {
+                "activity": {"share": 0.5, "uplift": 0.02},
+                "product": {"share": 0.5, "uplift": 0.02, "fatigue": 0.01}}},
+            "fatigue_tolerance": 0.5, "fatigue_sensitivity": 2.0,
+        },
+        "lifecycle": {
+            "first_order": 0.02, "new_user_multiplier": 3, "repeat_order": 0.01,
+            "member_order_multiplier": 2, "join": 0.01, "koc": 0.002, "dormancy": 0.005,
+            "wake": 0.01, "deletion": {"fan": 0.003, "customer": 0.002, "member": 0.001,
+                                       "koc": 0.0005},
+        },
+        "referral": {"addressable_market": n, "external_rate": 0.00001,
+                     "word_of_mouth": {"member": 0.002, "koc": 0.01},
+                     "gift_per_invitee_cny": 5, "fraud_share": 0.05,
+                     "reward_tiers": [{"invites": 5, "gift_cny": 30}]},
+        "campaigns": [{"name": "sale", "start": campaign_day.isoformat(), "days": 5,
+                       "cost_cny": 0.01 * n, "channels": ["sms"],
+                       "multipliers": {"adds": 1.5, "first_order": 2}}],
+    }
+    return validate_scenario(raw, "benchmark")
+
+
+Runner = Callable[..., Replication]
+
+
+def measure(run: Runner, consumers: int, days: int, repeats: int = 1) -> dict[str, float]:
+    """Best wall time (and its CPU time) of ``repeats`` replications, and agent-days per
+    second of wall time."""
+    scenario = build_scenario(consumers, days)
+    best, cpu, agent_days = float("inf"), 0.0, 0
+    for i in range(repeats):
+        begin, begin_cpu = time.perf_counter(), time.process_time()
+        result = run(scenario, np.random.SeedSequence(i), keep_agents=False)
+        if time.perf_counter() - begin < best:
+            best, cpu = time.perf_counter() - begin, time.process_time() - begin_cpu
+        agent_days = int(result.daily["pool"].sum())
+    return {"consumers": consumers, "days": days, "agent_days": agent_days,
+            "seconds": best, "cpu": cpu, "rate": agent_days / best}
+
+
+def child(consumers: int, days: int) -> None:
+    """Run the engine once and print its wall time and peak memory as JSON."""
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    result = measure(run_replication, consumers, days)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({**result, "peak_mb": peak / 1024, "baseline_mb": baseline / 1024}))
+
+
+def in_subprocess(consumers: int, days: int) -> dict[str, float]:
+    """:func:`child` in a fresh interpreter, so its peak memory is its own."""
+    done = subprocess.run([sys.executable, __file__, "--child", str(consumers), str(days)],
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def row(label: str, m: dict[str, float], extra: str = "") -> str:
+    return (f"{label:<34}{m['consumers']:>11,}{m['days']:>6}{m['agent_days']:>14,}"
+            f"{m['seconds']:>9.2f}{m['cpu']:>8.2f}{m['rate']:>14,.0f}  {extra}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes: reference 1,000, engine 20,000, big run 100,000 x 60 days")
+    parser.add_argument("--reference-consumers", type=int, default=5_000)
+    parser.add_argument("--days", type=int, default=30, help="days of the speed runs")
+    parser.add_argument("--engine-consumers", type=int, default=100_000)
+    parser.add_argument("--big-consumers", type=int, default=1_000_000)
+    parser.add_argument("--big-days", type=int, default=365)
+    parser.add_argument("--repeats", type=int, default=3, help="engine runs; the best counts")
+    parser.add_argument("--child", nargs=2, type=int, metavar=("CONSUMERS", "DAYS"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(*args.child)
+        return
+    if args.quick:
+        args.reference_consumers, args.engine_consumers = 1_000, 20_000
+        args.big_consumers, args.big_days = 100_000, 60
+
+    small, days = args.reference_consumers, args.days
+    reference = measure(run_reference_replication, small, days)
+    engine_small = measure(run_replication, small, days, args.repeats)
+    engine_large = measure(run_replication, args.engine_consumers, days, args.repeats)
+    big = in_subprocess(args.big_consumers, args.big_days)
+
+    print(f"{'run':<34}{'consumers':>11}{'days':>6}{'agent-days':>14}{'wall s':>9}"
+          f"{'cpu s':>8}{'agent-days/s':>14}")
+    print(row("reference (a process per person)", reference))
+    print(row("engine", engine_small, f"{engine_small['rate'] / reference['rate']:,.0f}x"))
+    print(row("engine", engine_large, f"{engine_large['rate'] / reference['rate']:,.0f}x"))
+    print(row("engine, fresh subprocess", big,
+              f"peak RSS {big['peak_mb']:,.0f} MB (at start {big['baseline_mb']:,.0f} MB)"))
+    print()
+    def ratio(engine: dict[str, float]) -> str:
+        by_cpu = (engine["agent_days"] / engine["cpu"]) / (reference["agent_days"] / reference["cpu"])
+        return f"{engine['rate'] / reference['rate']:,.0f}x ({by_cpu:,.0f}x by CPU time)"
+
+    print(f"engine / reference, both at {small:,} consumers: {ratio(engine_small)}")
+    print(f"engine at {args.engine_consumers:,} / reference at {small:,}: "
+          f"{ratio(engine_large)}, target >= 100x at 100,000")
+    print(f"{args.big_consumers:,} consumers x {args.big_days} days: "
+          f"{big['seconds']:.1f} s wall, {big['cpu']:.1f} s CPU (target <= 20 s), "
+          f"peak RSS {big['peak_mb']:,.0f} MB (target <= 1,024 MB)")
+
+
+if __name__ == "__main__":
+    main()
