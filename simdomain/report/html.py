@@ -33,7 +33,7 @@ td,th{border:1px solid #ddd;padding:.25em .5em;text-align:right}
 th{background:#f4f6f8}td:first-child,th:first-child{text-align:left}
 img{max-width:100%;height:auto;display:block;margin:.5em 0}
 .missed{color:#b30000;font-weight:600}.met{color:#1a7f37}
-.note{color:#555;font-size:.9em}
+.note{color:#555;font-size:.9em}.wide{overflow-x:auto}
 """
 
 
@@ -147,18 +147,44 @@ def _run(folder: Path, figures: Figures) -> tuple[str, list[Section]]:
 
 
 def _targets_html(summary: dict) -> str:
+    """Point targets as rows; monthly targets as a target x month grid of the mean and the
+    probability of meeting the goal."""
     if not summary["targets"]:
         return "<p class=note>The scenario sets no targets.</p>"
-    rows = ["<tr><th>target</th><th>period</th><th>goal</th><th>mean</th><th>5%</th>"
-            "<th>95%</th><th>probability met</th></tr>"]
-    for t in summary["targets"]:
-        kind = _kind(t["target"])
-        css = "met" if t["probability_met"] >= 0.5 else "missed"
-        rows.append(f"<tr><td>{html.escape(t['target'])}</td><td>{t['period']}</td>"
-                    f"<td>{_fmt(t['goal'], kind)}</td><td>{_fmt(t['mean'], kind)}</td>"
-                    f"<td>{_fmt(t['low'], kind)}</td><td>{_fmt(t['high'], kind)}</td>"
-                    f"<td class={css}>{100 * t['probability_met']:.0f}%</td></tr>")
-    return "<table>" + "".join(rows) + "</table>"
+    targets = pd.DataFrame(summary["targets"])
+    monthly = targets[targets["period"].str.len() == 7]
+    point = targets[targets["period"].str.len() != 7]
+    parts = []
+    if not point.empty:
+        rows = ["<tr><th>target</th><th>date</th><th>goal</th><th>mean</th><th>5%</th>"
+                "<th>95%</th><th>probability met</th></tr>"]
+        for t in point.itertuples():
+            rows.append(f"<tr><td>{html.escape(t.target)}</td><td>{t.period}</td>"
+                        f"<td>{_fmt(t.goal)}</td><td>{_fmt(t.mean)}</td><td>{_fmt(t.low)}</td>"
+                        f"<td>{_fmt(t.high)}</td>{_probability_cell(t.probability_met)}</tr>")
+        parts.append("<table>" + "".join(rows) + "</table>")
+    if not monthly.empty:
+        months = sorted(monthly["period"].unique())
+        rows = ["<tr><th>monthly target</th><th>goal</th>"
+                + "".join(f"<th>{m}</th>" for m in months) + "</tr>"]
+        for name, group in monthly.groupby("target", sort=False):
+            kind = _kind(name)
+            cells = group.set_index("period").reindex(months)
+            row = "".join(
+                "<td></td>" if pd.isna(c.mean) else
+                _probability_cell(c.probability_met, f"{_fmt(c.mean, kind)}<br>")
+                for c in cells.itertuples())
+            rows.append(f"<tr><td>{html.escape(name)}</td>"
+                        f"<td>{_fmt(group['goal'].iloc[0], kind)}</td>{row}</tr>")
+        parts.append("<p class=note>Monthly targets: the mean, and the share of replications "
+                     "in which the month meets its goal.</p><div class=wide><table>"
+                     + "".join(rows) + "</table></div>")
+    return "\n".join(parts)
+
+
+def _probability_cell(probability: float, prefix: str = "") -> str:
+    css = "met" if probability >= 0.5 else "missed"
+    return f"<td>{prefix}<span class={css}>{100 * probability:.0f}%</span></td>"
 
 
 def _kpi_table_html(summary: dict) -> str:
@@ -167,7 +193,7 @@ def _kpi_table_html(summary: dict) -> str:
     frame["text"] = [f"{_fmt(r.mean, _kind(r.kpi))}<br><span class=note>{_fmt(r.low, _kind(r.kpi))}"
                      f" – {_fmt(r.high, _kind(r.kpi))}</span>" for r in frame.itertuples()]
     table = frame.pivot(index="kpi", columns="month", values="text")
-    return table.to_html(escape=False, border=0)
+    return f"<div class=wide>{table.to_html(escape=False, border=0)}</div>"
 
 
 def _comparison(folder: Path, figures: Figures) -> tuple[str, list[Section]]:
