@@ -111,16 +111,17 @@ def build_rates(scenario: Scenario, layout: Layout, active: list[Campaign]) -> R
     advance[..., 1] *= life.dormant_multiplier
     order[..., 1] *= life.dormant_multiplier
     weight[..., 1] *= life.dormant_multiplier
-    def probability(table: np.ndarray) -> np.ndarray:
-        return np.minimum(table, 1.0).astype(np.float32).ravel()
-
     return RateTables(
-        advance=probability(advance),
-        delete=probability(delete),
-        order=probability(order),
-        flip_dormancy=probability(flip),
+        advance=_probability(advance),
+        delete=_probability(delete),
+        order=_probability(order),
+        flip_dormancy=_probability(flip),
         referral_weight=weight.ravel(),
     )
+
+
+def _probability(table: np.ndarray) -> np.ndarray:
+    return np.minimum(table, 1.0).astype(np.float32).ravel()
 
 
 def lognormal_params(mean: float, cv: float) -> tuple[float, float]:
