@@ -18,6 +18,7 @@ from simdomain import __version__
 from simdomain.cliutil import BAD_INPUT, INTERNAL_ERROR, INTERRUPTED, OK, add_simulation_args
 from simdomain.compare import compare
 from simdomain.errors import InputError, Problem
+from simdomain.experiments import cli as experiments_cli
 from simdomain.outputs import staged, write_result, write_run
 from simdomain.scenario import load_scenario
 from simdomain.simulation import simulate
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="turn an output folder into one HTML report")
     report.add_argument("folder", metavar="DIR")
     report.set_defaults(command=cmd_report)
+    experiments_cli.register(commands)
     # further commands register here
     return parser
 
