@@ -22,6 +22,15 @@ import pandas as pd
 from simdomain.scenario.model import Scenario
 
 ALL = "all"
+FLOWS = ("new_adds", "referral_adds", "fraud_adds", "new_customers", "new_members", "new_kocs",
+         "deletions", "orders", "gmv_cny", "spend_cny")
+"""Overall KPIs that add up over months."""
+STOCKS = ("pool_size",)
+RATES = ("deletion_rate", "member_order_share", "k_factor", "ltv_cny")
+COSTS = {"cost_per_add_cny": "new_adds", "cost_per_member_cny": "new_members"}
+"""Cost KPIs and the flow they divide spend by."""
+CHANNEL_KPIS = ("spend_cny", "contacts", "new_adds", "new_members", *COSTS)
+"""KPIs also reported per channel."""
 MONTHLY_COLUMNS = ["rep", "month", "kpi", "channel", "value"]
 TARGET_COLUMNS = ["rep", "target", "period", "value", "goal", "met"]
 
@@ -31,8 +40,7 @@ def monthly_kpis(daily: pd.DataFrame, channels: pd.DataFrame,
     """Tidy monthly KPIs: one row per replication, month, KPI and channel."""
     daily = daily.assign(month=daily["date"].dt.strftime("%Y-%m"))
     by = daily.groupby(["rep", "month"], sort=True)
-    flows = by[["new_adds", "referral_adds", "new_customers", "new_members", "new_kocs",
-                "deletions", "orders", "member_orders", "gmv_cny", "spend_cny"]].sum()
+    flows = by[[*FLOWS, "member_orders"]].sum()
     last = by[["pool", "customer", "member", "koc"]].last()
     first = by.head(1).set_index(["rep", "month"])
     pool_start = first["pool"] - first["new_adds"] + first["deletions"]
@@ -40,6 +48,7 @@ def monthly_kpis(daily: pd.DataFrame, channels: pd.DataFrame,
     overall = pd.DataFrame({
         "new_adds": flows["new_adds"],
         "referral_adds": flows["referral_adds"],
+        "fraud_adds": flows["fraud_adds"],
         "new_customers": flows["new_customers"],
         "new_members": flows["new_members"],
         "new_kocs": flows["new_kocs"],
@@ -144,11 +153,6 @@ def interval(values: pd.Series, level: float = 0.9) -> tuple[float, float, float
     return float(values.mean()), float(values.quantile(tail)), float(values.quantile(1 - tail))
 
 
-FLOWS = ("new_adds", "referral_adds", "new_customers", "new_members", "new_kocs", "deletions",
-         "orders", "gmv_cny", "spend_cny")
-MEANS = ("deletion_rate", "member_order_share", "k_factor", "ltv_cny")
-
-
 def horizon_kpis(monthly: pd.DataFrame) -> pd.DataFrame:
     """Overall KPIs over the whole horizon, per replication: ``rep, kpi, value``.
 
@@ -162,7 +166,7 @@ def horizon_kpis(monthly: pd.DataFrame) -> pd.DataFrame:
     by_rep = wide.groupby(level="rep")
     total = by_rep[list(FLOWS)].sum()
     total["pool_size"] = by_rep["pool_size"].last()
-    total[list(MEANS)] = by_rep[list(MEANS)].mean()
+    total[list(RATES)] = by_rep[list(RATES)].mean()
     total["cost_per_add_cny"] = _ratio(total["spend_cny"], total["new_adds"])
     total["cost_per_member_cny"] = _ratio(total["spend_cny"], total["new_members"])
     tidy = total.stack(future_stack=True).rename("value").reset_index()

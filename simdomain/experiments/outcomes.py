@@ -12,7 +12,6 @@ default) and aggregates the months:
   (a ratio of sums, so quiet months do not weigh as much as busy ones).
 
 ``aggregate`` picks another of ``sum``, ``last``, ``mean``, ``min`` or ``max``.
-``fraud_adds`` counts the fake referred adds who joined in the window.
 A target outcome is the share of the target's periods in the window that the
 replication meets; its mean over replications is the chance a period meets it.
 """
@@ -22,23 +21,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
-from simdomain.kpi import ALL
+from simdomain.kpi import ALL, CHANNEL_KPIS, COSTS, FLOWS, RATES, STOCKS
 from simdomain.simulation import SimulationResult
 
-FLOWS = ("new_adds", "referral_adds", "new_customers", "new_members", "new_kocs", "deletions",
-         "orders", "gmv_cny", "spend_cny", "contacts")
-STOCKS = ("pool_size",)
-RATES = ("deletion_rate", "member_order_share", "k_factor", "ltv_cny")
-COSTS = {"cost_per_add_cny": "new_adds", "cost_per_member_cny": "new_members"}
-"""Cost KPIs and the flow they divide the spend by."""
-AGENT_KPIS = ("fraud_adds",)
-"""KPIs counted from the per-person table (the run keeps it)."""
-KPIS = (*FLOWS, *STOCKS, *RATES, *COSTS, *AGENT_KPIS)
-CHANNEL_KPIS = ("spend_cny", "contacts", "new_adds", "new_members", *COSTS)
-"""KPIs also reported per channel."""
+KPIS = (*FLOWS, "contacts", *STOCKS, *RATES, *COSTS)
+__all__ = ["CHANNEL_KPIS", "COSTS", "KPIS", "Measure", "default_aggregate", "measure"]
 
 
 @dataclass(frozen=True)
@@ -63,11 +52,6 @@ def default_aggregate(kpi: str) -> str:
     return "ratio" if kpi in COSTS else "sum"
 
 
-def needs_agents(outcomes: Sequence[Measure]) -> bool:
-    """Whether any outcome is counted from the per-person table."""
-    return any(o.kpi in AGENT_KPIS for o in outcomes)
-
-
 def measure(result: SimulationResult, outcomes: Sequence[Measure]) -> list[dict[str, float]]:
     """Each outcome's value in each replication: one mapping per replication."""
     reps = pd.RangeIndex(result.reps, name="rep")
@@ -81,8 +65,6 @@ def _one(result: SimulationResult, outcome: Measure) -> pd.Series:
         targets = result.targets[result.targets["target"] == outcome.target]
         targets = targets[targets["period"].str[:7].isin(months)]
         return targets.groupby("rep")["met"].mean()
-    if outcome.kpi in AGENT_KPIS:
-        return _fraud_adds(result, months)
     monthly = result.monthly
     rows = monthly[(monthly["channel"] == outcome.channel) & monthly["month"].isin(months)]
     aggregate = outcome.aggregate or default_aggregate(outcome.kpi)
@@ -92,14 +74,3 @@ def _one(result: SimulationResult, outcome: Measure) -> pd.Series:
         return sums.get("spend_cny", pd.Series(dtype=float)) / denominator.where(denominator != 0)
     values = rows[rows["kpi"] == outcome.kpi].sort_values(["rep", "month"])
     return values.groupby("rep")["value"].agg(aggregate)
-
-
-def _fraud_adds(result: SimulationResult, months: list[str]) -> pd.Series:
-    assert result.agents is not None, "fraud_adds needs the per-person table"
-    first = result.daily[result.daily["rep"] == 0]
-    in_window = first["date"].dt.strftime("%Y-%m").isin(months).to_numpy()
-    days = first["day"].to_numpy()[in_window]
-    agents = result.agents
-    fake = (agents["segment"] == "fraud") & np.isin(agents["join_day"], days)
-    return fake.groupby(agents["rep"]).sum()
-

@@ -28,7 +28,7 @@ from simdomain.errors import InputError, Problem
 from simdomain.experiments import expr
 from simdomain.experiments.analysis import failures, sensitivity, summarize
 from simdomain.experiments.design import DesignPoints, build_design
-from simdomain.experiments.outcomes import Measure, measure, needs_agents
+from simdomain.experiments.outcomes import Measure, measure
 from simdomain.experiments.spec import SENSITIVITY_DESIGNS, Experiment, scenario_at
 from simdomain.experiments.store import SENSITIVITY, SUMMARY, ResultStore, finished_runs, read_runs
 from simdomain.outputs import staged
@@ -75,8 +75,7 @@ def execute_run(context: RunContext, task: RunTask) -> tuple[int, list[dict[str,
         for path, text in context.derived.items():
             fields[path] = expr.evaluate(expr.parse(text), task.values)
         scenario = scenario_at(context.base, fields)
-        result = simulate(scenario, seed=task.seed, reps=context.replications,
-                          keep_agents=needs_agents(context.measures))
+        result = simulate(scenario, seed=task.seed, reps=context.replications, keep_agents=False)
         return task.run, measure(result, context.measures), None
     except InputError as exc:
         return task.run, [], "invalid scenario: " + "; ".join(str(p) for p in exc.problems)

@@ -41,13 +41,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from simdomain import __version__
 from simdomain.errors import InputError, Problem
 from simdomain.experiments import expr
-from simdomain.experiments.outcomes import (
-    AGENT_KPIS,
-    CHANNEL_KPIS,
-    COSTS,
-    KPIS,
-    Measure,
-)
+from simdomain.experiments.outcomes import CHANNEL_KPIS, COSTS, KPIS, Measure
 from simdomain.kpi import ALL
 from simdomain.scenario.io import apply_overrides, dump_scenario, explain, read_yaml
 from simdomain.scenario.model import FieldError, Scenario, Strict
@@ -120,7 +114,7 @@ class Outcome(Strict):
     """A number kept from each replication (see :mod:`simdomain.experiments.outcomes`)."""
 
     name: str = Field(pattern=IDENTIFIER, description="column name in the results")
-    kpi: str | None = Field(None, description="a monthly KPI, or fraud_adds")
+    kpi: str | None = Field(None, description="a monthly KPI (see simdomain.kpi)")
     target: str | None = Field(None, description="a target of the scenario: share of periods met")
     channel: str = Field(ALL, description='"all" or a channel of the scenario')
     months: str | None = Field(None, pattern=_MONTHS, description=(
@@ -140,12 +134,12 @@ class Outcome(Strict):
     def _check(self) -> Outcome:
         if (self.kpi is None) == (self.target is None):
             raise FieldError((), "needs exactly one of kpi and target")
-        if self.target is not None or self.kpi in AGENT_KPIS:
+        if self.target is not None:
             if self.channel != ALL:
-                raise FieldError(("channel",), f"{self.kpi or 'a target'} is counted over all "
-                                               f"channels, got {self.channel!r}")
-            if self.aggregate not in (None, "sum") or (self.target and self.aggregate):
-                raise FieldError(("aggregate",), "does not apply here")
+                raise FieldError(("channel",), f"a target is counted over all channels, "
+                                               f"got {self.channel!r}")
+            if self.aggregate:
+                raise FieldError(("aggregate",), "does not apply to a target")
         elif self.channel != ALL and self.kpi not in CHANNEL_KPIS:
             raise FieldError(("kpi",), f"{self.kpi!r} is not reported per channel; "
                                        f"per channel: {list(CHANNEL_KPIS)}")

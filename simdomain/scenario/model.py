@@ -174,6 +174,24 @@ class Content(Strict):
     fatigue: float = Field(0.0, ge=-1.0, description="added to fatigue per view; < 0 soothes")
 
 
+class Targeting(Strict):
+    """Send 1:1 messages to the people a fitted model ranks highest.
+
+    On each 1:1 day, people in the policy's ``stages`` whose churn risk (deleting within
+    30 days) is above ``max_churn_risk`` are skipped; the rest are ranked by ``rank_by``
+    (``join``: joining the membership within 30 days, 0 for members and KOCs; ``order``:
+    ordering within 30 days) and the top ``top_share`` of everyone in those stages is
+    messaged. The model folder is one written by ``simdomain fit SCENARIO`` (a pickle:
+    only use folders you trust); a relative path is read from the working directory.
+    """
+
+    model: str = Field(description="folder written by `simdomain fit` on a scenario")
+    top_share: Probability = Field(0.3, description="share of the stages' people messaged")
+    max_churn_risk: Probability = Field(1.0, description="skip people whose churn risk is above")
+    rank_by: Literal["join", "order"] = "join"
+    estimator: Literal["gbm", "logistic"] = "gbm"
+
+
 class OneToOne(Strict):
     """1:1 messages (customer SOP): the strongest touch and the most complaints."""
 
@@ -185,6 +203,9 @@ class OneToOne(Strict):
     stages: list[Stage] = list(STAGES)
     uplift: NonNegative = 0.0
     fatigue: NonNegative = 0.0
+    targeting: Targeting | None = Field(
+        None, description="message the people a fitted model ranks highest; none = uniform"
+    )
 
     @model_validator(mode="after")
     def _weekdays_match(self) -> OneToOne:

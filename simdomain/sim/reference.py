@@ -364,6 +364,7 @@ def referral(env: simpy.Environment, dom: Domain) -> Process:
             dom.join(env, segment, "referral", day, referrer=referrer.agent)
             referrer.invites += 1
             dom.tally["referral_adds"] += 1
+            dom.tally["fraud_adds"] += fake
             dom.tally["spend_cny"] += spec.gift_per_invitee_cny + sum(
                 t.gift_cny for t in spec.reward_tiers if t.invites == referrer.invites)
 

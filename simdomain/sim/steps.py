@@ -100,6 +100,9 @@ def one_to_one(world: World, rng: np.random.Generator) -> None:
     if policy.reach < 1:
         u = rng.random(pop.n, dtype=np.float32, out=world.scratch("uniform", np.float32))
         reached &= u < np.float32(policy.reach)
+    if policy.targeting is not None:
+        from simdomain.models.targeting import select  # scikit-learn loads only if targeting
+        reached &= select(world, policy.targeting, reached)
     _touch(world, reached, policy.uplift, policy.fatigue, pop.touches_one_to_one)
 
 
@@ -176,6 +179,7 @@ def referral(world: World, day: int, rng: np.random.Generator) -> None:
         referrers = pick_referrers(world, referred, pressure, rng)
         world.join(people, source=layout.referral, day=day, rng=rng, referrer=referrers)
         world.tally["referral_adds"] += referred
+        world.tally["fraud_adds"] += fraud
         world.tally["spend_cny"] += referred * spec.gift_per_invitee_cny + _rewards(
             world, referrers)
     if organic:

@@ -16,6 +16,7 @@ TALLIES = (
     "new_adds",
     "organic_adds",
     "referral_adds",
+    "fraud_adds",
     "new_customers",
     "new_members",
     "new_kocs",
