@@ -1,7 +1,7 @@
 """One self-contained HTML file from an output folder: plots embedded, no network needed.
 
 The folder's kind is recognised by its files: a run (``summary.json``), a comparison
-(``comparison.csv``). Every figure is also saved as a PNG under ``figures/``. Numbers
+(``comparison.csv``), an experiment (``manifest.json``). Every figure is also saved as a PNG under ``figures/``. Numbers
 in tables are read from the folder's CSV and JSON files, not recomputed.
 """
 
@@ -59,6 +59,7 @@ def build_report(folder: str | Path) -> Path:
     """Write ``report.html`` (and ``figures/*.png``) into an output folder; return its path."""
     folder = Path(folder)
     builders: list[tuple[str, Callable[[Path, Figures], tuple[str, list[Section]]]]] = [
+        ("manifest.json", _experiment),
         ("comparison.csv", _comparison),
         ("summary.json", _run),
     ]
@@ -69,7 +70,8 @@ def build_report(folder: str | Path) -> Path:
             break
     else:
         raise InputError([Problem(str(folder), (), "not a simdomain output folder: expected "
-                                  "summary.json (run) or comparison.csv (compare)")])
+                                  "summary.json (run), comparison.csv (compare) or "
+                                  "manifest.json (experiment)")])
     page = _page(title, sections)
     figures.folder.mkdir(exist_ok=True)
     for name, data in figures.files.items():
@@ -231,3 +233,31 @@ def _comparison(folder: Path, figures: Figures) -> tuple[str, list[Section]]:
                                  ("gmv_cny", "GMV per month (yuan)")]]
     sections.append(("Month by month", "\n".join(charts)))
     return f"Comparison: {', '.join(names)}", sections
+
+
+def _experiment(folder: Path, figures: Figures) -> tuple[str, list[Section]]:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    title = (f"Experiment {manifest['experiment']}: {manifest['runs']} runs x "
+             f"{manifest['replications']} replications ({manifest['design']} design)")
+    status = (f"<p>{manifest['done']} of {manifest['runs']} runs done, {manifest['failed']} "
+              f"failed; status: {html.escape(manifest['status'])}.</p>")
+    if not (folder / "summary.csv").exists():
+        return title, [("Status", status + "<p class=note>The summary is written when every "
+                                           "run is done; rerun the experiment to finish it.</p>")]
+    summary = _read_csv(folder / "summary.csv")
+    factors = [f for f in manifest["factors"] if f in summary.columns]
+    sections: list[Section] = [("Status", status)]
+    if (folder / "sensitivity.csv").exists():
+        indices = _read_csv(folder / "sensitivity.csv")
+        sections.append(("Sensitivity", "\n".join(
+            figures.embed(f"sensitivity_{o}", plots.sensitivity(indices, o), f"sensitivity of {o}")
+            for o in manifest["outcomes"] if o in set(indices["outcome"]))))
+    else:
+        charts = [figures.embed(f"response_{o}_{f}".replace(".", "_"), plots.response(summary, f, o),
+                                f"{o} by {f}")
+                  for o in manifest["outcomes"] if o in set(summary["outcome"]) for f in factors]
+        sections.append(("Responses", "\n".join(charts)))
+    table = summary.pivot_table(index=["run", *factors], columns="outcome", values="mean")
+    sections.append(("Mean per design point (95% intervals in summary.csv)",
+                     f"<div class=wide>{table.to_html(float_format=lambda v: _fmt(v), border=0)}</div>"))
+    return title, sections

@@ -150,3 +150,44 @@ def differences(table: pd.DataFrame, month: str = "total") -> tuple[Figure, Axes
            xlabel="% of the base", ylabel="KPI")
     ax.legend(fontsize="small")
     return fig, ax
+
+
+def response(summary: pd.DataFrame, factor: str, outcome: str) -> tuple[Figure, Axes]:
+    """An outcome's mean per design point against one factor, with 95% confidence
+    intervals, and the factor's main effect (the average over the other factors)."""
+    rows = summary[summary["outcome"] == outcome]
+    fig, ax = _figure(6, 3.5)
+    ax.errorbar(rows[factor], rows["mean"],
+                yerr=[rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]],
+                fmt="o", markersize=7, alpha=0.8, capsize=3, label="design point (95% CI)")
+    if rows[factor].nunique() <= 12:
+        effect = rows.groupby(factor)["mean"].mean()
+        ax.plot(effect.index, effect.to_numpy(), color="#f16913", marker="s", linewidth=2.5,
+                label="mean over the other factors")
+    ax.set(title=f"{outcome} by {factor}", xlabel=factor, ylabel=outcome)
+    if rows["mean"].abs().max() >= 1000:
+        _thousands(ax)
+    ax.legend(fontsize="small")
+    return fig, ax
+
+
+def sensitivity(indices: pd.DataFrame, outcome: str) -> tuple[Figure, Axes]:
+    """Sensitivity indices of one outcome per factor (Sobol S1 and ST, or Morris mu*),
+    with their 95% bootstrap half-widths."""
+    rows = indices[indices["outcome"] == outcome]
+    shown = [i for i in ("S1", "ST", "mu_star") if i in set(rows["index"])]
+    table = rows[rows["index"].isin(shown)].pivot(index="factor", columns="index",
+                                                 values=["value", "conf"])
+    factors = list(table.index)
+    fig, ax = _figure(6, 0.6 * len(factors) + 1.5)
+    height = 0.8 / len(shown)
+    for i, name in enumerate(shown):
+        y = np.arange(len(factors)) + i * height
+        ax.barh(y, table[("value", name)], height=height, xerr=table[("conf", name)],
+                capsize=3, label=name)
+    ax.set_yticks(np.arange(len(factors)) + 0.4 - height / 2, factors)
+    ax.axvline(0, color="black", linewidth=1)
+    ax.set(title=f"Sensitivity of {outcome}", xlabel="index (share of variance for Sobol)",
+           ylabel="factor")
+    ax.legend(fontsize="small")
+    return fig, ax
