@@ -20,6 +20,7 @@ from simdomain.compare import compare
 from simdomain.errors import InputError, Problem
 from simdomain.experiments import cli as experiments_cli
 from simdomain.outputs import staged, write_result, write_run
+from simdomain.planner import cli as planner_cli
 from simdomain.scenario import load_scenario
 from simdomain.simulation import simulate
 from simdomain.tables import comparison_table, monthly_table, targets_table
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("folder", metavar="DIR")
     report.set_defaults(command=cmd_report)
     experiments_cli.register(commands)
+    planner_cli.register(commands)
     # further commands register here
     return parser
 

@@ -1,0 +1,163 @@
+"""``simdomain plan``: the cheapest monthly channel plan that hits the targets.
+
+Exit codes: 0 a plan was found; 3 no plan meets every target (or, with
+``--confidence``, not at that confidence), the diagnosis printed; 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from simdomain.cliutil import INFEASIBLE, OK, positive_int
+from simdomain.errors import InputError, Problem
+from simdomain.planner.export import diagnosis_text, plan_text, verification_text, write_plan
+from simdomain.planner.milp import SOLVERS
+from simdomain.planner.planning import plan
+from simdomain.planner.problem import BASES, OBJECTIVES, PlanOptions
+from simdomain.planner.verify import plan_with_confidence, verify
+from simdomain.scenario import load_scenario
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add the ``plan`` subcommand."""
+    parser = commands.add_parser("plan", help="plan channel spend to hit the targets at least cost",
+                                 description=__doc__.split("\n\n")[0])
+    parser.add_argument("file", metavar="SCENARIO")
+    parser.add_argument("--objective", choices=OBJECTIVES, default="min-cost",
+                        help="min-cost (default): cheapest plan meeting every target; max-*: "
+                             "the most members/adds/GMV within the budget")
+    parser.add_argument("--budget", type=_amount, metavar="CNY",
+                        help="total budget over the horizon (replaces the scenario's)")
+    parser.add_argument("--monthly-budget", type=_amount, metavar="CNY",
+                        help="budget per month (replaces the scenario's)")
+    parser.add_argument("--lock", action="append", default=[], metavar="CH=SPEND",
+                        help="fix a channel's monthly spend (one amount, or one per month "
+                             "separated by commas); repeatable")
+    parser.add_argument("--verify", type=positive_int, metavar="N",
+                        help="simulate the plan N times and report each target's chance")
+    parser.add_argument("--confidence", type=_probability, metavar="P",
+                        help="raise the planned targets until the simulated chance of "
+                             "meeting every target reaches P (uses --verify N, default 20)")
+    parser.add_argument("--curves", choices=("scenario", "simulated"), default="scenario",
+                        help="response curves from the channel parameters (default) or "
+                             "measured by simulation")
+    parser.add_argument("--members-basis", choices=BASES, default="cohort",
+                        help="cohort (default): members a month's adds bring within the "
+                             "window; calendar: members who join in the month")
+    parser.add_argument("--member-window", type=int, default=6, metavar="MONTHS",
+                        help="months after the add month that count (default 6)")
+    parser.add_argument("--channel-values", metavar="CSV",
+                        help="channel value table: columns channel, members_per_add")
+    parser.add_argument("--solver", choices=SOLVERS, default="cbc",
+                        help="cbc (default, bundled with PuLP) or highs (needs highspy)")
+    parser.add_argument("--seed", type=int, default=0, help="root seed of simulations")
+    parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                        help="override a scenario field")
+    parser.add_argument("--out", metavar="DIR", help="output folder (default out/<name>-plan)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or tables")
+    parser.set_defaults(command=cmd_plan)
+
+
+def _amount(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an amount in yuan, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected an amount >= 0, got {text!r}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1, got {text!r}")
+    return value
+
+
+def parse_locks(items: list[str]) -> dict[str, float | list[float]]:
+    """``["sms=50000", "feeds=1,2,3"]`` as ``{"sms": 50000.0, "feeds": [1.0, 2.0, 3.0]}``."""
+    locks: dict[str, float | list[float]] = {}
+    problems = []
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            amounts = [float(v) for v in value.split(",")]
+        except ValueError:
+            amounts = []
+        if not sep or not name.strip() or not amounts:
+            problems.append(Problem("--lock", (), f"expected CH=SPEND, got {item!r}"))
+            continue
+        locks[name.strip()] = amounts[0] if len(amounts) == 1 else amounts
+    if problems:
+        raise InputError(problems)
+    return locks
+
+
+def read_channel_values(path: str) -> dict[str, float]:
+    """Members per add by channel from a CSV with columns ``channel, members_per_add``."""
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise InputError([Problem(path, (), f"cannot read the channel values: {exc}")]) from None
+    missing = [c for c in ("channel", "members_per_add") if c not in table.columns]
+    if missing:
+        raise InputError([Problem(path, (), f"missing columns {missing}; "
+                                            f"found {list(table.columns)}")])
+    values = pd.to_numeric(table["members_per_add"], errors="coerce")
+    bad = table.loc[~values.between(0, 1), "channel"].tolist()
+    if bad:
+        raise InputError([Problem(path, ("members_per_add",),
+                                  f"must be between 0 and 1, for channels {bad}")])
+    return dict(zip(table["channel"].astype(str), values.astype(float)))
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.file, args.set)
+    if args.member_window < 0:
+        raise InputError([Problem("--member-window", (), f"expected >= 0, got {args.member_window}")])
+    options = PlanOptions(
+        objective=args.objective, total_budget_cny=args.budget,
+        monthly_budget_cny=args.monthly_budget, locks=parse_locks(args.lock),
+        curves=args.curves, members_basis=args.members_basis,
+        member_window_months=args.member_window,
+        members_per_add=read_channel_values(args.channel_values) if args.channel_values else {},
+    )
+    out = Path(args.out) if args.out else Path("out") / f"{scenario.name}-plan"
+    progress = False if args.quiet else None
+    say = (lambda text: None) if args.quiet else print
+    reps = args.verify or 20
+    confidence = verification = None
+    if args.confidence is not None:
+        confidence = plan_with_confidence(scenario, options, args.confidence, reps=reps,
+                                          seed=args.seed, solver=args.solver, progress=progress)
+        result, verification = confidence.result, confidence.verification
+    else:
+        result = plan(scenario, options, solver=args.solver, seed=args.seed)
+        if result.optimal and args.verify:
+            verification = verify(result, reps=args.verify, seed=args.seed, progress=progress)
+    files = write_plan(result, out, verification=verification, confidence=confidence)
+    if not result.optimal:
+        print(diagnosis_text(result), file=sys.stderr)
+        say(f"\nwrote {', '.join(files)} to {out}")
+        return INFEASIBLE
+    say(plan_text(result))
+    if verification is not None:
+        say("\n" + verification_text(verification))
+    if confidence is not None:
+        extra = confidence.extra_cost
+        say(f"\nconfidence {confidence.level:.0%}: {confidence.message}; "
+            f"extra cost of the margins: ¥{extra:,.0f}")
+    say(f"\nwrote {', '.join(files)} to {out}")
+    if confidence is not None and not confidence.reached:
+        if confidence.blocked is not None:
+            print(diagnosis_text(confidence.blocked), file=sys.stderr)
+        return INFEASIBLE
+    return OK
