@@ -56,7 +56,19 @@ def experiment_dir(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("folder", ["run_dir", "compare_dir", "experiment_dir"])
+@pytest.fixture(scope="module")
+def plan_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("plan")
+    assert cli.main(["plan", str(MINIMAL), "--quiet", "--out", str(folder),
+                     "--set", "targets.max_monthly_deletion_rate=0.2"]) == 0
+    build_report(folder)
+    return folder
+
+
+FOLDERS = ["run_dir", "compare_dir", "experiment_dir", "plan_dir"]
+
+
+@pytest.mark.parametrize("folder", FOLDERS)
 def test_report_is_self_contained(folder, request):
     path = request.getfixturevalue(folder) / "report.html"
     page = path.read_text(encoding="utf-8")
@@ -108,7 +120,7 @@ needs_browser = pytest.mark.skipif(
 
 
 @needs_browser
-@pytest.mark.parametrize("folder", ["run_dir", "compare_dir", "experiment_dir"])
+@pytest.mark.parametrize("folder", FOLDERS)
 def test_report_renders_its_plots_without_console_errors(folder, request, tmp_path):
     image, console = render(request.getfixturevalue(folder) / "report.html", tmp_path)
     assert console == ""

@@ -1,7 +1,7 @@
 """One self-contained HTML file from an output folder: plots embedded, no network needed.
 
 The folder's kind is recognised by its files: a run (``summary.json``), a comparison
-(``comparison.csv``), an experiment (``manifest.json``). Every figure is also saved as a PNG under ``figures/``. Numbers
+(``comparison.csv``), a plan (``plan.csv``), an experiment (``manifest.json``). Every figure is also saved as a PNG under ``figures/``. Numbers
 in tables are read from the folder's CSV and JSON files, not recomputed.
 """
 
@@ -60,6 +60,7 @@ def build_report(folder: str | Path) -> Path:
     folder = Path(folder)
     builders: list[tuple[str, Callable[[Path, Figures], tuple[str, list[Section]]]]] = [
         ("manifest.json", _experiment),
+        ("plan.csv", _plan),
         ("comparison.csv", _comparison),
         ("summary.json", _run),
     ]
@@ -70,8 +71,8 @@ def build_report(folder: str | Path) -> Path:
             break
     else:
         raise InputError([Problem(str(folder), (), "not a simdomain output folder: expected "
-                                  "summary.json (run), comparison.csv (compare) or "
-                                  "manifest.json (experiment)")])
+                                  "summary.json (run), comparison.csv (compare), "
+                                  "plan.csv (plan) or manifest.json (experiment)")])
     page = _page(title, sections)
     figures.folder.mkdir(exist_ok=True)
     for name, data in figures.files.items():
@@ -260,4 +261,41 @@ def _experiment(folder: Path, figures: Figures) -> tuple[str, list[Section]]:
     table = summary.pivot_table(index=["run", *factors], columns="outcome", values="mean")
     sections.append(("Mean per design point (95% intervals in summary.csv)",
                      f"<div class=wide>{table.to_html(float_format=lambda v: _fmt(v), border=0)}</div>"))
+    return title, sections
+
+
+def _plan(folder: Path, figures: Figures) -> tuple[str, list[Section]]:
+    plan = _read_csv(folder / "plan.csv")
+    summary = json.loads((folder / "plan.json").read_text())
+    title = (f"Plan for {summary['scenario']}: {summary['objective']}, {summary['status']}, "
+             f"total cost {_fmt(summary['total_cost_cny'])} yuan")
+    spend = plan.pivot_table(index="channel", columns="month", values="spend_cny", aggfunc="sum")
+    staff = plan.pivot_table(index="channel", columns="month", values="staff_accounts",
+                             aggfunc="sum")
+    targets = pd.DataFrame(summary["targets"])
+    shown = [c for c in ("target", "period", "goal", "planned", "plan", "current",
+                         "marginal_cost", "simulated_mean", "simulated_low", "simulated_high",
+                         "probability_met") if c in targets.columns]
+    sections: list[Section] = [
+        ("Spend and adds", figures.embed("plan_spend", plots.plan_by_channel(
+            plan, "spend_cny", "spend (yuan)"), "planned spend by channel")
+         + figures.embed("plan_adds", plots.plan_by_channel(plan, "adds", "adds"),
+                         "planned adds by channel")),
+        ("Spend per channel and month (yuan)",
+         f"<div class=wide>{spend.to_html(float_format=lambda v: _fmt(v), border=0)}</div>"),
+        ("Staff accounts per channel and month",
+         f"<div class=wide>{staff.to_html(float_format=lambda v: f'{v:.0f}', border=0)}</div>"),
+        ("Targets against the plan",
+         "<p class=note>goal; planned (raised by --confidence); the plan's expected value; the "
+         "current spend plan's; the marginal cost of one more unit (yuan); and, when verified "
+         "by simulation, the mean, 90% interval and chance of meeting the goal.</p>"
+         f"<div class=wide>{targets[shown].to_html(index=False, border=0, float_format=lambda v: _fmt(v))}"
+         "</div>"),
+    ]
+    if (folder / "diagnostics.json").exists():
+        diagnostics = json.loads((folder / "diagnostics.json").read_text())
+        if diagnostics.get("binding"):
+            families = pd.DataFrame(diagnostics["binding"])["family"].value_counts()
+            sections.append(("Binding constraints", "<ul>" + "".join(
+                f"<li>{html.escape(f)}: {n}</li>" for f, n in families.items()) + "</ul>"))
     return title, sections

@@ -112,7 +112,7 @@ def channel_adds(monthly: pd.DataFrame) -> tuple[Figure, Axes]:
     ax.set(title="Adds by channel", xlabel="month", ylabel="adds per month")
     ax.tick_params(axis="x", rotation=45)
     _thousands(ax)
-    ax.legend(fontsize="small", ncols=2)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
     return fig, ax
 
 
@@ -190,4 +190,20 @@ def sensitivity(indices: pd.DataFrame, outcome: str) -> tuple[Figure, Axes]:
     ax.set(title=f"Sensitivity of {outcome}", xlabel="index (share of variance for Sobol)",
            ylabel="factor")
     ax.legend(fontsize="small")
+    return fig, ax
+
+
+def plan_by_channel(plan: pd.DataFrame, column: str, label: str) -> tuple[Figure, Axes]:
+    """A plan's ``column`` (spend or adds) per month, stacked by channel."""
+    table = plan.pivot_table(index="month", columns="channel", values=column, aggfunc="sum",
+                             fill_value=0)
+    fig, ax = _figure()
+    bottom = np.zeros(len(table))
+    for channel in table.columns:
+        ax.bar(table.index, table[channel], bottom=bottom, label=channel)
+        bottom += table[channel].to_numpy()
+    ax.set(title=f"Planned {label} by channel", xlabel="month", ylabel=label)
+    ax.tick_params(axis="x", rotation=45)
+    _thousands(ax)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
     return fig, ax
