@@ -53,11 +53,11 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
 
     p_del = gather(rates.delete, key, world.scratch("p_delete", np.float32))
     if policy.fatigue_sensitivity > 0:
-        excess = np.subtract(pop.fatigue, np.float32(policy.fatigue_tolerance), out=p)
-        np.maximum(excess, np.float32(0), out=excess)
-        excess *= np.float32(policy.fatigue_sensitivity)
-        excess += np.float32(1)
-        p_del *= excess
+        # 1 + sensitivity * max(0, fatigue - tolerance), in three passes
+        sensitivity = policy.fatigue_sensitivity
+        factor = np.multiply(pop.fatigue, np.float32(sensitivity), out=p)
+        factor += np.float32(1 - sensitivity * policy.fatigue_tolerance)
+        p_del *= np.maximum(factor, np.float32(1), out=factor)
     p_move = np.multiply(gather(rates.advance, key, p), lift, out=p)
     if life.new_user_multiplier != 1 and life.new_user_days > 0:
         first_new_day = max(day - life.new_user_days + 1, 0)  # the initial pool is not new
