@@ -19,6 +19,7 @@ from simdomain.cliutil import BAD_INPUT, INTERNAL_ERROR, INTERRUPTED, OK, add_si
 from simdomain.compare import compare
 from simdomain.errors import InputError, Problem
 from simdomain.experiments import cli as experiments_cli
+from simdomain.models import cli as models_cli
 from simdomain.outputs import staged, write_result, write_run
 from simdomain.planner import cli as planner_cli
 from simdomain.scenario import load_scenario
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(command=cmd_report)
     experiments_cli.register(commands)
     planner_cli.register(commands)
+    models_cli.register(commands)
     # further commands register here
     return parser
 

@@ -22,5 +22,8 @@ class InputError(Exception):
     """Bad input: every problem found, ready to print one per line."""
 
     def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(problems)  # args hold the problems, so a copy (SimPy, pickle) keeps them
         self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
+
+    def __str__(self) -> str:
+        return "\n".join(str(p) for p in self.problems)

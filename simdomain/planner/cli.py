@@ -101,8 +101,10 @@ def parse_locks(items: list[str]) -> dict[str, float | list[float]]:
     return locks
 
 
-def read_channel_values(path: str) -> dict[str, float]:
-    """Members per add by channel from a CSV with columns ``channel, members_per_add``."""
+def read_channel_values(path: str, channels: list[str]) -> dict[str, float]:
+    """Members per add of the scenario's ``channels`` from a CSV with columns ``channel,
+    members_per_add`` (the channel value table of ``simdomain fit``: its ``segment ==
+    "all"`` rows; rows of other sources, such as referral, are left out)."""
     try:
         table = pd.read_csv(path)
     except (OSError, ValueError) as exc:
@@ -111,6 +113,9 @@ def read_channel_values(path: str) -> dict[str, float]:
     if missing:
         raise InputError([Problem(path, (), f"missing columns {missing}; "
                                             f"found {list(table.columns)}")])
+    if "segment" in table.columns:
+        table = table[table["segment"] == "all"]
+    table = table[table["channel"].astype(str).isin(channels)]
     values = pd.to_numeric(table["members_per_add"], errors="coerce")
     bad = table.loc[~values.between(0, 1), "channel"].tolist()
     if bad:
@@ -123,12 +128,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.file, args.set)
     if args.member_window < 0:
         raise InputError([Problem("--member-window", (), f"expected >= 0, got {args.member_window}")])
+    values = read_channel_values(args.channel_values, list(scenario.channels)) \
+        if args.channel_values else {}
     options = PlanOptions(
         objective=args.objective, total_budget_cny=args.budget,
         monthly_budget_cny=args.monthly_budget, locks=parse_locks(args.lock),
         curves=args.curves, members_basis=args.members_basis,
         member_window_months=args.member_window,
-        members_per_add=read_channel_values(args.channel_values) if args.channel_values else {},
+        members_per_add=values,
     )
     out = Path(args.out) if args.out else Path("out") / f"{scenario.name}-plan"
     progress = False if args.quiet else None
