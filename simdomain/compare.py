@@ -15,8 +15,8 @@ import pandas as pd
 from scipy import stats
 
 from simdomain.kpi import ALL, horizon_kpis
-from simdomain.simulation import SimulationResult, simulate
 from simdomain.scenario.model import Scenario
+from simdomain.simulation import SimulationResult, simulate
 
 TOTAL = "total"
 """The ``month`` label of KPIs over the whole horizon."""

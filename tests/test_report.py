@@ -13,8 +13,8 @@ from matplotlib.image import imread
 
 from simdomain import cli, load_scenario, simulate
 from simdomain.compare import compare
-from simdomain.outputs import staged, write_result, write_run
 from simdomain.errors import InputError
+from simdomain.outputs import staged, write_result, write_run
 from simdomain.report import build_report
 
 MINIMAL = Path(__file__).parent / "fixtures" / "minimal.yaml"

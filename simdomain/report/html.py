@@ -14,7 +14,6 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -48,7 +47,6 @@ class Figures:
         fig = made[0]
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png")
-        plt.close(fig)
         data = buffer.getvalue()
         self.files[f"{name}.png"] = data
         encoded = base64.b64encode(data).decode("ascii")

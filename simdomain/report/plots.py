@@ -1,28 +1,25 @@
 """Stateless plots of result frames; each returns ``(Figure, Axes)``.
 
-Bands are the central 90% of replications; targets are dashed lines.
+Bands are the central 90% of replications; targets are dashed lines. Figures are made
+without pyplot, so nothing depends on a display or on global state.
 """
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 STAGE_COLORS = {"fan": "#9ecae1", "customer": "#4292c6", "member": "#08519c", "koc": "#f16913"}
 BAND = 0.9
 
 
 def _figure(width: float = 8, height: float = 4) -> tuple[Figure, Axes]:
-    fig, ax = plt.subplots(figsize=(width, height), dpi=100, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")  # no pyplot state
+    ax = fig.subplots()
     ax.grid(alpha=0.3)
     return fig, ax
 
