@@ -57,7 +57,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="simdomain", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="simdomain", description=(
+        "Simulate a brand's private domain, plan its channel spend, and say how sure it is."),
+        epilog="exit codes: 0 done, 1 internal error, 2 bad input or usage, "
+               "3 no plan meets the targets, 130 interrupted")
     parser.add_argument("--version", action="version", version=f"simdomain {__version__}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=_Parser)
 
