@@ -35,7 +35,10 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
     probability ``p_del`` or else moves up a stage with probability ``p_adv`` (competing
     risks: one uniform ``u``; deleted if ``u < p_del``, advanced if
     ``p_del <= u < p_del + p_adv``, so ``p_adv`` is in effect capped at ``1 - p_del``).
-    The survivors' dormancy flips last. Work arrays are reused from day to day.
+    The survivors' dormancy flips last.
+
+    Events are rare, so each draw is thinned (see :func:`candidates`): only people
+    picked with a bound on everyone's probability have their own probability computed.
     """
     pop, rates, life = world.pop, world.rates, world.scenario.lifecycle
     policy = world.scenario.touch_policy
@@ -43,33 +46,34 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
     if n == 0:
         return
     key = pop.key
-    u = world.scratch("uniform", np.float32)
-    lift = np.add(pop.engagement, np.float32(1.0), out=world.scratch("lift", np.float32))
-    p = world.scratch("probability", np.float32)
+    lift_max = 1.0 + max(float(pop.engagement.max()), 0.0)
 
-    np.multiply(gather(rates.order, key, p), lift, out=p)
-    ordered = np.flatnonzero(np.less(rng.random(n, dtype=np.float32, out=u), p))
+    def lift(index: np.ndarray) -> np.ndarray:
+        return pop.engagement[index] + np.float32(1.0)
+
+    bound = float(rates.order.max()) * lift_max
+    picked, u = candidates(n, bound, rng)
+    ordered = picked[u < rates.order[key[picked]] * lift(picked)]
     world.record_orders(ordered, day, rng)
 
-    p_del = gather(rates.delete, key, world.scratch("p_delete", np.float32))
-    if policy.fatigue_sensitivity > 0:
-        # 1 + sensitivity * max(0, fatigue - tolerance), in three passes
-        sensitivity = policy.fatigue_sensitivity
-        factor = np.multiply(pop.fatigue, np.float32(sensitivity), out=p)
-        factor += np.float32(1 - sensitivity * policy.fatigue_tolerance)
-        p_del *= np.maximum(factor, np.float32(1), out=factor)
-    p_move = np.multiply(gather(rates.advance, key, p), lift, out=p)
+    sensitivity, tolerance = policy.fatigue_sensitivity, policy.fatigue_tolerance
+    fatigue_max = 1.0 + sensitivity * max(float(pop.fatigue.max()) - tolerance, 0.0)
+    boost = max(life.new_user_multiplier, 1.0) if life.new_user_days > 0 else 1.0
+    bound = float(rates.delete.max()) * fatigue_max + float(rates.advance.max()) * lift_max * boost
+    picked, u = candidates(n, bound, rng)
+    p_del = rates.delete[key[picked]]
+    if sensitivity > 0:
+        p_del = p_del * (1 + sensitivity * np.maximum(pop.fatigue[picked] - tolerance, 0))
+    p_adv = rates.advance[key[picked]] * lift(picked)
     if life.new_user_multiplier != 1 and life.new_user_days > 0:
         first_new_day = max(day - life.new_user_days + 1, 0)  # the initial pool is not new
-        newest = int(np.searchsorted(pop.join_day, np.int32(first_new_day)))
-        p_move[newest:][pop.stage[newest:] == FAN] *= np.float32(life.new_user_multiplier)
-    p_move += p_del
-    rng.random(n, dtype=np.float32, out=u)
-    moving = np.flatnonzero(np.less(u, p_move))
-    is_deleted = u[moving] < p_del[moving]
-    deleted, advanced = moving[is_deleted], moving[~is_deleted]
-    flips = np.flatnonzero(np.less(rng.random(n, dtype=np.float32, out=u),
-                                   gather(rates.flip_dormancy, key, p)))
+        new = (pop.join_day[picked] >= first_new_day) & (pop.stage[picked] == FAN)
+        p_adv = np.where(new, p_adv * life.new_user_multiplier, p_adv)
+    deleted = picked[u < p_del]
+    advanced = picked[(u >= p_del) & (u < p_del + p_adv)]
+
+    picked, u = candidates(n, float(rates.flip_dormancy.max()), rng)
+    flips = picked[u < rates.flip_dormancy[key[picked]]]
 
     old_stage = pop.stage[advanced]
     world.move(advanced, stage=old_stage + 1)
@@ -89,6 +93,31 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
 
     flips = flips[pop.stage[flips] != DELETED]
     world.move(flips, dormant=~pop.dormant[flips])
+
+
+def candidates(n: int, bound: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Thinning for per-person Bernoulli draws whose probabilities are all <= ``bound``.
+
+    Returns the people picked, each independently with probability ``min(bound, 1)``
+    (by geometric gaps, so the work is proportional to the number picked), and a
+    uniform on ``[0, min(bound, 1))`` for each. A person whose probability is ``p``
+    has ``u < p`` with probability exactly ``p``; competing events use ``[p1, p1 + p2)``
+    and so on.
+    """
+    if bound <= 0:
+        return np.empty(0, dtype=np.int64), np.empty(0)
+    if bound >= 1:
+        return np.arange(n), rng.random(n)
+    if bound < 1e-9:  # geometric gaps this long could overflow; a handful of people at most
+        picked = np.sort(rng.choice(n, size=rng.binomial(n, bound), replace=False))
+        return picked, rng.random(len(picked)) * bound
+    expected = n * bound
+    picked = np.cumsum(rng.geometric(bound, size=int(expected + 6 * math.sqrt(expected)) + 16)) - 1
+    while picked[-1] < n - 1:  # rare: more gaps are needed to pass the last person
+        more = np.cumsum(rng.geometric(bound, size=int(expected) // 4 + 16)) + picked[-1]
+        picked = np.concatenate([picked, more])
+    picked = picked[picked < n]
+    return picked, rng.random(len(picked)) * bound
 
 
 def one_to_one(world: World, rng: np.random.Generator) -> None:
