@@ -131,6 +131,10 @@ class Channel(Strict):
     deletion_multiplier: NonNegative = Field(
         1.0, description="people added here delete at this multiple of the base rate"
     )
+    free_adds_per_month: NonNegative = Field(
+        0.0, description="adds a month that come without spend (store posters, codes already "
+                         "out): Poisson, spread evenly over the month, within staff capacity"
+    )
 
     @property
     def add_rate(self) -> float:
