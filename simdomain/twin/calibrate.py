@@ -267,19 +267,19 @@ def _deletion(b: _Builder, fit: DeletionFit | None, base: Scenario | None,
                 b.fixed(("lifecycle", "deletion", stage), 0.0, NOT_IN_DATA)
         messages.append("deletion: no contacts in the data; " + (ASSUMED if base else NOT_IN_DATA))
         return
+    draws = fit.draws(b.n, b.rng)
     for stage, hazard in fit.stage.items():
-        point, draws = _hazard_probability(hazard, b.n, b.rng)
-        b.fitted(("lifecycle", "deletion", stage), point, draws,
+        b.fitted(("lifecycle", "deletion", stage), float(daily_probability(hazard.rate)),
+                 daily_probability(draws[f"stage.{stage}"].to_numpy()),
                  _basis(hazard, f"deletions by {stage}s") + " (frailty-weighted)")
     b.fitted(("lifecycle", "heterogeneity", "deletion_shape"), fit.shape,
-             fit.shape_draws(b.n, b.rng), "gamma frailty: deletion hazard falling with tenure")
-    b.latent("deletion.shape", fit.shape, b.columns["lifecycle.heterogeneity.deletion_shape"],
-             "gamma frailty shape")
+             draws["shape"].to_numpy(), "gamma frailty: deletion hazard falling with tenure")
+    b.latent("deletion.shape", fit.shape, draws["shape"].to_numpy(), "gamma frailty shape")
     for channel, hazard in fit.channel.items():
         if channel in RESERVED_SOURCES:
             continue
         b.fitted(("channels", channel, "propensity", "deletion"), hazard.rate,
-                 hazard.draws(b.n, b.rng),
+                 draws[f"channel.{channel}"].to_numpy(),
                  f"{hazard.events:,.0f} deletions against {hazard.exposure:,.1f} expected")
 
 

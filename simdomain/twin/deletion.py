@@ -10,7 +10,7 @@ carries exactly this model (a stage and source rate table times a gamma multipli
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import gammaln
 
 from simdomain.scenario.model import STAGES
+from simdomain.twin.btyd import _hessian
 from simdomain.twin.rates import Hazard, stage_at, stage_days
 
 MAX_SHAPE = 1000.0
@@ -26,31 +27,55 @@ MAX_SHAPE = 1000.0
 
 @dataclass(frozen=True)
 class DeletionFit:
-    """Stage rates, channel multipliers and the frailty shape, with what they rest on."""
+    """Stage rates, channel multipliers and the frailty shape, with their joint uncertainty.
+
+    The estimates' covariance is the inverse observed information of the marginal
+    likelihood in (log stage rates, log channel multipliers but the first, log shape):
+    joint, because a falling hazard can be read as frailty or as stage differences.
+    """
 
     stage: dict[str, Hazard]
     """Per stage: deletions and frailty-weighted person-days (rate = their ratio)."""
     channel: dict[str, Hazard]
     """Per channel: deletions and expected deletions (multiplier = their ratio)."""
     shape: float
-    shape_se_log: float
-    """Standard error of log(shape) from the profile likelihood's curvature."""
-    cumulative: pd.Series
+    theta: np.ndarray = field(repr=False)
+    cov: np.ndarray = field(repr=False)
+    free_stages: list[str] = field(repr=False)
+    cumulative: pd.Series = field(repr=False)
     """Each surviving person's cumulative hazard to date, before frailty."""
 
     def multipliers(self) -> dict[str, float]:
         return {c: h.rate for c, h in self.channel.items()}
 
-    def shape_draws(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return np.minimum(np.exp(np.log(self.shape) + self.shape_se_log * rng.standard_normal(n)),
-                          MAX_SHAPE)
+    def draws(self, n: int, rng: np.random.Generator) -> pd.DataFrame:
+        """Joint draws: ``stage.<stage>`` rates, ``channel.<channel>`` multipliers
+        (renormalised to the fitted channels' weighted mean of 1) and ``shape``."""
+        z = np.exp(rng.multivariate_normal(self.theta, self.cov, size=n, method="eigh"))
+        s = len(self.free_stages)
+        names = list(self.channel)
+        out = {f"stage.{st}": z[:, i] for i, st in enumerate(self.free_stages)}
+        for st in STAGES:
+            out.setdefault(f"stage.{st}", np.zeros(n))
+        first = self.channel[names[0]].rate
+        multipliers = np.column_stack([np.full(n, first), z[:, s:-1]]) if len(names) > 1 else (
+            np.full((n, 1), first))
+        expected = np.array([h.exposure for h in self.channel.values()])
+        scale = (multipliers * expected).sum(axis=1) / expected.sum()
+        for j, name in enumerate(names):
+            out[f"channel.{name}"] = multipliers[:, j] / scale
+        for st in self.free_stages:
+            out[f"stage.{st}"] = out[f"stage.{st}"] * scale
+        out["shape"] = np.minimum(z[:, -1], MAX_SHAPE)
+        return pd.DataFrame(out)
 
     def shape_interval(self, level: float = 0.9) -> tuple[float, float]:
         from scipy.stats import norm
 
+        se = float(np.sqrt(self.cov[-1, -1]))
         z = norm.ppf(0.5 + level / 2)
-        return (float(np.exp(np.log(self.shape) - z * self.shape_se_log)),
-                float(min(np.exp(np.log(self.shape) + z * self.shape_se_log), MAX_SHAPE)))
+        return (float(np.exp(np.log(self.shape) - z * se)),
+                float(min(np.exp(np.log(self.shape) + z * se), MAX_SHAPE)))
 
 
 def _marginal(shape: float, events: np.ndarray, hazard: np.ndarray) -> float:
@@ -97,11 +122,23 @@ def fit_deletion(people: pd.DataFrame, *, iterations: int = 50) -> DeletionFit |
         shape = float(np.exp(result.x))
 
     hazard = exposure @ base * channel[source_codes]
-    h = 1e-3
-    ls = np.log(shape)
-    curvature = (_marginal(np.exp(ls + h), d, hazard) - 2 * _marginal(shape, d, hazard)
-                 + _marginal(np.exp(ls - h), d, hazard)) / h**2
-    se = float(1 / np.sqrt(-curvature)) if curvature < 0 else float("inf")
+    free = [i for i in range(len(STAGES)) if events_by_stage[i] > 0]
+    at_death = np.where(deleted, stage, 0)
+
+    def loglik(theta: np.ndarray) -> float:
+        b = np.zeros(len(STAGES))
+        b[free] = np.exp(theta[: len(free)])
+        c = np.concatenate([[channel[0]], np.exp(theta[len(free):-1])])
+        k = np.exp(theta[-1])
+        rate = c[source_codes]
+        cumulative = exposure @ b * rate
+        with np.errstate(divide="ignore"):
+            log_h = np.where(deleted, np.log(b[at_death] * rate), 0.0)
+        return float(log_h.sum()) + _marginal(k, d, cumulative)
+
+    theta = np.log(np.concatenate([base[free], channel[1:], [min(shape, MAX_SHAPE)]]))
+    info = -_hessian(loglik, theta)
+    cov = np.linalg.pinv(info) if np.any(np.linalg.eigvalsh(info) <= 0) else np.linalg.inv(info)
     weight = (shape + d) / (shape + hazard)
     weighted_days = (exposure * (weight * channel[source_codes])[:, None]).sum(axis=0)
     expected = np.bincount(source_codes, weights=(exposure @ base) * weight,
@@ -111,7 +148,7 @@ def fit_deletion(people: pd.DataFrame, *, iterations: int = 50) -> DeletionFit |
                for i, s in enumerate(STAGES)},
         channel={str(c): Hazard(float(events_by_source[j]), float(expected[j]))
                  for j, c in enumerate(sources)},
-        shape=min(shape, MAX_SHAPE),
-        shape_se_log=se if np.isfinite(se) else 10.0,
+        shape=min(shape, MAX_SHAPE), theta=theta, cov=cov,
+        free_stages=[STAGES[i] for i in free],
         cumulative=pd.Series(hazard, index=contacts.index)[~deleted],
     )
