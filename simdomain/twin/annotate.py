@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import yaml
@@ -11,7 +12,7 @@ Loc = tuple[str | int, ...]
 
 def _scalar(value: Any) -> str:
     if isinstance(value, float):
-        return repr(round(value, 10)) if value == value else ".nan"
+        return repr(round(value, 10)) if not math.isnan(value) else ".nan"
     text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10**6)
     return text.removesuffix("\n...\n").strip()
 

@@ -33,6 +33,7 @@ from simdomain.twin.rates import (
     fit_koc,
     fit_word_of_mouth,
 )
+from simdomain.twin.season import MIN_DAYS, fit_season
 from simdomain.twin.value import Tier, fit_value_tiers, tier_of
 
 Loc = tuple[str | int, ...]
@@ -126,6 +127,7 @@ def calibrate(
     horizon_days: int = 365,
     draws: int = 200,
     seed: int = 0,
+    seasons: bool = True,
 ) -> Twin:
     """Fit every process the data shows and assemble the twin.
 
@@ -144,6 +146,9 @@ def calibrate(
         Of the twin's scenario; it starts the day after the as-of date.
     draws, seed
         Parameter draws to write, and the seed they are drawn with.
+    seasons
+        Fit a month index and sale spikes (:mod:`simdomain.twin.season`) and carry them
+        into the horizon as campaigns.
     """
     rng = np.random.default_rng(seed)
     people = history.people
@@ -190,8 +195,22 @@ def calibrate(
     b.fixed(("lifecycle", "dormant_multiplier"), 0.0, "fitted model: people who left do nothing")
     b.fixed(("lifecycle", "member_order_multiplier"), 1.0,
             "fitted model: each person's own order rate covers membership")
+    season = fit_season(history, order_fit.params) if seasons else None
+    if seasons and season is None:
+        messages.append(f"seasons: less than {MIN_DAYS} days of orders; none fitted")
+    elif season is not None:
+        unseen = [m for m, days in season.months_seen.items() if days == 0]
+        if unseen:
+            messages.append(f"seasons: months {unseen} are not in the data; index 1 assumed")
+        for month, index in season.month_index.items():
+            b.rows.append({"parameter": f"season.month_{month:02d}", "estimate": index,
+                           "low": np.nan, "high": np.nan,
+                           "basis": f"{season.months_seen[month]} days of repeat orders"})
+        for spike in season.spikes:
+            b.rows.append({"parameter": f"season.spike_{spike.month:02d}-{spike.day:02d}",
+                           "estimate": spike.multiplier, "low": np.nan, "high": np.nan,
+                           "basis": f"{spike.days} days from {spike.first_seen}"})
 
-    contacts = people[people["contact"]]
     first = fit_first_order(people)
     _step(b, ("lifecycle", "first_order"), first.late, "first orders after the new-user days",
           base, messages, channels_loc="first_order")
@@ -215,6 +234,12 @@ def calibrate(
     _deletion(b, deletion, base, messages)
     _channels(b, history, spend, base, first, deletion, messages)
     scenario = _assemble(b, name, start, horizon_days, base, history, referrals, messages)
+    if season is not None:
+        end = start + dt.timedelta(days=horizon_days - 1)
+        scenario["campaigns"] = [*scenario.get("campaigns", []), *season.campaigns(start, end)]
+        b.notes[("campaigns",)] = ("fitted: month index and sale spikes of the repeat orders "
+                                   "(see estimates.csv), repeated on the same calendar days"
+                                   + ("; the base's campaigns kept" if base else ""))
     Scenario.model_validate(scenario)  # a twin that does not validate is a bug here
     population = population_frame(history, tiers, deletion, order_fit.params)
     parameters = pd.DataFrame(b.columns)

@@ -113,11 +113,11 @@ def fit_deletion(people: pd.DataFrame, *, iterations: int = 50) -> DeletionFit |
         per_person = (exposure @ base) * weight
         expected = np.bincount(source_codes, weights=per_person, minlength=len(sources))
         channel = np.where(expected > 0, events_by_source / np.maximum(expected, 1e-300), 1.0)
-        scale = events_by_source.sum() / max((expected * channel).sum(), 1e-300)
-        channel *= scale  # the exposure-weighted mean multiplier is 1 ...
-        base /= scale      # ... and the stage rates carry the level
+        mean = (expected * channel).sum() / max(expected.sum(), 1e-300)
+        channel /= mean  # the expected-deletion-weighted mean multiplier is 1 ...
+        base *= mean     # ... and the stage rates carry the level
         hazard = exposure @ base * channel[source_codes]
-        result = minimize_scalar(lambda ls: -_marginal(np.exp(ls), d, hazard),
+        result = minimize_scalar(lambda ls, h=hazard: -_marginal(np.exp(ls), d, h),
                                  bounds=(np.log(1e-3), np.log(MAX_SHAPE)), method="bounded")
         shape = float(np.exp(result.x))
 

@@ -132,11 +132,11 @@ class TwinPeople:
         def days(column: str) -> np.ndarray:
             return p[column].to_numpy(float)
 
-        return dict(
-            stage=p["stage"].to_numpy(), segment=segment, source=p["source"].to_numpy(),
-            join_day=days("join_day"), orders=p["orders"].to_numpy(),
-            gmv_cny=p["gmv_cny"].to_numpy(float), first_order_day=days("first_order_day"),
-            last_order_day=days("last_order_day"), member_day=days("member_day"),
-            koc_day=days("koc_day"), dormant=dormant,
-            order_multiplier=order, dormancy_multiplier=dropout, deletion_multiplier=deletion,
-        )
+        return {
+            "stage": p["stage"].to_numpy(), "segment": segment, "source": p["source"].to_numpy(),
+            "join_day": days("join_day"), "orders": p["orders"].to_numpy(),
+            "gmv_cny": days("gmv_cny"), "first_order_day": days("first_order_day"),
+            "last_order_day": days("last_order_day"), "member_day": days("member_day"),
+            "koc_day": days("koc_day"), "dormant": dormant, "order_multiplier": order,
+            "dormancy_multiplier": dropout, "deletion_multiplier": deletion,
+        }
