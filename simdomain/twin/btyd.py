@@ -104,15 +104,19 @@ def rfm_summary(orders: pd.DataFrame, as_of, *, customer_col: str = "customer_id
             from err
     times = orders[time_col]
     if not pd.api.types.is_datetime64_any_dtype(times):
-        times = pd.to_datetime(times, errors="coerce")
+        raw = times
+        times = pd.to_datetime(raw, errors="coerce", format="ISO8601")
+        odd = times.isna() & raw.notna()
+        if odd.any():  # other layouts, parsed one by one
+            times = times.where(~odd, pd.to_datetime(raw[odd], errors="coerce", format="mixed"))
     if isinstance(times.dtype, pd.DatetimeTZDtype):
         times = times.dt.tz_localize(None)
     days = times.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype(np.int64)
     bad = np.flatnonzero(pd.isna(times).to_numpy() | pd.isna(orders[customer_col]).to_numpy())
     if bad.size:
         col = time_col if pd.isna(times.iloc[bad[0]]) else customer_col
-        raise InputError([Problem(source, (int(bad[0]), col),
-                                  f"{bad.size} rows without a customer or a readable date")])
+        raise InputError([Problem(source, (f"row {int(bad[0])}", col), f"{bad.size} rows "
+                                  "without a customer or a readable date (rows counted from 0)")])
     cut_day = np.datetime64(cut.tz_localize(None) if cut.tzinfo else cut, "D").astype(np.int64)
     keep = days <= cut_day
     codes, ids = pd.factorize(orders[customer_col].to_numpy()[keep], sort=True)
