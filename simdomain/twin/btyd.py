@@ -277,10 +277,11 @@ def _hessian(f: Callable[[np.ndarray], float], theta: np.ndarray, step: float = 
 
 def _mle(loglik: Callable[[np.ndarray], float], start: Sequence[np.ndarray], total: float,
          what: str) -> tuple[np.ndarray, np.ndarray, float]:
-    """Maximise ``loglik`` over log-parameters from several starts.
+    """Maximise ``loglik`` over log-parameters, trying the next start only when needed.
 
-    Returns the log-parameters, their covariance (the inverse of the negative Hessian;
-    a pseudo-inverse when the likelihood is flat in some direction) and the maximum.
+    A start is enough when L-BFGS-B converges inside the bounds. Returns the
+    log-parameters, their covariance (the inverse of the negative Hessian; a
+    pseudo-inverse when the likelihood is flat in some direction) and the maximum.
     """
     def objective(theta: np.ndarray) -> float:
         value = loglik(theta)
@@ -293,6 +294,8 @@ def _mle(loglik: Callable[[np.ndarray], float], start: Sequence[np.ndarray], tot
                                 options={"maxiter": 500, "ftol": 1e-13, "gtol": 1e-9})
         if best is None or res.fun < best.fun:
             best = res
+        if res.success and np.all(np.abs(res.x) < LOG_BOUND - 1e-6):
+            break
     if best is None or not np.isfinite(best.fun) or best.fun >= 1e10:
         raise InputError([Problem(what, (), "the likelihood could not be maximised: "
                                   "too few customers or repeat orders")])
