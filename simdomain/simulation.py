@@ -15,6 +15,8 @@ from simdomain import kpi
 from simdomain.scenario.model import Scenario
 from simdomain.sim.engine import run_replication
 from simdomain.sim.population import InitialPeople
+from simdomain.sim.world import stream
+from simdomain.twin.people import Mode, TwinPeople
 
 
 @dataclass
@@ -51,6 +53,8 @@ class SimulationResult:
     agents: pd.DataFrame | None = field(default=None, repr=False)
     snapshots: pd.DataFrame | None = field(default=None, repr=False)
     orders: pd.DataFrame | None = field(default=None, repr=False)
+    draws: list[int] | None = None
+    """For a twin: the parameter draw of each replication (0 = the point estimates)."""
 
     def summary(self, level: float = 0.9) -> dict[str, Any]:
         """Mean and central ``level`` interval of each KPI per month, and each target's
@@ -67,8 +71,27 @@ class SimulationResult:
             targets.append({"target": name, "period": period, "goal": float(group["goal"].iloc[0]),
                             "mean": _finite(mean), "low": _finite(low), "high": _finite(high),
                             "probability_met": float(group["met"].mean())})
-        return {"scenario": self.scenario.name, "seed": self.seed, "reps": self.reps,
-                "interval": level, "kpis": kpis, "targets": targets}
+        out = {"scenario": self.scenario.name, "seed": self.seed, "reps": self.reps,
+               "interval": level, "kpis": kpis, "targets": targets}
+        if self.draws is not None:
+            out["parameter_draws"] = self.draws
+            out["spread"] = self.spread().to_dict(orient="records")
+        return out
+
+    def spread(self) -> pd.DataFrame:
+        """For a twin: per KPI over the horizon, the share of the spread between
+        replications that parameter uncertainty explains (the rest is chance)."""
+        if self.draws is None:
+            raise ValueError("only a twin's replications carry parameter draws")
+        totals = kpi.horizon_kpis(self.monthly)
+        draw_of = np.asarray(self.draws)
+        rows = []
+        for name, group in totals.groupby("kpi", sort=True):
+            share = kpi.parameter_share(group["value"].to_numpy(float),
+                                        draw_of[group["rep"].to_numpy()])
+            rows.append({"kpi": name, "std": float(group["value"].std(ddof=1)),
+                         "parameter_share": share})
+        return pd.DataFrame(rows)
 
 
 def _finite(x: float) -> float | None:
@@ -85,6 +108,7 @@ def simulate(
     progress: bool | None = False,
     initial: InitialPeople | Callable[[int], InitialPeople] | None = None,
     keep_orders: bool = False,
+    parameters: Mode = "posterior",
 ) -> SimulationResult:
     """Simulate ``reps`` independent replications of ``scenario``.
 
@@ -110,17 +134,27 @@ def simulate(
         replication's latent state).
     keep_orders
         Keep the order log (one row per order).
+    parameters
+        For a twin (a scenario with ``population``): ``posterior`` draws a parameter set
+        per replication (``population.reps_per_draw`` replications share one), ``point``
+        uses the point estimates in every replication.
     """
     if reps < 1:
         raise ValueError(f"reps must be at least 1, got {reps}")
     children = np.random.SeedSequence(seed).spawn(reps)
-    runs = []
+    twin = TwinPeople.of(scenario) if scenario.population is not None else None
+    runs, draws = [], []
     with tqdm(total=reps * scenario.horizon_days, unit="day", desc=scenario.name,
               disable=None if progress is None else not progress, leave=False) as bar:
         for rep, child in enumerate(children):
             bar.set_postfix(rep=f"{rep + 1}/{reps}")
-            known = initial(rep) if callable(initial) else initial
-            runs.append(run_replication(scenario, child, keep_agents=keep_agents,
+            run_scenario, known = scenario, initial(rep) if callable(initial) else initial
+            if twin is not None and known is None:
+                draw = twin.draw_for(rep, seed, parameters)
+                run_scenario = twin.scenario_for(scenario, draw)
+                known = InitialPeople(**twin.initial(run_scenario, draw, stream(child, "twin")))
+                draws.append(draw)
+            runs.append(run_replication(run_scenario, child, keep_agents=keep_agents,
                                         observe_days=frozenset(observe_days),
                                         on_day=bar.update, initial=known,
                                         keep_orders=keep_orders))
@@ -138,4 +172,5 @@ def simulate(
         agents=stack([r.agents for r in runs]) if keep_agents else None,
         snapshots=stack([r.snapshots for r in runs]) if observe_days else None,
         orders=stack([r.orders for r in runs]) if keep_orders else None,
+        draws=draws or None,
     )
