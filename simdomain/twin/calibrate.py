@@ -222,13 +222,16 @@ def calibrate(
                                               "after the add"))
         b.fixed(("lifecycle", "new_user_days"), first.new_user_days, "the seeds' 3-day push "
                 "(003_36df5733e1860a92.txt)")
-    _step(b, ("lifecycle", "join"), fit_join(people), "joins", base, messages,
-          channels_loc="join")
-    koc = fit_koc(people)
-    if referrals is None and base is not None:
-        b.fixed(("lifecycle", "koc"), base.lifecycle.koc, ASSUMED)
-    else:
-        _step(b, ("lifecycle", "koc"), koc, "first referrals by members", base, messages)
+    for step, table, fit, what in (("join", "members", fit_join, "joins"),
+                                   ("koc", "referrals", fit_koc, "first referrals by members")):
+        if table in history.tables:
+            _step(b, ("lifecycle", step), fit(people), what, base, messages,
+                  channels_loc=step if step == "join" else None)
+        else:
+            b.fixed(("lifecycle", step), getattr(base.lifecycle, step) if base else 0.0,
+                    ASSUMED if base else f"no {table} in the data; none assumed")
+            messages.append(f"lifecycle.{step}: no {table} file; "
+                            + ("assumed from the base" if base else "none assumed"))
 
     deletion = fit_deletion(people)
     _deletion(b, deletion, base, messages)

@@ -38,11 +38,14 @@ class History:
         fractional), ``amount``.
     as_of
         The last day of the data used (its end is day 0).
+    tables
+        Which of ``contacts``, ``members``, ``referrals`` the data had.
     """
 
     people: pd.DataFrame
     orders: pd.DataFrame
     as_of: dt.date
+    tables: frozenset[str] = frozenset()
 
     @property
     def customers(self) -> pd.DataFrame:
@@ -147,4 +150,6 @@ def build_history(
     # People known only from orders or membership joined the base with their first event.
     first_seen = people[["first_order_day", "member_day"]].min(axis=1)
     people["add_day"] = people["add_day"].fillna(first_seen)
-    return History(people=people, orders=o[["customer_id", "day", "amount"]], as_of=as_of)
+    given = {"contacts": contacts, "members": members, "referrals": referrals}
+    return History(people=people, orders=o[["customer_id", "day", "amount"]], as_of=as_of,
+                   tables=frozenset(k for k, v in given.items() if v is not None))
