@@ -15,11 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
 from simdomain.data import clean as rules
 from simdomain.data.columns import TABLES, read_mapping
 from simdomain.data.cut import count_future, cut, cut_end, span_of
+from simdomain.data.orders import clean_orders
 from simdomain.data.parse import Rejects, parse_table
 from simdomain.data.read import find_tables, read_table
 from simdomain.data.report import CleaningReport
@@ -147,6 +150,7 @@ def load_bundle(folder: str | Path, *, as_of: dt.date | dt.datetime | str | None
     files = find_tables(folder)
     rejects = Rejects()
     parsed: dict[str, pd.DataFrame] = {}
+    dictionaries: dict[str, dict[str, pa.Array]] = {}
     problems: list[Problem] = []
     rows: dict[str, dict[str, int]] = {}
     names = [t for t in TABLES if t in files]
@@ -160,7 +164,7 @@ def load_bundle(folder: str | Path, *, as_of: dt.date | dt.datetime | str | None
             rejects.parts.append(pd.DataFrame({"file": [raw.source], "row": [pd.NA],
                                                "column": [""], "value": [line],
                                                "reason": ["wrong number of cells"]}))
-        frame = parse_table(raw, rejects)
+        frame, dictionaries[table] = parse_table(raw, rejects)
         _row_checks(frame, table, raw, rejects)
         parsed[table] = frame
         rows[table] = {"read": raw.rows + len(raw.bad_lines)}
@@ -177,11 +181,12 @@ def load_bundle(folder: str | Path, *, as_of: dt.date | dt.datetime | str | None
         if dropped or lines > 0:
             skipped.append({"table": table, "kind": "bad_rows_skipped",
                             "count": dropped + max(lines, 0), "examples": []})
-        parsed[table] = frame[~frame["_bad"].to_numpy()].drop(columns="_bad")
+        parsed[table] = (frame[~frame["_bad"].to_numpy()] if dropped else frame).drop(
+            columns="_bad")
     if parsed["orders"].empty:
         raise InputError([Problem(files["orders"].name, (), "no usable orders: every row "
                                   "has a cell that cannot be read")])
-    _share_ids(parsed)
+    _share_ids(parsed, dictionaries)
     end = cut_end(as_of) if as_of is not None else None
     return _build(parsed, end=end, as_of=_stamp(as_of), aggregate=aggregate_duplicates, source=str(folder),
                   rejects=bad if skip_bad_rows else None, rows=rows, skipped=skipped)
@@ -199,7 +204,7 @@ def _row_checks(frame: pd.DataFrame, table: str, raw, rejects: Rejects) -> None:
         if "customer_id" not in frame:
             raise InputError([Problem(raw.source, ("columns",), "touch events need "
                                       "customer_id (or a count column for totals)")])
-        empty = frame["customer_id"].isna().to_numpy() & ~frame["_bad"].to_numpy()
+        empty = (frame["customer_id"].to_numpy() < 0) & ~frame["_bad"].to_numpy()
         rejects.add(raw, np.flatnonzero(empty), "customer_id",
                     np.full(int(empty.sum()), None), "is empty (a touch event names its "
                     "customer; use a count column for totals)")
@@ -223,18 +228,21 @@ def _bad_cell_problems(bad: pd.DataFrame, folder: Path) -> list[Problem]:
     return problems
 
 
-def _share_ids(parsed: dict[str, pd.DataFrame]) -> None:
-    """Recode every customer-id column over one sorted set of categories."""
-    indexes = [parsed[t][c].cat.categories for t, cols in ID_COLUMNS.items() if t in parsed
-               for c in cols if c in parsed[t]]
-    shared = indexes[0]
-    for index in indexes[1:]:
-        shared = shared.union(index)
-    shared = shared.sort_values()
-    for table, cols in ID_COLUMNS.items():
-        for column in cols:
-            if table in parsed and column in parsed[table]:
-                parsed[table][column] = parsed[table][column].cat.set_categories(shared)
+def _share_ids(parsed: dict[str, pd.DataFrame],
+               dictionaries: dict[str, dict[str, pa.Array]]) -> None:
+    """Turn every customer-id column's codes into one categorical over the same
+    categories (in order of first appearance, the orders' ids first)."""
+    pairs = [(t, c) for t, cols in ID_COLUMNS.items() if t in parsed for c in cols
+             if c in parsed[t]]
+    chunks = [dictionaries[t][c].cast(pa.string()) for t, c in pairs]
+    shared = pc.unique(pa.chunked_array(chunks, type=pa.string()))
+    dtype = pd.CategoricalDtype(pd.Index(shared.to_pandas(), dtype="str"))
+    for (table, column), dictionary in zip(pairs, chunks):
+        codes = parsed[table][column].to_numpy(np.int32)
+        if not shared.slice(0, len(dictionary)).equals(dictionary):
+            mapping = np.asarray(pc.index_in(dictionary, value_set=shared), dtype=np.int32)
+            codes = np.where(codes >= 0, mapping[np.maximum(codes, 0)], -1)
+        parsed[table][column] = pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
 
 
 def _stamp(at) -> pd.Timestamp | None:
@@ -253,7 +261,7 @@ def _build(parsed: dict[str, pd.DataFrame], *, end: pd.Timestamp | None,
     if end is None:
         count_future(tables, report)
     clean = {
-        "orders": rules.clean_orders(tables["orders"], report,
+        "orders": clean_orders(tables["orders"], report,
                                      aggregate_duplicates=aggregate),
         "contacts": rules.clean_contacts(tables["contacts"], report)
         if "contacts" in tables else None,

@@ -67,9 +67,13 @@ class Rejects:
             ["file", "row"], kind="stable", ignore_index=True)
 
 
-def parse_table(raw: RawTable, rejects: Rejects) -> pd.DataFrame:
+def parse_table(raw: RawTable, rejects: Rejects) -> tuple[pd.DataFrame, dict[str, pa.Array]]:
     """The table's columns parsed to their contract types, with ``_row`` (its number
-    as a spreadsheet shows it) and ``_bad`` (some cell of the row is a reject)."""
+    as a spreadsheet shows it) and ``_bad`` (some cell of the row is a reject).
+
+    Identifier columns hold int32 codes (-1: empty) into the dictionary returned
+    beside the frame, by column.
+    """
     n = raw.rows
     bad = np.zeros(n, dtype=bool)
     out: dict[str, object] = {}
@@ -82,6 +86,8 @@ def parse_table(raw: RawTable, rejects: Rejects) -> pd.DataFrame:
         missing = np.asarray(array.is_null(), dtype=bool) if column.required else None
         if column.required and column.kind not in ("id", "category"):
             failed = failed | missing
+        if not column.required and column.kind == "id":
+            failed = None
         if failed is not None and failed.any():
             index = np.flatnonzero(failed)
             shown = _take_text(array, index)
@@ -89,10 +95,13 @@ def parse_table(raw: RawTable, rejects: Rejects) -> pd.DataFrame:
             rejects.add(raw, index, column.name, shown, reasons)
             bad |= failed
         out[column.name] = values
-    frame = pd.DataFrame(out)
+    ids = {name: out.pop(name) for name in list(out) if isinstance(out[name], Ids)}
+    frame = pd.DataFrame(out, index=pd.RangeIndex(n))
+    for name, value in ids.items():
+        frame[name] = value.codes
     frame["_row"] = np.arange(n, dtype=np.int64) + raw.first_row
     frame["_bad"] = bad
-    return frame
+    return frame, {name: value.dictionary for name, value in ids.items()}
 
 
 def _take_text(array: pa.ChunkedArray, index: np.ndarray) -> np.ndarray:
@@ -111,23 +120,31 @@ def _as_string(array: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def parse_id(array: pa.ChunkedArray):
-    """Identifiers as a categorical; an empty cell is a reject."""
+    """Identifiers as ``(codes, dictionary)``: int32 codes (-1 where empty) into a
+    pyarrow string array; an empty cell is a reject. The bundle turns the codes into
+    one categorical shared by every table."""
     if pa.types.is_floating(array.type):  # ids saved as numbers by a spreadsheet
         array = pc.cast(array, pa.int64(), safe=False)
     text = _as_string(array)
     empty = np.asarray(pc.fill_null(pc.equal(text, ""), True), dtype=bool)
-    encoded = pc.dictionary_encode(text.combine_chunks())
+    encoded = pc.dictionary_encode(pc.if_else(pc.equal(text, ""), None, text).combine_chunks())
     codes = np.asarray(encoded.indices.fill_null(-1), dtype=np.int32)
-    categories = pd.Index(np.asarray(encoded.dictionary.to_pandas(), dtype=object)).astype("str")
-    codes = np.where(empty, -1, codes).astype(np.int32)
-    values = pd.Categorical.from_codes(codes, categories=categories)
-    return values, empty, "is empty (a customer id is required)"
+    return Ids(codes, encoded.dictionary), empty, "is empty (a customer id is required)"
+
+
+class Ids:
+    """Identifier codes into a dictionary, until the bundle shares the categories."""
+
+    def __init__(self, codes: np.ndarray, dictionary: pa.Array) -> None:
+        self.codes = codes
+        self.dictionary = dictionary
 
 
 def parse_category(array: pa.ChunkedArray):
     """Short codes (channel, staff, tier) as a categorical; empty stays missing."""
-    values, _, _ = parse_id(array)
-    return values, None, ""
+    ids, _, _ = parse_id(array)
+    categories = pd.Index(ids.dictionary.to_pandas(), dtype="str")
+    return pd.Categorical.from_codes(ids.codes, categories=categories), None, ""
 
 
 def parse_text(array: pa.ChunkedArray):

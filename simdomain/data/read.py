@@ -117,7 +117,10 @@ def _read_csv(path: Path, table: str, explicit: dict[str, str], source: str) -> 
     encoding = detect_encoding(head, source)
     text = head.decode(encoding, errors="ignore").lstrip("\ufeff")
     if not text.strip():
-        return RawTable(table, source, {}, 0, 2) if table != "orders" else _empty(source)
+        if table == "orders":
+            _empty(source)
+        return RawTable(table, source, {c.name: pa.chunked_array([], pa.string())
+                                        for c in TABLES[table] if c.required}, 0, 2)
     header = next(csv.reader(io.StringIO(text.splitlines()[0])), [])
     mapping = resolve(header, table, explicit, source)
     bad_lines: list[str] = []

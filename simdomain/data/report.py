@@ -73,7 +73,13 @@ class CleaningReport:
     money: dict[str, float] = field(default_factory=dict)
 
     def add(self, table: str, kind: str, count: int, examples: list[str]) -> None:
-        """Record ``count`` rows of ``kind`` (nothing when the count is 0)."""
+        """Record ``count`` rows of ``kind`` (nothing when the count is 0), adding to an
+        earlier count of the same kind and table."""
+        for entry in self.entries:
+            if count and entry["table"] == table and entry["kind"] == kind:
+                entry["count"] += int(count)
+                entry["examples"] = (entry["examples"] + list(examples))[:EXAMPLES]
+                return
         if count:
             self.entries.append({"table": table, "kind": kind, "count": int(count),
                                  "examples": list(examples[:EXAMPLES])})
