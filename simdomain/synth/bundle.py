@@ -112,6 +112,7 @@ def write_bundle(bundle: Bundle, out: str | Path, *, format: Format = "csv") -> 
                                   "choose a new folder or remove it")])
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    scratch.chmod(0o755)  # mkdtemp's folder is private; a bundle is an ordinary folder
     try:
         names = _write_files(bundle, scratch, format)
         if out.exists():
