@@ -62,7 +62,12 @@ class InitialPool(Strict):
 
 
 class Propensities(Strict):
-    """A segment's multipliers on the base lifecycle rates (1 = the base rate)."""
+    """Multipliers on the base lifecycle rates (1 = the base rate).
+
+    A segment has them, and so has a channel (for the people it brings); a person's rate
+    is the base rate times their segment's and their source channel's multipliers. On a
+    channel, ``add`` multiplies its add rate per contact on top of the audience's.
+    """
 
     add: NonNegative = Field(1.0, description="on a channel's add rate per contact")
     first_order: NonNegative = 1.0
@@ -130,6 +135,11 @@ class Channel(Strict):
     staff: Staff | None = None
     deletion_multiplier: NonNegative = Field(
         1.0, description="people added here delete at this multiple of the base rate"
+    )
+    propensity: Propensities = Field(
+        Propensities(),
+        description="multipliers on the rates of the people added here (times their "
+                    "segment's; deletion also times deletion_multiplier)",
     )
 
     @property
@@ -272,8 +282,30 @@ class TouchPolicy(Strict):
     fatigue_sensitivity: NonNegative = 0.0
 
 
+class Heterogeneity(Strict):
+    """Rates that differ between people of the same segment and source.
+
+    Each shape given draws, for every person when they join, a multiplier from
+    ``Gamma(shape, scale=1/shape)`` (mean 1, variance ``1/shape``) that stays with them;
+    none leaves everyone at 1. With ``order_shape = r`` a segment's repeat order rate
+    ``lambda`` becomes ``Gamma(r, r/lambda)`` across people; with ``dormancy_shape = s``
+    and no waking (``wake = 0``, ``dormant_multiplier = 0``) the dropout is
+    ``Gamma(s, s/dormancy)``: together, the Pareto/NBD model in daily steps. A gamma
+    multiplier on deletion makes the hazard fall with tenure (a Lomax survival), as the
+    likeliest to delete leave first.
+    """
+
+    order_shape: Positive | None = Field(None, description="gamma shape of the repeat order "
+                                                           "multiplier")
+    dormancy_shape: Positive | None = Field(None, description="gamma shape of the multiplier "
+                                                              "on active -> dormant")
+    deletion_shape: Positive | None = Field(None, description="gamma shape of the deletion "
+                                                              "multiplier")
+
+
 class Lifecycle(Strict):
-    """Base daily transition rates; a segment's propensities multiply them."""
+    """Base daily transition rates; a segment's and a channel's propensities multiply
+    them, and so do a person's own multipliers when ``heterogeneity`` is set."""
 
     first_order: Probability = Field(description="fan -> customer")
     new_user_days: Count = Field(3, description="days after the add with the new-user push")
@@ -288,6 +320,10 @@ class Lifecycle(Strict):
         0.1, description="on orders, upgrades and word of mouth while dormant"
     )
     deletion: dict[Stage, Probability] = Field(description="people deleting the brand, by stage")
+    heterogeneity: Heterogeneity | None = Field(
+        None, description="per-person gamma multipliers on repeat orders, dormancy and "
+                          "deletion; none = everyone at the segment's rates"
+    )
 
     @field_validator("deletion")
     @classmethod
@@ -421,12 +457,13 @@ class Scenario(Strict):
         """Mean adds a month's spend on ``channel`` brings, before staff capacity.
 
         The add rate per effective contact is the funnel times the carrier's add rate
-        times the audience's mean ``add`` propensity.
+        times the audience's mean ``add`` propensity times the channel's own.
         """
         ch = self.channels[channel]
         mix = self.audience(channel)
         propensity = sum(share * self.segments[k].propensity.add for k, share in mix.items())
-        return ch.add_rate * propensity * ch.effective_contacts(ch.contacts(spend_cny))
+        return (ch.add_rate * propensity * ch.propensity.add
+                * ch.effective_contacts(ch.contacts(spend_cny)))
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:

@@ -11,19 +11,24 @@ import simpy
 
 from simdomain.scenario.model import STAGES, Scenario
 from simdomain.sim import processes
-from simdomain.sim.population import NEVER, STAGE_NAMES
+from simdomain.sim.population import BEFORE_START, MULTIPLIERS, STAGE_NAMES, InitialPeople
 from simdomain.sim.world import TALLIES, World, stream
 
 
 @dataclass
 class Replication:
-    """The raw output of one replication."""
+    """The raw output of one replication.
+
+    ``orders`` (if kept) has one row per order booked in the simulation, first orders
+    included: ``agent`` (the agents frame's row), ``day`` and ``amount_cny``, by day.
+    """
 
     daily: pd.DataFrame
     channels: pd.DataFrame
     channel_members: pd.DataFrame
     agents: pd.DataFrame | None
     snapshots: pd.DataFrame | None
+    orders: pd.DataFrame | None = None
 
 
 DAILY_COLUMNS = ["day", *STAGE_NAMES, "dormant", *TALLIES]
@@ -36,21 +41,34 @@ def run_replication(
     keep_agents: bool = True,
     observe_days: Collection[int] = (),
     on_day: Callable[[], None] = lambda: None,
+    initial: InitialPeople | None = None,
+    keep_orders: bool = False,
 ) -> Replication:
     """Simulate the scenario once with the streams derived from ``seed``.
 
     ``observe_days`` are days at whose end every person's state is copied into
-    ``snapshots`` (for training models on what was known on a day).
+    ``snapshots`` (for training models on what was known on a day). ``initial`` are the
+    people known at the start, who replace the scenario's ``initial_pool`` counts (see
+    :class:`~simdomain.sim.population.InitialPeople`); ``keep_orders`` keeps the order
+    log. The agents frame (and snapshots) carry the columns ``order_multiplier``,
+    ``dormancy_multiplier`` and ``deletion_multiplier`` when any multiplier is in use.
     """
-    world = World(scenario, seed)
-    seed_initial_pool(world)
+    world = World(scenario, seed, initial=initial, keep_orders=keep_orders)
+    if initial is None:
+        seed_initial_pool(world)
+    else:
+        seed_initial_people(world, initial)
     env = simpy.Environment()
     layout = world.layout
+
+    def frame() -> pd.DataFrame:
+        return world.pop.to_frame(layout.segments, layout.sources, world.heterogeneous)
+
     snapshots = []
 
     def close_day(day: int) -> None:
         if day in observe_days:
-            snapshots.append(world.pop.to_frame(layout.segments, layout.sources).assign(day=day))
+            snapshots.append(frame().assign(day=day))
         on_day()
 
     processes.start(env, world, close_day)
@@ -59,8 +77,9 @@ def run_replication(
         daily=_daily_frame(world),
         channels=_channel_frame(world),
         channel_members=_channel_members(world),
-        agents=world.pop.to_frame(layout.segments, layout.sources) if keep_agents else None,
+        agents=frame() if keep_agents else None,
         snapshots=pd.concat(snapshots, ignore_index=True) if snapshots else None,
+        orders=None if world.order_log is None else _order_frame(world),
     )
 
 
@@ -73,8 +92,40 @@ def seed_initial_pool(world: World) -> None:
         count = getattr(scenario.initial_pool, stage)
         if count:
             people = np.repeat(segments, rng.multinomial(count, shares))
-            world.join(rng.permutation(people), source=world.layout.initial, day=NEVER,
+            world.join(rng.permutation(people), source=world.layout.initial, day=BEFORE_START,
                        rng=rng, stage=stage_code)
+
+
+def seed_initial_people(world: World, initial: InitialPeople) -> None:
+    """Place the people known at the start, in their order, with their history.
+
+    Raises
+    ------
+    InputError
+        If a field is malformed (see :meth:`InitialPeople.resolve`).
+    """
+    fields = initial.resolve(list(world.scenario.segments), world.layout.sources)
+    rng = stream(world.seed, "initial")
+    index = world.join(
+        fields["segment"], source=fields["source"], day=fields["join_day"], rng=rng,
+        stage=fields["stage"], dormant=fields.get("dormant", False),
+        in_group=fields.get("in_group"),
+        multipliers={name: fields[name] for name in MULTIPLIERS if name in fields})
+    pop = world.pop
+    for name in ("orders", "gmv_cny", "first_order_day", "last_order_day", "member_day",
+                 "koc_day"):
+        if name in fields:
+            getattr(pop, name)[index] = fields[name]
+
+
+def _order_frame(world: World) -> pd.DataFrame:
+    log = world.order_log
+    return pd.DataFrame({
+        "agent": np.concatenate([who for who, _, _ in log]) if log else np.empty(0, np.int64),
+        "day": np.repeat([day for _, day, _ in log],
+                         [len(who) for who, _, _ in log]).astype(np.int32),
+        "amount_cny": np.concatenate([v for _, _, v in log]) if log else np.empty(0),
+    })
 
 
 def _daily_frame(world: World) -> pd.DataFrame:

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from simdomain.errors import InputError, Problem
+
 FAN, CUSTOMER, MEMBER, KOC, DELETED = range(5)
 STAGE_NAMES = ("fan", "customer", "member", "koc", "deleted")
-NEVER = -1
-"""Day value of an event that has not happened (and join day of the initial pool)."""
+NEVER = int(np.iinfo(np.int32).min)
+"""Day of an order, upgrade or deletion that has not happened: below every real day, since
+the days of people known before the start are negative (-1 = the day before it)."""
+BEFORE_START = -1
+"""Join day of the scenario's initial pool (in the domain since some day before the start)."""
+NOT_DELETED = -1
+"""Deletion day of people not deleted (deletions fall in the simulation only, on days >= 0)."""
+NOBODY = -1
+"""Referrer of people nobody referred."""
+MULTIPLIERS = ("order_multiplier", "dormancy_multiplier", "deletion_multiplier")
+"""A person's own multipliers on repeat orders, active -> dormant and deletion."""
 
 # name -> (dtype, value of a new slot)
 FIELDS: dict[str, tuple[Any, Any]] = {
@@ -19,8 +31,8 @@ FIELDS: dict[str, tuple[Any, Any]] = {
     "key": (np.int32, 0),  # row of the rate tables, kept in step by World.move
 
     "source": (np.int16, 0),
-    "join_day": (np.int32, NEVER),
-    "referrer": (np.int64, NEVER),
+    "join_day": (np.int32, BEFORE_START),
+    "referrer": (np.int64, NOBODY),
     "dormant": (np.bool_, False),
     "in_group": (np.bool_, False),
     "engagement": (np.float32, 0.0),
@@ -34,8 +46,9 @@ FIELDS: dict[str, tuple[Any, Any]] = {
     "last_order_day": (np.int32, NEVER),
     "member_day": (np.int32, NEVER),
     "koc_day": (np.int32, NEVER),
-    "deletion_day": (np.int32, NEVER),
+    "deletion_day": (np.int32, NOT_DELETED),
     "invites": (np.int32, 0),
+    **dict.fromkeys(MULTIPLIERS, (np.float32, 1.0)),
 }
 
 
@@ -82,7 +95,8 @@ class Population:
         source: int | np.ndarray,
         in_group: np.ndarray,
         stage: int | np.ndarray = FAN,
-        referrer: int | np.ndarray = NEVER,
+        referrer: int | np.ndarray = NOBODY,
+        dormant: bool | np.ndarray = False,
     ) -> slice:
         """Append ``count`` people who joined on ``day``; return their slots."""
         start, stop = self.n, self.n + count
@@ -95,6 +109,7 @@ class Population:
         arrays["in_group"][start:stop] = in_group
         arrays["stage"][start:stop] = stage
         arrays["referrer"][start:stop] = referrer
+        arrays["dormant"][start:stop] = dormant
         self.n = stop
         return slice(start, stop)
 
@@ -110,14 +125,153 @@ class Population:
         """People per stage, deleted last."""
         return np.bincount(self.stage, minlength=len(STAGE_NAMES))
 
-    def to_frame(self, segments: list[str], sources: list[str]) -> pd.DataFrame:
-        """One row per agent, with readable stage, segment and source labels."""
+    def to_frame(self, segments: list[str], sources: list[str],
+                 multipliers: bool = False) -> pd.DataFrame:
+        """One row per agent, with readable stage, segment and source labels, and their
+        own rate multipliers if ``multipliers``."""
         columns: dict[str, Any] = {"agent": np.arange(self.n)}
         for name in FIELDS:
-            if name != "key":
+            if name != "key" and (multipliers or name not in MULTIPLIERS):
                 columns[name] = getattr(self, name).copy()
         frame = pd.DataFrame(columns)
         frame["stage"] = pd.Categorical.from_codes(frame["stage"], categories=list(STAGE_NAMES))
         frame["segment"] = pd.Categorical.from_codes(frame["segment"], categories=segments)
         frame["source"] = pd.Categorical.from_codes(frame["source"], categories=sources)
         return frame
+
+
+HISTORY_DAYS = ("first_order_day", "last_order_day", "member_day", "koc_day")
+
+
+@dataclass(frozen=True)
+class InitialPeople:
+    """People known on the start date, with their history: they replace the scenario's
+    ``initial_pool`` counts (which are then ignored).
+
+    Every field is an array with one element per person (or ``None`` for its default).
+    Days count from the start date, so days before it are negative: ``join_day`` must be
+    ``<= -1`` and so must the history days, which are :data:`NEVER` (or NaN in a float
+    array) where the event has not happened. The history is carried into the agents
+    frame and counted on (``orders``, ``gmv_cny``); what the simulation draws depends only
+    on ``stage``, ``segment``, ``source``, ``dormant``, ``in_group`` and the multipliers
+    (tenure matters for nothing today: known people never get the new-user push).
+
+    Attributes
+    ----------
+    stage
+        ``fan``, ``customer``, ``member`` or ``koc``, as names or codes 0..3.
+    segment
+        A scenario segment, as names or codes (their order in the scenario).
+    source
+        A scenario channel, ``initial``, ``organic`` or ``referral``, as names.
+    join_day
+        Day the person was added (<= -1).
+    orders, gmv_cny
+        Orders and spend so far (default 0).
+    first_order_day, last_order_day, member_day, koc_day
+        Days of those events (<= -1), or :data:`NEVER` / NaN (the default).
+    dormant
+        Known to have stopped buying (default False). With ``wake = 0`` they stay so.
+    in_group
+        In a WeCom group; default: drawn with the touch policy's ``share_in_groups``.
+    order_multiplier, dormancy_multiplier, deletion_multiplier
+        The person's own multipliers (>= 0) on repeat orders, active -> dormant and
+        deletion; default: drawn from the scenario's ``lifecycle.heterogeneity`` (1 where
+        it sets no shape). Given, they are used as they are, in every replication.
+    """
+
+    stage: np.ndarray
+    segment: np.ndarray
+    source: np.ndarray
+    join_day: np.ndarray
+    orders: np.ndarray | None = None
+    gmv_cny: np.ndarray | None = None
+    first_order_day: np.ndarray | None = None
+    last_order_day: np.ndarray | None = None
+    member_day: np.ndarray | None = None
+    koc_day: np.ndarray | None = None
+    dormant: np.ndarray | None = None
+    in_group: np.ndarray | None = None
+    order_multiplier: np.ndarray | None = None
+    dormancy_multiplier: np.ndarray | None = None
+    deletion_multiplier: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.stage)
+
+    def resolve(self, segments: list[str], sources: list[str]) -> dict[str, np.ndarray]:
+        """The fields as the engine stores them: codes (stage, segment, source), int32
+        days, and only the fields given (besides those four and ``join_day``).
+
+        ``segments`` are the scenario's segments and ``sources`` the engine's names
+        behind the source codes.
+
+        Raises
+        ------
+        InputError
+            Naming each bad field, its first bad rows and how many there are.
+        """
+        n = len(self.stage)
+        problems: list[Problem] = []
+        out: dict[str, np.ndarray] = {}
+
+        def bad(name: str, wrong: np.ndarray, message: str) -> None:
+            rows = np.flatnonzero(wrong)
+            if len(rows):
+                shown = ", ".join(str(r) for r in rows[:5])
+                more = f" (and {len(rows) - 5} more)" if len(rows) > 5 else ""
+                problems.append(Problem("initial people", (name,),
+                                        f"rows {shown}{more}: {message}"))
+
+        for name in InitialPeople.__dataclass_fields__:
+            value = getattr(self, name)
+            if value is not None and len(value) != n:
+                problems.append(Problem("initial people", (name,),
+                                        f"has {len(value)} rows, stage has {n}"))
+        if problems:
+            raise InputError(problems)
+        stages = list(STAGE_NAMES[:DELETED])
+        for name, names in (("stage", stages), ("segment", segments), ("source", sources)):
+            out[name], wrong = _codes(np.asarray(getattr(self, name)), names)
+            bad(name, wrong, f"expected one of {names}")
+        out["join_day"] = _days(self.join_day, never=False)
+        bad("join_day", out["join_day"] > -1, "expected a day before the start (<= -1)")
+        for name in HISTORY_DAYS:
+            if getattr(self, name) is not None:
+                out[name] = _days(getattr(self, name), never=True)
+                bad(name, (out[name] > -1) | ((out[name] < -(2**30)) & (out[name] != NEVER)),
+                    "expected a day before the start (<= -1), NEVER or NaN")
+        for name in ("orders", "gmv_cny", *MULTIPLIERS):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = np.asarray(value, dtype=FIELDS[name][0])
+                bad(name, ~(np.isfinite(out[name]) & (out[name] >= 0)), "expected >= 0")
+        for name in ("dormant", "in_group"):
+            if getattr(self, name) is not None:
+                out[name] = np.asarray(getattr(self, name), dtype=np.bool_)
+        if problems:
+            raise InputError(problems)
+        return out
+
+
+def _codes(values: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of names (or codes checked against their range), and which are unknown."""
+    if values.dtype.kind in "OUS":
+        lookup = {name: code for code, name in enumerate(names)}
+        codes = np.array([lookup.get(v, -1) for v in values.tolist()], dtype=np.int64)
+    else:
+        codes = values.astype(np.int64)
+    wrong = (codes < 0) | (codes >= len(names))
+    return np.where(wrong, 0, codes), wrong
+
+
+def _days(values: np.ndarray, never: bool) -> np.ndarray:
+    """Int32 days; NaN (if ``never``) as :data:`NEVER`. Non-integral days are an error of
+    their own (left as 0, which no check accepts)."""
+    values = np.asarray(values)
+    if values.dtype.kind == "f":
+        missing = np.isnan(values)
+        whole = np.where(missing | (values != np.round(values)), 0, values)
+        days = np.where(missing, NEVER if never else 0, whole)
+        return days.astype(np.int64).clip(NEVER, None).astype(np.int32)
+    return values.astype(np.int64).clip(NEVER, np.iinfo(np.int32).max).astype(np.int32)

@@ -63,7 +63,7 @@ def acquisition(env: simpy.Environment, world: World, name: str) -> Process:
     code = world.layout.sources.index(name)
     segments, shares = world.mix(name)
     propensity = np.array([world.scenario.segments[world.layout.segments[g]].propensity.add
-                           for g in segments])
+                           for g in segments]) * channel.propensity.add
     cal = world.calendar
 
     offset = 0.0

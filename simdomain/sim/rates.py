@@ -2,8 +2,9 @@
 
 A person's state key is ``((source * n_segments + segment) * 5 + stage) * 2 + dormant``;
 the tables hold the base rate times the segment's propensity, the source channel's
-deletion multiplier and the active campaigns' multipliers. Touch effects (engagement,
-fatigue) are per person and applied on top in :mod:`simdomain.sim.lifecycle`.
+propensity (and deletion multiplier) and the active campaigns' multipliers. Touch effects
+(engagement, fatigue) and a person's own multipliers (heterogeneity) are per person and
+applied on top in :func:`simdomain.sim.steps.lifecycle`.
 """
 
 from __future__ import annotations
@@ -90,7 +91,14 @@ def build_rates(scenario: Scenario, layout: Layout, active: list[Campaign]) -> R
     n_src, n_seg = len(layout.sources), len(layout.segments)
     shape = (n_src, n_seg, 5, 2)
     advance, delete, order, flip, weight = (np.zeros(shape) for _ in range(5))
-    deletion_by_source = [c.deletion_multiplier for c in scenario.channels.values()] + [1.0] * 3
+    channels = list(scenario.channels.values())
+
+    def by_source(field: str) -> np.ndarray:
+        """A channel's propensity per source (1 for the initial, organic and referred),
+        shaped to broadcast over segments and stages."""
+        return np.array([getattr(c.propensity, field) for c in channels] + [1.0] * 3
+                        ).reshape(-1, 1, 1)
+
     word_of_mouth = scenario.referral.word_of_mouth if scenario.referral else {}
 
     for g, seg in enumerate(scenario.segments.values()):
@@ -107,7 +115,14 @@ def build_rates(scenario: Scenario, layout: Layout, active: list[Campaign]) -> R
             delete[:, g, s] = life.deletion[stage] * p.deletion * boost.deletion
             weight[:, g, s] = word_of_mouth.get(stage, 0.0) * p.referral * boost.referral
     delete[:, layout.fraud, :DELETED] = life.deletion["fan"] * boost.deletion
-    delete *= np.asarray(deletion_by_source)[:, None, None, None]
+    deletion_multiplier = [c.deletion_multiplier for c in channels] + [1.0] * 3
+    delete *= (np.reshape(deletion_multiplier, (-1, 1, 1)) * by_source("deletion"))[..., None]
+    advance[:, :, FAN] *= by_source("first_order")
+    advance[:, :, CUSTOMER] *= by_source("join")
+    advance[:, :, MEMBER] *= by_source("koc")
+    order *= by_source("repeat_order")[..., None]
+    flip[..., 0] *= by_source("dormancy")
+    weight *= by_source("referral")[..., None]
     advance[..., 1] *= life.dormant_multiplier
     order[..., 1] *= life.dormant_multiplier
     weight[..., 1] *= life.dormant_multiplier

@@ -28,7 +28,18 @@ import simpy
 from simdomain import kpi
 from simdomain.scenario.model import STAGES, Campaign, CampaignMultipliers, Scenario
 from simdomain.sim.engine import DAILY_COLUMNS, Replication
-from simdomain.sim.population import CUSTOMER, DELETED, FAN, KOC, MEMBER, NEVER, STAGE_NAMES
+from simdomain.sim.population import (
+    BEFORE_START,
+    CUSTOMER,
+    DELETED,
+    FAN,
+    KOC,
+    MEMBER,
+    NEVER,
+    NOBODY,
+    NOT_DELETED,
+    STAGE_NAMES,
+)
 from simdomain.sim.rates import lognormal_params
 from simdomain.sim.world import TALLIES, Calendar
 from simdomain.simulation import SimulationResult
@@ -42,13 +53,13 @@ CAMPAIGNS, ACQUISITION, REFERRAL, ONE_TO_ONE, GROUP, MOMENTS, LIFECYCLE, RECORDE
 
 FIELDS: dict[str, tuple[type, object]] = {
     "stage": (np.int8, FAN), "segment": (np.int16, 0), "source": (np.int16, 0),
-    "join_day": (np.int32, NEVER), "referrer": (np.int64, NEVER), "dormant": (np.bool_, False),
+    "join_day": (np.int32, BEFORE_START), "referrer": (np.int64, NOBODY), "dormant": (np.bool_, False),
     "in_group": (np.bool_, False), "engagement": (np.float32, 0.0), "fatigue": (np.float32, 0.0),
     "touches_one_to_one": (np.int32, 0), "touches_group": (np.int32, 0),
     "touches_moments": (np.int32, 0), "orders": (np.int32, 0), "gmv_cny": (np.float64, 0.0),
     "first_order_day": (np.int32, NEVER), "last_order_day": (np.int32, NEVER),
     "member_day": (np.int32, NEVER), "koc_day": (np.int32, NEVER),
-    "deletion_day": (np.int32, NEVER), "invites": (np.int32, 0),
+    "deletion_day": (np.int32, NOT_DELETED), "invites": (np.int32, 0),
 }
 """A person's attributes: name -> (dtype in the agents frame, value on joining); the
 columns of the engine's agents frame."""
@@ -119,7 +130,7 @@ class Domain:
         return [self.segment_names.index(k) for k in mix], list(itertools.accumulate(mix.values()))
 
     def join(self, env: simpy.Environment, segment: int, source: str, day: int, *,
-             stage: int = FAN, referrer: int = NEVER) -> Consumer:
+             stage: int = FAN, referrer: int = NOBODY) -> Consumer:
         """Create a consumer and start their process; they may join a group."""
         rng = np.random.default_rng(self._people_seed.spawn(1)[0])
         share = self.scenario.touch_policy.group.share_in_groups
@@ -178,7 +189,7 @@ class Domain:
                 rate = life.koc * prop.koc * boost.koc
             p_adv = min(rate * sleepy, 1.0) * lift
             # the new-user push: the add day and the days after it (not the initial pool)
-            if stage == FAN and p.join_day != NEVER and day - p.join_day < life.new_user_days:
+            if stage == FAN and p.join_day >= 0 and day - p.join_day < life.new_user_days:
                 p_adv *= life.new_user_multiplier
         p_adv = min(p_adv, 1.0 - p_del)
 
@@ -419,7 +430,7 @@ def run_reference_replication(scenario: Scenario, seed: np.random.SeedSequence, 
     segments, cumulative = dom.mix("initial")
     for code, stage in enumerate(STAGES):
         for _ in range(getattr(scenario.initial_pool, stage)):
-            dom.join(env, segments[draw(rng, cumulative)], "initial", NEVER, stage=code)
+            dom.join(env, segments[draw(rng, cumulative)], "initial", BEFORE_START, stage=code)
     for spec in scenario.campaigns:
         env.process(campaign(env, dom, spec))
     for name in scenario.channels:

@@ -12,6 +12,7 @@ import numpy as np
 
 from simdomain.scenario.model import STAGES, Posts
 from simdomain.sim.population import CUSTOMER, DELETED, FAN, MEMBER
+from simdomain.sim.thinning import candidates
 from simdomain.sim.world import World
 
 
@@ -37,8 +38,11 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
     ``p_del <= u < p_del + p_adv``, so ``p_adv`` is in effect capped at ``1 - p_del``).
     The survivors' dormancy flips last.
 
-    Events are rare, so each draw is thinned (see :func:`candidates`): only people
-    picked with a bound on everyone's probability have their own probability computed.
+    Events are rare, so each draw is thinned (see :mod:`simdomain.sim.thinning`): only
+    people picked with a bound on everyone's probability have their own probability
+    computed. A person's own multiplier (repeat orders, active -> dormant, deletion),
+    when in use, multiplies their probability (capped at 1 by the uniform's range), and
+    that draw is thinned per stratum of the multiplier.
     """
     pop, rates, life = world.pop, world.rates, world.scenario.lifecycle
     policy = world.scenario.touch_policy
@@ -51,19 +55,32 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
     def lift(index: np.ndarray) -> np.ndarray:
         return pop.engagement[index] + np.float32(1.0)
 
+    strata = world.strata
     bound = float(rates.order.max()) * lift_max
-    picked, u = candidates(n, bound, rng)
-    ordered = picked[u < rates.order[key[picked]] * lift(picked)]
+    if strata["order_multiplier"] is None:
+        picked, u = candidates(n, bound, rng)
+        ordered = picked[u < rates.order[key[picked]] * lift(picked)]
+    else:
+        picked, u = strata["order_multiplier"].draw(lambda ceiling: bound * ceiling, rng)
+        ordered = picked[u < rates.order[key[picked]] * lift(picked)
+                         * pop.order_multiplier[picked]]
     world.record_orders(ordered, day, rng)
 
     sensitivity, tolerance = policy.fatigue_sensitivity, policy.fatigue_tolerance
     fatigue_max = 1.0 + sensitivity * max(float(pop.fatigue.max()) - tolerance, 0.0)
     boost = max(life.new_user_multiplier, 1.0) if life.new_user_days > 0 else 1.0
-    bound = float(rates.delete.max()) * fatigue_max + float(rates.advance.max()) * lift_max * boost
-    picked, u = candidates(n, bound, rng)
+    delete_max = float(rates.delete.max()) * fatigue_max
+    advance_max = float(rates.advance.max()) * lift_max * boost
+    if strata["deletion_multiplier"] is None:
+        picked, u = candidates(n, delete_max + advance_max, rng)
+    else:
+        picked, u = strata["deletion_multiplier"].draw(
+            lambda ceiling: delete_max * ceiling + advance_max, rng)
     p_del = rates.delete[key[picked]]
     if sensitivity > 0:
         p_del = p_del * (1 + sensitivity * np.maximum(pop.fatigue[picked] - tolerance, 0))
+    if strata["deletion_multiplier"] is not None:
+        p_del = p_del * pop.deletion_multiplier[picked]
     p_adv = rates.advance[key[picked]] * lift(picked)
     if life.new_user_multiplier != 1 and life.new_user_days > 0:
         first_new_day = max(day - life.new_user_days + 1, 0)  # the initial pool is not new
@@ -72,8 +89,15 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
     deleted = picked[u < p_del]
     advanced = picked[(u >= p_del) & (u < p_del + p_adv)]
 
-    picked, u = candidates(n, float(rates.flip_dormancy.max()), rng)
-    flips = picked[u < rates.flip_dormancy[key[picked]]]
+    if strata["dormancy_multiplier"] is None:
+        picked, u = candidates(n, float(rates.flip_dormancy.max()), rng)
+        flips = picked[u < rates.flip_dormancy[key[picked]]]
+    else:  # even keys are awake: their flip is the dormancy the multiplier acts on
+        awake, asleep = (float(rates.flip_dormancy[i::2].max()) for i in (0, 1))
+        picked, u = strata["dormancy_multiplier"].draw(
+            lambda ceiling: max(awake * ceiling, asleep), rng)
+        own = np.where(pop.dormant[picked], np.float32(1), pop.dormancy_multiplier[picked])
+        flips = picked[u < rates.flip_dormancy[key[picked]] * own]
 
     old_stage = pop.stage[advanced]
     world.move(advanced, stage=old_stage + 1)
@@ -93,31 +117,6 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
 
     flips = flips[pop.stage[flips] != DELETED]
     world.move(flips, dormant=~pop.dormant[flips])
-
-
-def candidates(n: int, bound: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Thinning for per-person Bernoulli draws whose probabilities are all <= ``bound``.
-
-    Returns the people picked, each independently with probability ``min(bound, 1)``
-    (by geometric gaps, so the work is proportional to the number picked), and a
-    uniform on ``[0, min(bound, 1))`` for each. A person whose probability is ``p``
-    has ``u < p`` with probability exactly ``p``; competing events use ``[p1, p1 + p2)``
-    and so on.
-    """
-    if bound <= 0:
-        return np.empty(0, dtype=np.int64), np.empty(0)
-    if bound >= 1:
-        return np.arange(n), rng.random(n)
-    if bound < 1e-9:  # geometric gaps this long could overflow; a handful of people at most
-        picked = np.sort(rng.choice(n, size=rng.binomial(n, bound), replace=False))
-        return picked, rng.random(len(picked)) * bound
-    expected = n * bound
-    picked = np.cumsum(rng.geometric(bound, size=int(expected + 6 * math.sqrt(expected)) + 16)) - 1
-    while picked[-1] < n - 1:  # rare: more gaps are needed to pass the last person
-        more = np.cumsum(rng.geometric(bound, size=int(expected) // 4 + 16)) + picked[-1]
-        picked = np.concatenate([picked, more])
-    picked = picked[picked < n]
-    return picked, rng.random(len(picked)) * bound
 
 
 def one_to_one(world: World, rng: np.random.Generator) -> None:

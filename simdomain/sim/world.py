@@ -9,8 +9,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from simdomain.scenario.model import Campaign, Scenario
-from simdomain.sim.population import DELETED, KOC, MEMBER, STAGE_NAMES, Population
+from simdomain.sim.population import (
+    DELETED,
+    KOC,
+    MEMBER,
+    MULTIPLIERS,
+    NOBODY,
+    STAGE_NAMES,
+    InitialPeople,
+    Population,
+)
 from simdomain.sim.rates import Layout, RateTables, build_rates, lognormal_params, state_key
+from simdomain.sim.thinning import Strata
 
 TALLIES = (
     "new_adds",
@@ -77,10 +87,11 @@ def stream(seed: np.random.SeedSequence, name: str) -> np.random.Generator:
     return np.random.default_rng(child)
 
 
-def expected_people(scenario: Scenario) -> int:
-    """An estimate of the people channels bring (to size arrays; referral grows them)."""
+def expected_people(scenario: Scenario, known: int | None = None) -> int:
+    """An estimate of the people channels bring (to size arrays; referral grows them),
+    plus the initial pool or the ``known`` people who replace it."""
     months = Calendar.of(scenario.start_date, scenario.horizon_days).month_length
-    total = scenario.initial_pool.total
+    total = scenario.initial_pool.total if known is None else known
     for name, channel in scenario.channels.items():
         for m, length in enumerate(months):
             adds = scenario.expected_monthly_adds(name, channel.spend_in_month(m))
@@ -90,15 +101,38 @@ def expected_people(scenario: Scenario) -> int:
     return int(total * 1.1) + 1024
 
 
-class World:
-    """State shared by the SimPy processes of one replication."""
+def shapes(scenario: Scenario) -> dict[str, float | None]:
+    """Gamma shape of each per-person multiplier (see :data:`MULTIPLIERS`), or None."""
+    spec = scenario.lifecycle.heterogeneity
+    return {name: None if spec is None else getattr(spec, name.split("_")[0] + "_shape")
+            for name in MULTIPLIERS}
 
-    def __init__(self, scenario: Scenario, seed: np.random.SeedSequence) -> None:
+
+class World:
+    """State shared by the SimPy processes of one replication.
+
+    ``initial`` are the people known at the start (the engine places them); their given
+    multipliers, like the scenario's heterogeneity, put a multiplier in use: it is then
+    kept per person and its draws are thinned per stratum (see
+    :mod:`simdomain.sim.thinning`). Multipliers not in use stay 1 and cost nothing.
+    """
+
+    def __init__(self, scenario: Scenario, seed: np.random.SeedSequence,
+                 initial: InitialPeople | None = None, keep_orders: bool = False) -> None:
         self.scenario = scenario
         self.seed = seed
         self.layout = Layout.of(scenario)
         self.calendar = Calendar.of(scenario.start_date, scenario.horizon_days)
-        self.pop = Population(capacity=expected_people(scenario))
+        known = None if initial is None else len(initial)
+        self.pop = Population(capacity=expected_people(scenario, known))
+        self.shapes = shapes(scenario)
+        self.strata: dict[str, Strata | None] = {
+            name: Strata() if self.shapes[name] is not None
+            or (initial is not None and getattr(initial, name) is not None) else None
+            for name in MULTIPLIERS}
+        self._heterogeneity: dict[tuple[str, str], np.random.Generator] = {}
+        self.order_log: list[tuple[np.ndarray, int, np.ndarray]] | None = (
+            [] if keep_orders else None)
         self._scratch: dict[str, np.ndarray] = {}
         self.key_counts = np.zeros(self.layout.key_size(), dtype=np.int64)
         self.active: list[Campaign] = []
@@ -137,19 +171,57 @@ class World:
         day: int,
         rng: np.random.Generator,
         stage: int | np.ndarray = 0,
-        referrer: int | np.ndarray = -1,
+        referrer: int | np.ndarray = NOBODY,
+        dormant: bool | np.ndarray = False,
+        in_group: np.ndarray | None = None,
+        multipliers: dict[str, np.ndarray] | None = None,
     ) -> slice:
-        """Add people with the given segment codes; some join a group."""
+        """Add people with the given segment codes; some join a group (unless
+        ``in_group`` says who). ``day`` is an array only for people known before the start
+        (who are no adds); the multipliers in use are drawn unless given."""
         count = len(segments)
-        in_group = rng.random(count) < self._group_share
+        if in_group is None:
+            in_group = rng.random(count) < self._group_share
         index = self.pop.add(count, day=day, segment=segments, source=source,
-                             in_group=in_group, stage=stage, referrer=referrer)
+                             in_group=in_group, stage=stage, referrer=referrer,
+                             dormant=dormant)
         keys = self._fresh_keys(index)
         self.pop.key[index] = keys
         self.key_counts += np.bincount(keys, minlength=self.key_counts.size)
-        if day >= 0:
+        self._place(index, "initial" if np.ndim(source) else self.layout.sources[source],
+                    multipliers or {})
+        if np.ndim(day) == 0 and day >= 0:
             self.tally["new_adds"] += count
         return index
+
+    def _place(self, index: slice, source: str, given: dict[str, np.ndarray]) -> None:
+        """Set the multipliers in use of new people and add them to the strata.
+
+        Drawn ones come from a stream per multiplier and source, so a new channel leaves
+        the other sources' people as they were (common random numbers).
+        """
+        count = index.stop - index.start
+        for name, strata in self.strata.items():
+            if strata is None:
+                continue
+            value = given.get(name)
+            if value is None:
+                shape = self.shapes[name]
+                if shape is None:
+                    value = np.ones(count, dtype=np.float32)
+                else:
+                    key = (name, source)
+                    if key not in self._heterogeneity:
+                        self._heterogeneity[key] = stream(self.seed, f"heterogeneity.{name}.{source}")
+                    value = self._heterogeneity[key].gamma(shape, 1.0 / shape, count)
+            value = np.asarray(value, dtype=np.float32)
+            getattr(self.pop, name)[index] = value
+            strata.add(index.start, value)
+
+    @property
+    def heterogeneous(self) -> bool:
+        """Whether any per-person multiplier is in use."""
+        return any(s is not None for s in self.strata.values())
 
     def move(
         self,
@@ -186,6 +258,8 @@ class World:
         """Book one order for each person at ``index``."""
         pop = self.pop
         values = self.order_values(index, rng)
+        if self.order_log is not None:
+            self.order_log.append((np.asarray(index), day, values))
         pop.orders[index] += 1
         pop.gmv_cny[index] += values
         pop.last_order_day[index] = day

@@ -1,0 +1,113 @@
+"""Thinned Bernoulli draws: each person's event has its own probability, and only the
+people picked with a bound on those probabilities have theirs computed.
+
+Bounded by the rate tables' maximum (:func:`candidates`), a draw picks ``n * bound``
+people. When a person's probability is a table entry times their own multiplier, one
+bound of the table's maximum times the largest multiplier wastes work on the gamma tail: with a shape of 0.5
+among a million people the largest multiplier is about 25 times the mean. Grouped by
+powers of two, everyone in a stratum is within a factor of 2 of its bound, so the
+people picked are at most about twice the events (plus the table's own spread, as
+without multipliers); see :class:`Strata`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+
+def candidates(n: int, bound: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Thinning for per-person Bernoulli draws whose probabilities are all <= ``bound``.
+
+    Returns the people picked, each independently with probability ``min(bound, 1)``
+    (by geometric gaps, so the work is proportional to the number picked), and a
+    uniform on ``[0, min(bound, 1))`` for each. A person whose probability is ``p``
+    has ``u < p`` with probability exactly ``p``; competing events use ``[p1, p1 + p2)``
+    and so on.
+    """
+    if bound <= 0:
+        return np.empty(0, dtype=np.int64), np.empty(0)
+    if bound >= 1:
+        return np.arange(n), rng.random(n)
+    if bound < 1e-9:  # geometric gaps this long could overflow; a handful of people at most
+        picked = np.sort(rng.choice(n, size=rng.binomial(n, bound), replace=False))
+        return picked, rng.random(len(picked)) * bound
+    expected = n * bound
+    picked = np.cumsum(rng.geometric(bound, size=int(expected + 6 * math.sqrt(expected)) + 16)) - 1
+    while picked[-1] < n - 1:  # rare: more gaps are needed to pass the last person
+        more = np.cumsum(rng.geometric(bound, size=int(expected) // 4 + 16)) + picked[-1]
+        picked = np.concatenate([picked, more])
+    picked = picked[picked < n]
+    return picked, rng.random(len(picked)) * bound
+
+
+LOWEST = -30
+"""Multipliers below ``2 ** (LOWEST - 1)`` (zero included) share the lowest stratum."""
+
+
+def exponents(multiplier: np.ndarray) -> np.ndarray:
+    """The least ``e >= LOWEST`` with ``multiplier <= 2 ** e``, per person."""
+    mantissa, e = np.frexp(np.asarray(multiplier, dtype=np.float64))
+    e = e - (mantissa == 0.5)  # exact powers of two belong below
+    return np.where(multiplier > 0, np.maximum(e, LOWEST), LOWEST).astype(np.int64)
+
+
+class Strata:
+    """Slots of people per exponent ``e``: those whose multiplier is in ``(2**(e-1), 2**e]``.
+
+    Multipliers are fixed per person and people are appended in order of joining, so
+    each stratum is a sorted array that only grows.
+    """
+
+    def __init__(self) -> None:
+        self._slots: dict[int, np.ndarray] = {}
+        self._count: dict[int, int] = {}
+
+    def add(self, start: int, multiplier: np.ndarray) -> None:
+        """Place the people in slots ``start, start + 1, ...`` with these multipliers."""
+        if len(multiplier) == 0:
+            return
+        e = exponents(multiplier)
+        order = np.argsort(e, kind="stable")
+        keys, first = np.unique(e[order], return_index=True)
+        for key, chunk in zip(keys.tolist(), np.split(order, first[1:]), strict=True):
+            self._append(key, chunk + start)
+
+    def _append(self, key: int, slots: np.ndarray) -> None:
+        count = self._count.get(key, 0)
+        held = self._slots.get(key)
+        if held is None or count + len(slots) > len(held):
+            grown = np.empty(max(count + len(slots), 2 * count, 64), dtype=np.int64)
+            if held is not None:
+                grown[:count] = held[:count]
+            held = self._slots[key] = grown
+        held[count: count + len(slots)] = slots
+        self._count[key] = count + len(slots)
+
+    def groups(self) -> list[tuple[float, np.ndarray]]:
+        """``(2 ** e, slots)`` of each stratum, by increasing ``e``."""
+        return [(2.0 ** key, self._slots[key][: self._count[key]]) for key in sorted(self._slots)]
+
+    def expected_picks(self, bound: Callable[[float], float]) -> float:
+        """People :meth:`draw` picks on average with this bound per multiplier ceiling."""
+        return sum(len(slots) * min(bound(ceiling), 1.0) for ceiling, slots in self.groups())
+
+    def draw(self, bound: Callable[[float], float], rng: np.random.Generator
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """Thinning per stratum: everyone in the stratum with ceiling ``c`` is picked with
+        probability ``min(bound(c), 1)`` and gets a uniform on ``[0, min(bound(c), 1))``.
+
+        ``bound(c)`` must bound the probability of everyone whose multiplier is at most
+        ``c``; then ``u < p`` has probability exactly ``p``, as in
+        :func:`candidates`.
+        """
+        picked, uniforms = [], []
+        for ceiling, slots in self.groups():
+            index, u = candidates(len(slots), bound(ceiling), rng)
+            picked.append(slots[index])
+            uniforms.append(u)
+        if not picked:
+            return np.empty(0, dtype=np.int64), np.empty(0)
+        return np.concatenate(picked), np.concatenate(uniforms)
