@@ -85,8 +85,9 @@ def plan_month(scenario: Scenario, label: str) -> int:
 def channel_months(scenario: Scenario, window: Window) -> pd.DataFrame:
     """Per channel and month of the window: spend, contacts and the expected adds.
 
-    A month the window covers only in part gets that part of the month's spend; adds
-    are capped at the channel's staff capacity. Campaign multipliers are left out.
+    A month the window covers only in part gets that part of the month's variable spend
+    (and, as in the engine, its fixed and staff costs in full); adds are capped at the
+    channel's staff capacity. Campaign multipliers are left out.
     """
     rows = []
     for label, lo, hi in window.months():
@@ -101,7 +102,13 @@ def channel_months(scenario: Scenario, window: Window) -> pd.DataFrame:
             adds = scenario.expected_monthly_adds(name, spend) * share
             if channel.staff is not None:
                 adds = min(adds, channel.staff.daily_capacity * (hi - lo))
-            rows.append((label, name, spend * share, contacts * share, adds, lo, hi))
+            if planned > 0:  # as the engine: the month's fixed and staff costs in full
+                staff = channel.staff
+                spend_month = spend * share + channel.fixed_cost_cny + (
+                    staff.accounts * staff.monthly_cost_per_account_cny if staff else 0.0)
+            else:
+                spend_month = 0.0
+            rows.append((label, name, spend_month, contacts * share, adds, lo, hi))
     return pd.DataFrame(rows, columns=["month", "channel", "spend_cny", "contacts",
                                        "expected_adds", "lo", "hi"])
 
