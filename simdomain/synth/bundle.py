@@ -134,7 +134,10 @@ def _write_files(bundle: Bundle, folder: Path, format: Format) -> list[str]:
         file = f"{name}.{format}"
         if format == "csv":
             frame.to_csv(folder / file, index=False, encoding="utf-8", lineterminator="\n")
-        else:
+        else:  # a column with dirt in it (numbers and text) is written as text
+            mixed = [c for c in frame.columns if frame[c].dtype == object
+                     and not frame[c].map(type).eq(str).all()]
+            frame = frame.astype(dict.fromkeys(mixed, str))
             frame.to_parquet(folder / file, index=False, compression="zstd")
         names.append(file)
     if bundle.latent is not None:

@@ -161,11 +161,14 @@ def _shuffle(orders: pd.DataFrame, rng: np.random.Generator, dirt: Dirt,
 
 def _bad_values(orders: pd.DataFrame, as_of: dt.date, rng: np.random.Generator, dirt: Dirt,
                 counts: dict[str, int]) -> pd.DataFrame:
-    """Unparseable dates and amounts and future dates, each on distinct rows."""
+    """Unparseable dates and amounts and future dates, each on distinct rows of orders
+    that have one row (not split, refunded or copied)."""
     n = len(orders)
     k_date, k_amount, k_future = (max(int(round(n * s)), 1) for s in
                                   (dirt.bad_date_share, dirt.bad_amount_share, dirt.future_share))
-    clean = np.flatnonzero(~orders.duplicated(keep=False).to_numpy())  # keep copies exact
+    # rows of single-row, unrefunded orders that have no copy: every other count stays exact
+    single = ~orders["order_id"].duplicated(keep=False).to_numpy()
+    clean = np.flatnonzero(single & (orders["amount"].to_numpy() > 0))
     rows = rng.choice(clean, size=min(len(clean), k_date + k_amount + k_future), replace=False)
     dates, amounts, future = np.split(rows, [k_date, k_date + k_amount])
     at = orders["ordered_at"].to_numpy().copy()
