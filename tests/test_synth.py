@@ -8,13 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import FIXTURES
 
 from simdomain.cli import main
 from simdomain.errors import InputError
 from simdomain.synth import PROCESS_NAMES, synthesize, write_bundle
 from simdomain.synth.bundle import COLUMNS
-
-from conftest import FIXTURES
 
 SCENARIO = FIXTURES / "minimal.yaml"
 TIME = "%Y-%m-%d %H:%M:%S"

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from conftest import FIXTURES
 
 from simdomain.scenario import read_yaml, validate_scenario
 from simdomain.sim.engine import run_replication
 from simdomain.synth import synthesize, write_bundle
 from simdomain.synth.engine import history_scenario, pareto_nbd_terms
 from simdomain.synth.people import history_window
-
-from conftest import FIXTURES
 
 TIME = "%Y-%m-%d %H:%M:%S"
 

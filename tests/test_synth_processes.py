@@ -14,12 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import scenario_dict
 
 from simdomain.scenario import validate_scenario
 from simdomain.synth import synthesize, write_bundle
 from simdomain.synth.processes import PROCESSES, seasonal_integral
-
-from conftest import scenario_dict
 
 Z = 4.0
 
@@ -69,7 +68,7 @@ def test_repeat_orders_match_the_closed_form(tmp_path: Path, brand, process: str
 
 def test_seasonal_orders_track_the_intensity(tmp_path: Path, brand) -> None:
     folder = write(tmp_path, brand, "pareto-seasonal", seed=12)
-    per, truth = history(folder)
+    _per, truth = history(folder)
     latent = pd.read_parquet(folder / "truth" / "customers.parquet").set_index("customer_id")
     params = PROCESSES["pareto-seasonal"]
     start = pd.Timestamp(truth["window"]["start"]).date()

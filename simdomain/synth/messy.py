@@ -60,7 +60,7 @@ def make_messy(bundle: Bundle, rng: np.random.Generator, dirt: Dirt = Dirt()) ->
     orders = bundle.orders.copy()
     orders = _split_items(orders, rng, dirt, counts)
     orders = _refunds(orders, as_of, rng, dirt, counts)
-    orders = _unjoin(orders, set(bundle.contacts["customer_id"]), rng, dirt, counts)
+    orders = _unjoin(orders, bundle.contacts["customer_id"].unique(), rng, dirt, counts)
     orders = _duplicate(orders, dirt.duplicate_share, rng, counts, "duplicate_rows")
     orders = _shuffle(orders, rng, dirt, counts)
     orders = _bad_values(orders, as_of, rng, dirt, counts)
@@ -78,7 +78,7 @@ def make_messy(bundle: Bundle, rng: np.random.Generator, dirt: Dirt = Dirt()) ->
 
 def _some(rng: np.random.Generator, n: int, share: float, minimum: int = 0) -> np.ndarray:
     """Sorted distinct row positions: a ``share`` of ``n`` (at least ``minimum``)."""
-    k = min(n, max(int(round(n * share)), minimum if n else 0))
+    k = min(n, max(round(n * share), minimum if n else 0))
     return np.sort(rng.choice(n, size=k, replace=False))
 
 
@@ -125,13 +125,18 @@ def _refunds(orders: pd.DataFrame, as_of: dt.date, rng: np.random.Generator, dir
     return pd.concat([orders, refund]).sort_values("ordered_at", kind="stable")
 
 
-def _unjoin(orders: pd.DataFrame, contacts: set[str], rng: np.random.Generator, dirt: Dirt,
+def _member(values: pd.Series, among: np.ndarray) -> np.ndarray:
+    """Whether each value is in ``among`` (distinct), by a hash lookup."""
+    return pd.Index(among).get_indexer(values) >= 0
+
+
+def _unjoin(orders: pd.DataFrame, contacts: np.ndarray, rng: np.random.Generator, dirt: Dirt,
             counts: dict[str, int]) -> pd.DataFrame:
     market = orders["channel"].isin(MARKETPLACES).to_numpy()
-    known = orders["customer_id"].isin(contacts).to_numpy()
+    known = _member(orders["customer_id"], contacts)
     people = np.unique(orders["customer_id"].to_numpy()[market & known].astype(str))
     chosen = people[_some(rng, len(people), dirt.unjoined_share)]
-    rows = market & orders["customer_id"].isin(chosen).to_numpy()
+    rows = market & _member(orders["customer_id"], chosen)
     ids = orders["customer_id"].to_numpy().copy()
     ids[rows] = np.char.add("tb_", np.char.lower(ids[rows].astype(str))).astype(object)
     orders = orders.assign(customer_id=ids)
@@ -164,7 +169,7 @@ def _bad_values(orders: pd.DataFrame, as_of: dt.date, rng: np.random.Generator, 
     """Unparseable dates and amounts and future dates, each on distinct rows of orders
     that have one row (not split, refunded or copied)."""
     n = len(orders)
-    k_date, k_amount, k_future = (max(int(round(n * s)), 1) for s in
+    k_date, k_amount, k_future = (max(round(n * s), 1) for s in
                                   (dirt.bad_date_share, dirt.bad_amount_share, dirt.future_share))
     # rows of single-row, unrefunded orders that have no copy: every other count stays exact
     single = ~orders["order_id"].duplicated(keep=False).to_numpy()
