@@ -154,6 +154,11 @@ def test_messy_counts_match_the_files(tmp_path: Path, minimal, process: str) -> 
     assert len(people) - people["customer_id"].nunique() == dirt["second_staff_rows"] > 0
     early = times(people["deleted_at"]) < times(people["added_at"])
     assert int(early.sum()) == dirt["deletions_before_add"] > 0
+    first_add = times(contacts["added_at"]).groupby(contacts["customer_id"]).min()
+    before = times(orders["ordered_at"]) < orders["customer_id"].map(first_add)
+    assert int(before.sum()) == dirt["orders_before_add"]
+    if process == "bgnbd":  # some contacts bought before they added the brand
+        assert dirt["orders_before_add"] >= truth["counts"]["first_orders_before_add"] > 0
     # the split rows of an order add up to the clean order's amount
     clean = synthesize(minimal, process=process, seed=5, history_days=120).orders
     totals = sales.assign(amount=pd.to_numeric(sales["amount"], errors="coerce")).groupby(

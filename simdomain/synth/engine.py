@@ -83,8 +83,9 @@ def pareto_nbd_terms(scenario: Scenario) -> dict[str, Any] | None:
     good at ``mu ~ Gamma(s, rate=beta)`` with ``r = order_shape``, ``alpha = r /
     repeat_order``, ``s = dormancy_shape``, ``beta = s / dormancy`` (the segment's rates).
     Members order at ``member_order_multiplier`` times the rate, touches and campaigns
-    lift it, and the engine draws per day: the terms hold for the base of each segment.
-    None if the scenario does not map.
+    lift it, and the engine draws per day (a daily probability read as a daily rate, a gap
+    of order rate squared per day): the terms hold for the base of each segment. None if
+    the scenario does not map.
     """
     life = scenario.lifecycle
     spec = life.heterogeneity

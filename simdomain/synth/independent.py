@@ -5,7 +5,8 @@ Contacts arrive per channel and month as Poisson counts around the scenario's ex
 adds for the history's spend (uniform within the month), plus organic adds (the
 referral's external rate times its market, per day) and referred adds (a share of the
 channel adds; the referrer is a uniformly chosen earlier contact). A share of contacts
-buys, the first order an exponential delay after the add; marketplace buyers who never
+buys, the first order an exponential delay after the add (for some, before it: they
+bought first and added later); marketplace buyers who never
 add the brand appear in orders only. Order values follow the Gamma-Gamma model (Fader,
 Hardie & Lee 2005): per person ``nu ~ Gamma(q, rate=gamma)``, per order ``z ~ Gamma(p,
 rate=nu)``. Buyers among the contacts join the membership after an exponential delay;
@@ -34,6 +35,8 @@ class Behaviour:
 
     first_order_share: float = 0.55
     first_order_mean_days: float = 21.0
+    bought_before_add_share: float = 0.1
+    """Of contacts who buy: the first order came before the add (a parcel card, say)."""
     marketplace_ratio: float = 0.4
     """Marketplace-only buyers per contact who buys."""
     referral_share: float = 0.08
@@ -94,7 +97,9 @@ def synth_process(scenario: Scenario, process: Process, window: Window, *, seed:
     n_contacts = len(added)
 
     buys = rng.random(n_contacts) < b.first_order_share
-    first = np.where(buys, added + rng.exponential(b.first_order_mean_days, n_contacts), np.nan)
+    delay = rng.exponential(b.first_order_mean_days, n_contacts)
+    before = (rng.random(n_contacts) < b.bought_before_add_share) & (added - delay >= 0)
+    first = np.where(buys, np.where(before, added - delay, added + delay), np.nan)
     first[first >= end] = np.nan
     n_market = rng.poisson(b.marketplace_ratio * np.count_nonzero(np.isfinite(first)))
     market_first = rng.random(n_market) * end
@@ -162,6 +167,7 @@ def synth_process(scenario: Scenario, process: Process, window: Window, *, seed:
             "marketplace_only_buyers": int(n_market),
             "buyers": len(buyers),
             "contact_buyers": int(np.count_nonzero(is_contact[buyers])),
+            "first_orders_before_add": int(np.count_nonzero(buys & before)),
             "orders": len(orders),
             "repeat_orders": len(repeats.at),
             "members": len(members),

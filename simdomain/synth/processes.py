@@ -14,7 +14,9 @@ Each person who buys makes a first order at ``t0`` and repeat orders after it:
   tau)``, and whose order value is tied to frequency (frequent buyers buy smaller
   baskets: mean value times ``(lambda / E lambda) ** elasticity``).
 
-Rates and times are in days. Intensities that vary are drawn by thinning.
+Rates and times are in days. Intensities that vary are drawn by thinning. The first
+order (the "trial" of the BTYD models) is not part of the process: it is placed by the
+caller (:mod:`simdomain.synth.independent`), without season or spike.
 """
 
 from __future__ import annotations
