@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from simdomain import kpi
 from simdomain.scenario.model import Scenario
 from simdomain.sim.engine import run_replication
+from simdomain.sim.population import InitialPeople
 
 
 @dataclass
@@ -36,6 +37,8 @@ class SimulationResult:
         One row per person and replication with their history, if kept.
     snapshots
         Every person's state at the end of each observed day (``day`` column), if asked.
+    orders
+        One row per order booked (``rep, agent, day, amount_cny``), if asked.
     """
 
     scenario: Scenario
@@ -47,6 +50,7 @@ class SimulationResult:
     targets: pd.DataFrame
     agents: pd.DataFrame | None = field(default=None, repr=False)
     snapshots: pd.DataFrame | None = field(default=None, repr=False)
+    orders: pd.DataFrame | None = field(default=None, repr=False)
 
     def summary(self, level: float = 0.9) -> dict[str, Any]:
         """Mean and central ``level`` interval of each KPI per month, and each target's
@@ -79,6 +83,8 @@ def simulate(
     keep_agents: bool = True,
     observe_days: Collection[int] = (),
     progress: bool | None = False,
+    initial: InitialPeople | Callable[[int], InitialPeople] | None = None,
+    keep_orders: bool = False,
 ) -> SimulationResult:
     """Simulate ``reps`` independent replications of ``scenario``.
 
@@ -98,6 +104,12 @@ def simulate(
         Days at whose end every person's state is copied into ``snapshots``.
     progress
         Show a progress bar over days x replications; ``None`` shows it on a terminal.
+    initial
+        People known at the start, replacing the scenario's ``initial_pool``: the same
+        in every replication, or a function of the replication number (to draw each
+        replication's latent state).
+    keep_orders
+        Keep the order log (one row per order).
     """
     if reps < 1:
         raise ValueError(f"reps must be at least 1, got {reps}")
@@ -107,9 +119,11 @@ def simulate(
               disable=None if progress is None else not progress, leave=False) as bar:
         for rep, child in enumerate(children):
             bar.set_postfix(rep=f"{rep + 1}/{reps}")
+            known = initial(rep) if callable(initial) else initial
             runs.append(run_replication(scenario, child, keep_agents=keep_agents,
                                         observe_days=frozenset(observe_days),
-                                        on_day=bar.update))
+                                        on_day=bar.update, initial=known,
+                                        keep_orders=keep_orders))
 
     def stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
         return pd.concat([f.assign(rep=r)[["rep", *f.columns]] for r, f in enumerate(frames)],
@@ -123,4 +137,5 @@ def simulate(
         monthly=monthly, targets=kpi.check_targets(scenario, daily, monthly),
         agents=stack([r.agents for r in runs]) if keep_agents else None,
         snapshots=stack([r.snapshots for r in runs]) if observe_days else None,
+        orders=stack([r.orders for r in runs]) if keep_orders else None,
     )
