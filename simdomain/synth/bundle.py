@@ -1,0 +1,161 @@
+"""A brand data bundle in memory, and writing it to a folder all at once.
+
+The bundle's column contract (shared with the loader): ``orders`` (customer_id,
+ordered_at, amount, order_id, channel, items), ``contacts`` (customer_id, added_at,
+channel, staff_id, deleted_at, deleted_by), ``members`` (customer_id, joined_at, tier),
+``referrals`` (referrer_id, referred_id, at), ``spend`` (month, channel, spend_cny,
+contacts) and optionally ``touches`` (customer_id, at, kind, count). Times are written as
+``YYYY-MM-DD HH:MM:SS``, months as ``YYYY-MM``, money in yuan, and ``truth.json`` holds
+the generating process, its parameters, the seed and the counts. Per-person latent
+truth (rates, dropout), if any, goes to ``truth/customers.parquet``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from simdomain.errors import InputError, Problem
+
+COLUMNS: dict[str, list[str]] = {
+    "orders": ["customer_id", "ordered_at", "amount", "order_id", "channel", "items"],
+    "contacts": ["customer_id", "added_at", "channel", "staff_id", "deleted_at", "deleted_by"],
+    "members": ["customer_id", "joined_at", "tier"],
+    "referrals": ["referrer_id", "referred_id", "at"],
+    "spend": ["month", "channel", "spend_cny", "contacts"],
+    "touches": ["customer_id", "at", "kind", "count"],
+}
+"""Columns of each bundle file, in the order written."""
+
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+SECONDS_PER_DAY = 86_400
+Format = Literal["csv", "parquet"]
+
+
+@dataclass
+class Bundle:
+    """The files of a data bundle as frames, plus ``truth.json`` as a dict.
+
+    Time columns hold strings (``YYYY-MM-DD HH:MM:SS``; empty when there is no event), so
+    what is written is exactly what is held, dirt included.
+    """
+
+    orders: pd.DataFrame
+    contacts: pd.DataFrame
+    members: pd.DataFrame
+    referrals: pd.DataFrame
+    spend: pd.DataFrame
+    truth: dict[str, Any]
+    touches: pd.DataFrame | None = None
+    latent: pd.DataFrame | None = field(default=None, repr=False)
+    """One row per generated person with their latent truth (rates, dropout)."""
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The bundle's files by name (``touches`` only when present)."""
+        tables = {"orders": self.orders, "contacts": self.contacts, "members": self.members,
+                  "referrals": self.referrals, "spend": self.spend}
+        if self.touches is not None:
+            tables["touches"] = self.touches
+        return tables
+
+
+def timestamps(start: dt.date, days: np.ndarray) -> np.ndarray:
+    """``YYYY-MM-DD HH:MM:SS`` strings of times ``days`` (float days since ``start``).
+
+    Times are floored to the second; ``NaN`` becomes an empty string.
+    """
+    days = np.asarray(days, dtype=np.float64)
+    out = np.full(days.shape, "", dtype=object)
+    known = np.isfinite(days)
+    seconds = np.floor(days[known] * SECONDS_PER_DAY).astype("int64")
+    base = np.datetime64(start, "s")
+    stamps = base + seconds.astype("timedelta64[s]")
+    out[known] = np.char.replace(np.datetime_as_string(stamps, unit="s"), "T", " ")
+    return out
+
+
+def month_labels(start: dt.date, days: np.ndarray) -> np.ndarray:
+    """``YYYY-MM`` of each (float) day since ``start``."""
+    base = np.datetime64(start, "D")
+    dates = base + np.floor(np.asarray(days, dtype=np.float64)).astype("timedelta64[D]")
+    return np.datetime_as_string(dates.astype("datetime64[M]"), unit="M")
+
+
+def write_bundle(bundle: Bundle, out: str | Path, *, format: Format = "csv") -> list[str]:
+    """Write ``bundle`` to the folder ``out`` all at once; return the file names.
+
+    The files are staged in a hidden folder beside ``out`` and moved into place with a
+    rename, so an interrupted write leaves nothing half-written. An existing ``out`` is
+    replaced only if it is empty or holds a bundle (a ``truth.json``); anything else is
+    refused, so a mistyped path never deletes a user's folder.
+
+    Raises
+    ------
+    InputError
+        If ``out`` exists and is not a bundle folder, or ``format`` is unknown.
+    """
+    if format not in ("csv", "parquet"):
+        raise InputError([Problem("--format", (), f"expected csv or parquet, got {format!r}")])
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir())
+                                              and not (out / "truth.json").exists())):
+        raise InputError([Problem(str(out), (), "exists and is not a data bundle; "
+                                  "choose a new folder or remove it")])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    scratch.chmod(0o755)  # mkdtemp's folder is private; a bundle is an ordinary folder
+    try:
+        names = _write_files(bundle, scratch, format)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, old / "bundle")
+            os.replace(scratch, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(scratch, out)
+        return names
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _write_files(bundle: Bundle, folder: Path, format: Format) -> list[str]:
+    names = []
+    for name, frame in bundle.tables().items():
+        frame = frame[[c for c in COLUMNS[name] if c in frame.columns]]
+        file = f"{name}.{format}"
+        if format == "csv":
+            frame.to_csv(folder / file, index=False, encoding="utf-8", lineterminator="\n")
+        else:  # a column with dirt in it (numbers and text) is written as text
+            mixed = [c for c in frame.columns if frame[c].dtype == object
+                     and not frame[c].map(type).eq(str).all()]
+            frame = frame.astype(dict.fromkeys(mixed, str))
+            frame.to_parquet(folder / file, index=False, compression="zstd")
+        names.append(file)
+    if bundle.latent is not None:
+        (folder / "truth").mkdir()
+        bundle.latent.to_parquet(folder / "truth" / "customers.parquet", index=False,
+                                 compression="zstd")
+        names.append("truth/customers.parquet")
+    text = json.dumps(bundle.truth, indent=2, ensure_ascii=False, default=_plain)
+    (folder / "truth.json").write_text(text + "\n", encoding="utf-8")
+    names.append("truth.json")
+    return names
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, (dt.date, np.ndarray)):
+        return str(value) if isinstance(value, dt.date) else value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
