@@ -23,7 +23,7 @@ import pandas as pd
 from simdomain.scenario.model import RESERVED_SOURCES, STAGES, Scenario
 from simdomain.twin import btyd
 from simdomain.twin.deletion import DeletionFit, fit_deletion
-from simdomain.twin.history import History
+from simdomain.twin.history import NOT_A_CONTACT, History
 from simdomain.twin.rates import (
     Hazard,
     StepFit,
@@ -320,6 +320,14 @@ def _channels(b: _Builder, history: History, spend: pd.DataFrame | None, base: S
               ).dt.to_period("M")
     adds = contacts.groupby([contacts["source"], months.to_numpy()]).size()
     sources = sorted(set(people.loc[people["contact"], "source"]) - set(RESERVED_SOURCES))
+    if (~people["contact"]).any():
+        loc = ("channels", NOT_A_CONTACT)
+        b.fixed((*loc, "description"), "buyers who are not contacts", "data")
+        b.fixed((*loc, "funnel", "add"), 1.0, "no new people come this way in the forecast")
+        b.fixed((*loc, "cost_per_contact_cny"), 1.0, "no spend")
+        b.fixed((*loc, "monthly_spend_cny"), 0.0, "no spend")
+        b.fixed((*loc, "propensity", "deletion"), 0.0, "not contacts: they cannot delete the "
+                "brand")
     last_month = pd.Timestamp(history.as_of).to_period("M")
     recent = [last_month - i for i in range(3)]
     for channel in sources:

@@ -16,8 +16,11 @@ import pandas as pd
 NEVER = np.nan
 """Day of an event that has not happened."""
 
-UNKNOWN_SOURCE = "initial"
-"""Source of people the data names no channel for (orders only)."""
+NOT_A_CONTACT = "not_a_contact"
+"""Source of buyers who are not in the contacts (marketplace buyers, orders-only data).
+
+The twin keeps them as a channel of their own, so their rates are their own (they
+cannot delete the brand, and rarely join) and bring no new people in the forecast."""
 
 
 @dataclass(frozen=True)
@@ -143,10 +146,10 @@ def build_history(
         if column not in people:
             people[column] = NEVER
     if "source" not in people:
-        people["source"] = UNKNOWN_SOURCE
+        people["source"] = NOT_A_CONTACT
     if "deleted_by" not in people:
         people["deleted_by"] = None
-    people["source"] = people["source"].fillna(UNKNOWN_SOURCE)
+    people["source"] = people["source"].fillna(NOT_A_CONTACT)
     # People known only from orders or membership joined the base with their first event.
     first_seen = people[["first_order_day", "member_day"]].min(axis=1)
     people["add_day"] = people["add_day"].fillna(first_seen)
