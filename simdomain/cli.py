@@ -25,6 +25,7 @@ from simdomain.planner import cli as planner_cli
 from simdomain.scenario import load_scenario
 from simdomain.simulation import simulate
 from simdomain.synth import cli as synth_cli
+from simdomain.twin import cli as twin_cli
 from simdomain.tables import comparison_table, monthly_table, targets_table
 
 
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     planner_cli.register(commands)
     models_cli.register(commands)
     synth_cli.register(commands)
+    twin_cli.register(commands)
     # further commands register here
     return parser
 
