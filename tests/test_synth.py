@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, build
 
 from simdomain.cli import main
 from simdomain.errors import InputError
@@ -199,6 +199,13 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, capsys) -> None:
                  "--process", "bgnbd", "--history-days", "60"]) == 2
     assert (occupied / "notes.txt").read_text() == "keep me"
     assert main(["synth", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "y")]) == 2
+
+
+def test_refuses_a_scenario_without_contacts_or_orders() -> None:
+    quiet = build(start_date="2027-01-01", initial_pool={"fan": 100, "customer": 50})
+    for process in ("engine", "bgnbd"):  # no rates: no orders; no channels: no contacts
+        with pytest.raises(InputError, match="no orders|no contacts"):
+            synthesize(quiet, process=process, history_days=60)
 
 
 def test_rewrites_a_bundle_in_place(tmp_path: Path, minimal) -> None:

@@ -76,6 +76,8 @@ def timestamps(start: dt.date, days: np.ndarray) -> np.ndarray:
     days = np.asarray(days, dtype=np.float64)
     out = np.full(days.shape, "", dtype=object)
     known = np.isfinite(days)
+    if not known.any():
+        return out
     seconds = np.floor(days[known] * SECONDS_PER_DAY).astype("int64")
     base = np.datetime64(start, "s")
     stamps = base + seconds.astype("timedelta64[s]")
