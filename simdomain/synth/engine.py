@@ -102,6 +102,21 @@ def pareto_nbd_terms(scenario: Scenario) -> dict[str, Any] | None:
     return terms
 
 
+def deletion_terms(scenario: Scenario) -> dict[str, Any]:
+    """Deletion as the twin fits it: a daily hazard by stage, a multiplier per source
+    channel (``deletion_multiplier`` times the channel's deletion propensity; 1 for
+    organic and referral adds) and the gamma shape of the per-person frailty (None: no
+    frailty)."""
+    life = scenario.lifecycle
+    spec = life.heterogeneity
+    return {
+        "by_stage": dict(life.deletion),
+        "channel_multipliers": {name: c.deletion_multiplier * c.propensity.deletion
+                                for name, c in scenario.channels.items()},
+        "shape": None if spec is None else spec.deletion_shape,
+    }
+
+
 def synth_engine(scenario: Scenario, window: Window, *, seed: int = 0,
                  progress: bool | None = False) -> Bundle:
     """Simulate the history once (replication 0 of ``seed``) and write it as a bundle."""
@@ -177,6 +192,7 @@ def synth_engine(scenario: Scenario, window: Window, *, seed: int = 0,
         "time_unit": "days",
         "parameters": {
             "pareto_nbd": terms,
+            "deletion": deletion_terms(scenario),
             "lifecycle": scenario.lifecycle.model_dump(mode="json"),
             "segments": {k: s.model_dump(mode="json") for k, s in scenario.segments.items()},
             "marketplace_only": {"process": "pareto", "ratio": MARKETPLACE_RATIO,
