@@ -84,8 +84,10 @@ def pareto_nbd_terms(scenario: Scenario) -> dict[str, Any] | None:
     repeat_order``, ``s = dormancy_shape``, ``beta = s / dormancy`` (the segment's rates).
     Members order at ``member_order_multiplier`` times the rate, touches and campaigns
     lift it, and the engine draws per day (a daily probability read as a daily rate, a gap
-    of order rate squared per day): the terms hold for the base of each segment. None if
-    the scenario does not map.
+    of order rate squared per day): the terms hold for the base of each segment. Fans fall
+    dormant too, so those who ever buy lean to low dropout (a fan with rate ``mu`` buys
+    before falling dormant with probability ``f / (f + mu)``, ``f`` the first-order rate).
+    None if the scenario does not map.
     """
     life = scenario.lifecycle
     spec = life.heterogeneity
