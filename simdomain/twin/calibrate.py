@@ -23,7 +23,7 @@ import pandas as pd
 from simdomain.scenario.model import RESERVED_SOURCES, STAGES, Scenario
 from simdomain.twin import btyd
 from simdomain.twin.deletion import DeletionFit, fit_deletion
-from simdomain.twin.history import History
+from simdomain.twin.history import NOT_A_CONTACT, History
 from simdomain.twin.rates import (
     Hazard,
     StepFit,
@@ -222,13 +222,16 @@ def calibrate(
                                               "after the add"))
         b.fixed(("lifecycle", "new_user_days"), first.new_user_days, "the seeds' 3-day push "
                 "(003_36df5733e1860a92.txt)")
-    _step(b, ("lifecycle", "join"), fit_join(people), "joins", base, messages,
-          channels_loc="join")
-    koc = fit_koc(people)
-    if referrals is None and base is not None:
-        b.fixed(("lifecycle", "koc"), base.lifecycle.koc, ASSUMED)
-    else:
-        _step(b, ("lifecycle", "koc"), koc, "first referrals by members", base, messages)
+    for step, table, fit, what in (("join", "members", fit_join, "joins"),
+                                   ("koc", "referrals", fit_koc, "first referrals by members")):
+        if table in history.tables:
+            _step(b, ("lifecycle", step), fit(people), what, base, messages,
+                  channels_loc=step if step == "join" else None)
+        else:
+            b.fixed(("lifecycle", step), getattr(base.lifecycle, step) if base else 0.0,
+                    ASSUMED if base else f"no {table} in the data; none assumed")
+            messages.append(f"lifecycle.{step}: no {table} file; "
+                            + ("assumed from the base" if base else "none assumed"))
 
     deletion = fit_deletion(people)
     _deletion(b, deletion, base, messages)
@@ -317,6 +320,14 @@ def _channels(b: _Builder, history: History, spend: pd.DataFrame | None, base: S
               ).dt.to_period("M")
     adds = contacts.groupby([contacts["source"], months.to_numpy()]).size()
     sources = sorted(set(people.loc[people["contact"], "source"]) - set(RESERVED_SOURCES))
+    if (~people["contact"]).any():
+        loc = ("channels", NOT_A_CONTACT)
+        b.fixed((*loc, "description"), "buyers who are not contacts", "data")
+        b.fixed((*loc, "funnel", "add"), 1.0, "no new people come this way in the forecast")
+        b.fixed((*loc, "cost_per_contact_cny"), 1.0, "no spend")
+        b.fixed((*loc, "monthly_spend_cny"), 0.0, "no spend")
+        b.fixed((*loc, "propensity", "deletion"), 0.0, "not contacts: they cannot delete the "
+                "brand")
     last_month = pd.Timestamp(history.as_of).to_period("M")
     recent = [last_month - i for i in range(3)]
     for channel in sources:

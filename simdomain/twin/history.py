@@ -16,8 +16,11 @@ import pandas as pd
 NEVER = np.nan
 """Day of an event that has not happened."""
 
-UNKNOWN_SOURCE = "initial"
-"""Source of people the data names no channel for (orders only)."""
+NOT_A_CONTACT = "not_a_contact"
+"""Source of buyers who are not in the contacts (marketplace buyers, orders-only data).
+
+The twin keeps them as a channel of their own, so their rates are their own (they
+cannot delete the brand, and rarely join) and bring no new people in the forecast."""
 
 
 @dataclass(frozen=True)
@@ -38,11 +41,14 @@ class History:
         fractional), ``amount``.
     as_of
         The last day of the data used (its end is day 0).
+    tables
+        Which of ``contacts``, ``members``, ``referrals`` the data had.
     """
 
     people: pd.DataFrame
     orders: pd.DataFrame
     as_of: dt.date
+    tables: frozenset[str] = frozenset()
 
     @property
     def customers(self) -> pd.DataFrame:
@@ -140,11 +146,13 @@ def build_history(
         if column not in people:
             people[column] = NEVER
     if "source" not in people:
-        people["source"] = UNKNOWN_SOURCE
+        people["source"] = NOT_A_CONTACT
     if "deleted_by" not in people:
         people["deleted_by"] = None
-    people["source"] = people["source"].fillna(UNKNOWN_SOURCE)
+    people["source"] = people["source"].fillna(NOT_A_CONTACT)
     # People known only from orders or membership joined the base with their first event.
     first_seen = people[["first_order_day", "member_day"]].min(axis=1)
     people["add_day"] = people["add_day"].fillna(first_seen)
-    return History(people=people, orders=o[["customer_id", "day", "amount"]], as_of=as_of)
+    given = {"contacts": contacts, "members": members, "referrals": referrals}
+    return History(people=people, orders=o[["customer_id", "day", "amount"]], as_of=as_of,
+                   tables=frozenset(k for k, v in given.items() if v is not None))
