@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, build
 
 from simdomain.cli import main
 from simdomain.errors import InputError
@@ -117,9 +117,12 @@ def test_parquet_has_the_csv_contents(tmp_path: Path) -> None:
         main(["synth", str(SCENARIO), "--out", str(tmp_path / fmt), "--process", "bgnbd",
               "--history-days", "60", "--format", fmt, "--quiet"])
     for name in ("orders", "contacts", "members", "referrals", "spend"):
-        csv = pd.read_csv(tmp_path / "csv" / f"{name}.csv", keep_default_na=False)
-        parquet = pd.read_parquet(tmp_path / "parquet" / f"{name}.parquet")
-        pd.testing.assert_frame_equal(csv, parquet, check_dtype=False)
+        csv = pd.read_csv(tmp_path / "csv" / f"{name}.csv", dtype=object)
+        parquet = pd.read_parquet(tmp_path / "parquet" / f"{name}.parquet").astype(object)
+        numbers = parquet.columns[parquet.map(lambda v: isinstance(v, (int, float))).all()]
+        csv[numbers] = csv[numbers].astype(float)
+        pd.testing.assert_frame_equal(csv.fillna(np.nan), parquet.fillna(np.nan),
+                                      check_dtype=False)  # an empty CSV cell is a Parquet null
 
 
 @pytest.mark.parametrize("process", ["bgnbd", "engine"])
@@ -140,25 +143,32 @@ def test_messy_counts_match_the_files(tmp_path: Path, minimal, process: str) -> 
     assert int(at.isna().sum()) == dirt["bad_dates"] > 0
     assert int((at >= as_of).sum()) == dirt["future_dates"] > 0
     assert int((amount < 0).sum()) == dirt["refund_rows"] > 0
-    refunded = unique.loc[amount < 0, "order_id"]
+    refunded = unique.loc[(amount < 0) & (unique["order_id"] != ""), "order_id"]
     assert refunded.isin(unique.loc[amount > 0, "order_id"]).all()
-    sales = unique[~(amount < 0)]
+    no_id = orders["order_id"] == ""
+    assert int(no_id.sum()) == dirt["rows_without_order_id"] > 0
+    assert set(orders.loc[no_id, "channel"]) == {"pos"}
+    assert int((orders.duplicated() & no_id).sum()) == dirt["duplicate_rows_without_order_id"]
+    sales = unique[~(amount < 0) & (unique["order_id"] != "")]
     assert len(sales) - sales["order_id"].nunique() == dirt["multi_item_extra_rows"] > 0
     tb = unique["customer_id"].str.startswith("tb_")
     assert int(tb.sum()) == dirt["unjoined_rows"] > 0
     assert unique.loc[tb, "customer_id"].nunique() == dirt["unjoined_customers"]
-    ordered = times(orders["ordered_at"]).dropna().to_numpy()
-    assert int((ordered[1:] < ordered[:-1]).sum()) == dirt["out_of_order_rows"] > 0
+    readable = times(orders["ordered_at"])[pd.to_numeric(orders["amount"], errors="coerce")
+                                           .notna()].dropna().to_numpy()
+    assert int((readable[1:] < readable[:-1]).sum()) == dirt["out_of_order_rows"] > 0
     assert int(contacts.duplicated().sum()) == dirt["duplicate_contact_rows"]
     people = contacts.drop_duplicates()
     assert len(people) - people["customer_id"].nunique() == dirt["second_staff_rows"] > 0
     early = times(people["deleted_at"]) < times(people["added_at"])
     assert int(early.sum()) == dirt["deletions_before_add"] > 0
     first_add = times(contacts["added_at"]).groupby(contacts["customer_id"]).min()
-    before = times(orders["ordered_at"]) < orders["customer_id"].map(first_add)
-    assert int(before.sum()) == dirt["orders_before_add"]
+    before = ((times(orders["ordered_at"]) < orders["customer_id"].map(first_add))
+              & (pd.to_numeric(orders["amount"], errors="coerce") > 0))
+    ids = orders.loc[before, "order_id"]
+    assert ids[ids != ""].nunique() + (ids == "").sum() == dirt["orders_before_add"]
     if process == "bgnbd":  # some contacts bought before they added the brand
-        assert dirt["orders_before_add"] >= truth["counts"]["first_orders_before_add"] > 0
+        assert dirt["orders_before_add"] > 0 and truth["counts"]["first_orders_before_add"] > 0
     # the split rows of an order add up to the clean order's amount
     clean = synthesize(minimal, process=process, seed=5, history_days=120).orders
     totals = sales.assign(amount=pd.to_numeric(sales["amount"], errors="coerce")).groupby(
@@ -189,6 +199,13 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, capsys) -> None:
                  "--process", "bgnbd", "--history-days", "60"]) == 2
     assert (occupied / "notes.txt").read_text() == "keep me"
     assert main(["synth", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "y")]) == 2
+
+
+def test_refuses_a_scenario_without_contacts_or_orders() -> None:
+    quiet = build(start_date="2027-01-01", initial_pool={"fan": 100, "customer": 50})
+    for process in ("engine", "bgnbd"):  # no rates: no orders; no channels: no contacts
+        with pytest.raises(InputError, match="no orders|no contacts"):
+            synthesize(quiet, process=process, history_days=60)
 
 
 def test_rewrites_a_bundle_in_place(tmp_path: Path, minimal) -> None:

@@ -91,3 +91,6 @@ def test_pareto_nbd_terms_where_the_engine_maps() -> None:
     assert terms["premium"]["alpha"] == 40.0
     bundle = synthesize(validate_scenario(raw), history_days=60)
     assert bundle.truth["parameters"]["pareto_nbd"] == terms
+    deletion = bundle.truth["parameters"]["deletion"]
+    assert deletion["by_stage"]["fan"] == 0.003 and deletion["shape"] is None
+    assert deletion["channel_multipliers"] == {"sms": 1.0}

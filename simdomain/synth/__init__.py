@@ -58,7 +58,8 @@ def synthesize(
     Raises
     ------
     InputError
-        For an unknown process or a bad history window.
+        For an unknown process, a bad history window, or a scenario that brings no
+        contacts (independent processes) or makes no orders.
     """
     if process not in PROCESS_NAMES:
         raise InputError([Problem("--process", (), f"unknown process {process!r}; "
@@ -69,6 +70,9 @@ def synthesize(
         bundle = synth_engine(scenario, window, seed=seed, progress=progress)
     else:
         bundle = synth_process(scenario, PROCESSES[process], window, seed=seed)
+    if bundle.orders.empty:
+        raise InputError([Problem(scenario.name, (), "makes no orders over the history "
+                                  f"({window.days} days): a bundle needs orders")])
     if messy:
         bundle = make_messy(bundle, stream(np.random.SeedSequence(seed), "messy"))
     return bundle

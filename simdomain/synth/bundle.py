@@ -76,6 +76,8 @@ def timestamps(start: dt.date, days: np.ndarray) -> np.ndarray:
     days = np.asarray(days, dtype=np.float64)
     out = np.full(days.shape, "", dtype=object)
     known = np.isfinite(days)
+    if not known.any():
+        return out
     seconds = np.floor(days[known] * SECONDS_PER_DAY).astype("int64")
     base = np.datetime64(start, "s")
     stamps = base + seconds.astype("timedelta64[s]")
@@ -131,13 +133,12 @@ def _write_files(bundle: Bundle, folder: Path, format: Format) -> list[str]:
     names = []
     for name, frame in bundle.tables().items():
         frame = frame[[c for c in COLUMNS[name] if c in frame.columns]]
+        if format == "parquet":
+            frame = _parquet_ready(frame)
         file = f"{name}.{format}"
         if format == "csv":
             frame.to_csv(folder / file, index=False, encoding="utf-8", lineterminator="\n")
-        else:  # a column with dirt in it (numbers and text) is written as text
-            mixed = [c for c in frame.columns if frame[c].dtype == object
-                     and not frame[c].map(type).eq(str).all()]
-            frame = frame.astype(dict.fromkeys(mixed, str))
+        else:
             frame.to_parquet(folder / file, index=False, compression="zstd")
         names.append(file)
     if bundle.latent is not None:
@@ -149,6 +150,22 @@ def _write_files(bundle: Bundle, folder: Path, format: Format) -> list[str]:
     (folder / "truth.json").write_text(text + "\n", encoding="utf-8")
     names.append("truth.json")
     return names
+
+
+def _parquet_ready(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as Parquet holds them: an empty cell is null (as a CSV reader reads
+    it), and a column with dirt in it (numbers and text) is text."""
+    text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    out = frame.copy()
+    for column in text:
+        values = out[column].to_numpy(dtype=object)
+        values = np.where(pd.isna(values), None, values)
+        kinds = {type(v) for v in values if v is not None}
+        if kinds - {str}:
+            values = np.array([v if v is None else str(v) for v in values], dtype=object)
+        values[values == ""] = None
+        out[column] = pd.array(values, dtype="string")
+    return out
 
 
 def _plain(value: Any) -> Any:

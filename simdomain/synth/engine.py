@@ -84,8 +84,10 @@ def pareto_nbd_terms(scenario: Scenario) -> dict[str, Any] | None:
     repeat_order``, ``s = dormancy_shape``, ``beta = s / dormancy`` (the segment's rates).
     Members order at ``member_order_multiplier`` times the rate, touches and campaigns
     lift it, and the engine draws per day (a daily probability read as a daily rate, a gap
-    of order rate squared per day): the terms hold for the base of each segment. None if
-    the scenario does not map.
+    of order rate squared per day): the terms hold for the base of each segment. Fans fall
+    dormant too, so those who ever buy lean to low dropout (a fan with rate ``mu`` buys
+    before falling dormant with probability ``f / (f + mu)``, ``f`` the first-order rate).
+    None if the scenario does not map.
     """
     life = scenario.lifecycle
     spec = life.heterogeneity
@@ -100,6 +102,21 @@ def pareto_nbd_terms(scenario: Scenario) -> dict[str, Any] | None:
         terms[name] = {"r": spec.order_shape, "alpha": spec.order_shape / order,
                        "s": spec.dormancy_shape, "beta": spec.dormancy_shape / dormancy}
     return terms
+
+
+def deletion_terms(scenario: Scenario) -> dict[str, Any]:
+    """Deletion as the twin fits it: a daily hazard by stage, a multiplier per source
+    channel (``deletion_multiplier`` times the channel's deletion propensity; 1 for
+    organic and referral adds) and the gamma shape of the per-person frailty (None: no
+    frailty)."""
+    life = scenario.lifecycle
+    spec = life.heterogeneity
+    return {
+        "by_stage": dict(life.deletion),
+        "channel_multipliers": {name: c.deletion_multiplier * c.propensity.deletion
+                                for name, c in scenario.channels.items()},
+        "shape": None if spec is None else spec.deletion_shape,
+    }
 
 
 def synth_engine(scenario: Scenario, window: Window, *, seed: int = 0,
@@ -177,6 +194,7 @@ def synth_engine(scenario: Scenario, window: Window, *, seed: int = 0,
         "time_unit": "days",
         "parameters": {
             "pareto_nbd": terms,
+            "deletion": deletion_terms(scenario),
             "lifecycle": scenario.lifecycle.model_dump(mode="json"),
             "segments": {k: s.model_dump(mode="json") for k, s in scenario.segments.items()},
             "marketplace_only": {"process": "pareto", "ratio": MARKETPLACE_RATIO,

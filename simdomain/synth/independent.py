@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from simdomain.errors import InputError, Problem
 from simdomain.scenario.model import Scenario
 from simdomain.sim.world import stream
 from simdomain.synth import people
@@ -95,6 +96,10 @@ def synth_process(scenario: Scenario, process: Process, window: Window, *, seed:
     if len(channel) and channel[0] == "referral":  # the first contact has no one to refer them
         channel[0] = "organic"
     n_contacts = len(added)
+    if n_contacts == 0:
+        raise InputError([Problem(scenario.name, ("channels",), "brings no contacts over "
+                                  "the history (no channel adds, no organic adds); the "
+                                  "independent processes need some")])
 
     buys = rng.random(n_contacts) < b.first_order_share
     delay = rng.exponential(b.first_order_mean_days, n_contacts)
@@ -149,7 +154,7 @@ def synth_process(scenario: Scenario, process: Process, window: Window, *, seed:
 
     latent = pd.DataFrame({"customer_id": ids[buyers], "contact": is_contact[buyers],
                            "first_order_day": t0[buyers],
-                           **{k: v for k, v in repeats.latent.items()},
+                           **repeats.latent,
                            "value_nu": nu})
     truth = {
         "process": process.name,

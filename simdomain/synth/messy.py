@@ -2,7 +2,7 @@
 
 Orders: several items of one order as several rows sharing its order_id (the amount
 split between them), refunds as negative rows with the refunded order's id, exact
-duplicate rows, marketplace orders of some contacts under another id (so ids join only
+duplicate rows, no order ids from the tills (``pos``), marketplace orders of some contacts under another id (so ids join only
 partly), a few unparseable dates and amounts, a few dates in the future, and rows out
 of time order. Contacts: people added by a second staff account (a normal row, not an
 error), exact duplicate rows, and a few deletions dated before the add. Each kind is
@@ -20,7 +20,7 @@ import pandas as pd
 from simdomain.synth.bundle import Bundle, timestamps
 
 BAD_DATES = ("2025-02-30 10:00:00", "", "not a date")
-BAD_AMOUNTS = ("", "abc", "¥199")
+BAD_AMOUNTS = ("", "abc", "1..5")
 MARKETPLACES = ("tmall", "jd", "douyin")
 
 
@@ -42,6 +42,8 @@ class Dirt:
     second_staff_share: float = 0.03
     contact_duplicate_share: float = 0.002
     deletion_before_add_share: float = 0.0005
+    no_order_id_channels: tuple[str, ...] = ("pos",)
+    """Channels whose export has no order ids (their orders are never split in rows)."""
 
 
 def make_messy(bundle: Bundle, rng: np.random.Generator, dirt: Dirt = Dirt()) -> Bundle:
@@ -49,11 +51,12 @@ def make_messy(bundle: Bundle, rng: np.random.Generator, dirt: Dirt = Dirt()) ->
 
     Counts: ``multi_item_orders`` (orders split) and ``multi_item_extra_rows``,
     ``refund_rows``, ``partial_refunds``, ``duplicate_rows`` (exact copies of an order
-    row), ``unjoined_customers`` and ``unjoined_rows``, ``bad_dates``, ``bad_amounts``,
-    ``future_dates``, ``out_of_order_rows`` (rows with a valid time earlier than the
-    previous valid one), ``orders_before_add`` (valid order rows of a contact dated before
-    their first add), ``second_staff_rows``, ``duplicate_contact_rows``,
-    ``deletions_before_add``.
+    row), ``rows_without_order_id`` and ``duplicate_rows_without_order_id`` (of them, the
+    exact copies), ``unjoined_customers`` and ``unjoined_rows``, ``bad_dates``, ``bad_amounts``,
+    ``future_dates`` (after the window), ``out_of_order_rows`` (readable rows dated before
+    the previous readable row), ``orders_before_add`` (orders of a contact dated before
+    their first add, counted by order id; not injected: some contacts bought first),
+    ``second_staff_rows``, ``duplicate_contact_rows``, ``deletions_before_add``.
     """
     as_of = dt.date.fromisoformat(str(bundle.truth["window"]["as_of"]))
     counts: dict[str, int] = {}
@@ -63,8 +66,9 @@ def make_messy(bundle: Bundle, rng: np.random.Generator, dirt: Dirt = Dirt()) ->
     orders = _unjoin(orders, bundle.contacts["customer_id"].unique(), rng, dirt, counts)
     orders = _duplicate(orders, dirt.duplicate_share, rng, counts, "duplicate_rows")
     orders = _shuffle(orders, rng, dirt, counts)
+    orders = _drop_order_ids(orders, dirt, counts)
     orders = _bad_values(orders, as_of, rng, dirt, counts)
-    counts["out_of_order_rows"] = _out_of_order(orders["ordered_at"])
+    counts["out_of_order_rows"] = _out_of_order(orders)
     contacts = _second_staff(bundle.contacts, rng, dirt, counts)
     contacts = _duplicate(contacts, dirt.contact_duplicate_share, rng, counts,
                           "duplicate_contact_rows")
@@ -84,7 +88,8 @@ def _some(rng: np.random.Generator, n: int, share: float, minimum: int = 0) -> n
 
 def _split_items(orders: pd.DataFrame, rng: np.random.Generator, dirt: Dirt,
                  counts: dict[str, int]) -> pd.DataFrame:
-    multi = np.flatnonzero(orders["items"].to_numpy() >= 2)
+    keeps_id = ~orders["channel"].isin(dirt.no_order_id_channels).to_numpy()
+    multi = np.flatnonzero((orders["items"].to_numpy() >= 2) & keeps_id)
     chosen = multi[_some(rng, len(multi), dirt.multi_item_share)]
     rows = np.minimum(orders["items"].to_numpy()[chosen], 3)
     parts = orders.iloc[np.repeat(chosen, rows)].copy()
@@ -164,6 +169,16 @@ def _shuffle(orders: pd.DataFrame, rng: np.random.Generator, dirt: Dirt,
     return orders.iloc[np.argsort(key, kind="stable")]
 
 
+def _drop_order_ids(orders: pd.DataFrame, dirt: Dirt, counts: dict[str, int]) -> pd.DataFrame:
+    """Blank the order ids of the channels that export none (a till, say)."""
+    rows = orders["channel"].isin(dirt.no_order_id_channels).to_numpy()
+    counts["rows_without_order_id"] = int(rows.sum())
+    counts["duplicate_rows_without_order_id"] = int((orders.duplicated().to_numpy() & rows).sum())
+    ids = orders["order_id"].to_numpy().copy()
+    ids[rows] = ""
+    return orders.assign(order_id=ids)
+
+
 def _bad_values(orders: pd.DataFrame, as_of: dt.date, rng: np.random.Generator, dirt: Dirt,
                 counts: dict[str, int]) -> pd.DataFrame:
     """Unparseable dates and amounts and future dates, each on distinct rows of orders
@@ -194,8 +209,11 @@ def _valid_times(at: pd.Series) -> pd.Series:
     return pd.to_datetime(at, format="%Y-%m-%d %H:%M:%S", errors="coerce")
 
 
-def _out_of_order(at: pd.Series) -> int:
-    times = _valid_times(at).dropna().to_numpy()
+def _out_of_order(orders: pd.DataFrame) -> int:
+    """Readable rows (time and amount) whose time is before the previous readable row's."""
+    times = _valid_times(orders["ordered_at"])
+    readable = times.notna() & pd.to_numeric(orders["amount"], errors="coerce").notna()
+    times = times[readable].to_numpy()
     return int(np.count_nonzero(times[1:] < times[:-1]))
 
 
@@ -227,7 +245,12 @@ def _deletion_before_add(contacts: pd.DataFrame, rng: np.random.Generator, dirt:
 
 
 def _orders_before_add(orders: pd.DataFrame, contacts: pd.DataFrame) -> int:
+    """Orders dated before the customer's first add: readable sales rows, those sharing an
+    order id counted once."""
     first_add = _valid_times(contacts["added_at"]).groupby(contacts["customer_id"]).min()
     at = _valid_times(orders["ordered_at"])
+    amount = pd.to_numeric(orders["amount"], errors="coerce")
     added = orders["customer_id"].map(first_add)
-    return int((at.notna() & added.notna() & (at < added)).sum())
+    early = (at.notna() & (amount > 0) & added.notna() & (at < added)).to_numpy()
+    ids = orders["order_id"].to_numpy()[early]
+    return int(len(set(ids[ids != ""])) + np.count_nonzero(ids == ""))

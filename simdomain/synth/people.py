@@ -86,8 +86,8 @@ def channel_months(scenario: Scenario, window: Window) -> pd.DataFrame:
     """Per channel and month of the window: spend, contacts and the expected adds.
 
     A month the window covers only in part gets that part of the month's variable spend
-    (and, as in the engine, its fixed and staff costs in full); adds are capped at the
-    channel's staff capacity. Campaign multipliers are left out.
+    (and, as in the engine, its fixed and staff costs in full); adds (bought and free)
+    are capped at the channel's staff capacity. Campaign multipliers are left out.
     """
     rows = []
     for label, lo, hi in window.months():
@@ -99,7 +99,8 @@ def channel_months(scenario: Scenario, window: Window) -> pd.DataFrame:
             planned = channel.spend_in_month(plan_month(scenario, label))
             contacts = channel.contacts(planned)
             spend = contacts * channel.cost_per_contact_cny
-            adds = scenario.expected_monthly_adds(name, spend) * share
+            adds = (scenario.expected_monthly_adds(name, spend)
+                    + channel.free_adds_per_month) * share
             if channel.staff is not None:
                 adds = min(adds, channel.staff.daily_capacity * (hi - lo))
             if planned > 0:  # as the engine: the month's fixed and staff costs in full
@@ -109,8 +110,10 @@ def channel_months(scenario: Scenario, window: Window) -> pd.DataFrame:
             else:
                 spend_month = 0.0
             rows.append((label, name, spend_month, contacts * share, adds, lo, hi))
-    return pd.DataFrame(rows, columns=["month", "channel", "spend_cny", "contacts",
-                                       "expected_adds", "lo", "hi"])
+    frame = pd.DataFrame(rows, columns=["month", "channel", "spend_cny", "contacts",
+                                        "expected_adds", "lo", "hi"])
+    numbers = ["spend_cny", "contacts", "expected_adds", "lo", "hi"]
+    return frame.astype(dict.fromkeys(numbers, np.float64))
 
 
 def spend_frame(months: pd.DataFrame) -> pd.DataFrame:
@@ -135,18 +138,25 @@ def staff_ids(scenario: Scenario, channel: np.ndarray, rng: np.random.Generator)
         else:
             prefix, count = "service", GENERIC_STAFF
         picks = rng.integers(1, count + 1, size=len(rows))
-        out[rows] = np.char.add(f"{prefix}-", np.char.zfill(picks.astype(str), 2)).astype(object)
+        out[rows] = labels(f"{prefix}-", picks, 2)
     return out
+
+
+def labels(prefix: str, numbers: np.ndarray, width: int) -> np.ndarray:
+    """``prefix`` then each number zero-padded to ``width`` digits, as Python strings."""
+    if len(numbers) == 0:
+        return np.empty(0, dtype=object)
+    return np.char.add(prefix, np.char.zfill(np.asarray(numbers).astype(str), width)).astype(object)
 
 
 def customer_ids(count: int) -> np.ndarray:
     """``C0000001`` ... in the order given (the caller sorts people by first appearance)."""
-    return np.char.add("C", np.char.zfill(np.arange(1, count + 1).astype(str), 7)).astype(object)
+    return labels("C", np.arange(1, count + 1), 7)
 
 
 def order_ids(count: int) -> np.ndarray:
     """``O000000001`` ... in the order given (the caller sorts orders by time)."""
-    return np.char.add("O", np.char.zfill(np.arange(1, count + 1).astype(str), 9)).astype(object)
+    return labels("O", np.arange(1, count + 1), 9)
 
 
 def contacts_frame(start: dt.date, ids: np.ndarray, added: np.ndarray, channel: np.ndarray,
