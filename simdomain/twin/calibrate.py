@@ -27,7 +27,6 @@ from simdomain.twin.history import NOT_A_CONTACT, History
 from simdomain.twin.rates import (
     Hazard,
     StepFit,
-    daily_probability,
     fit_first_order,
     fit_join,
     fit_koc,
@@ -110,7 +109,7 @@ class _Builder:
 
 
 def _hazard_probability(h: Hazard, n: int, rng: np.random.Generator) -> tuple[float, np.ndarray]:
-    return float(daily_probability(h.rate)), daily_probability(h.draws(n, rng))
+    return h.rate, np.minimum(h.draws(n, rng), 1.0)
 
 
 def _basis(h: Hazard, what: str) -> str:
@@ -182,12 +181,12 @@ def calibrate(
     r, alpha, s, beta = order_fit.params
     for key in ("r", "alpha", "s", "beta"):
         b.latent(f"pnbd.{key}", getattr(order_fit.params, key), pnbd_draws[key].to_numpy(), basis)
-    b.fitted(("lifecycle", "repeat_order"), daily_probability(r / alpha),
-             daily_probability((pnbd_draws["r"] / pnbd_draws["alpha"]).to_numpy()),
+    b.fitted(("lifecycle", "repeat_order"), r / alpha,
+             (pnbd_draws["r"] / pnbd_draws["alpha"]).to_numpy(),
              basis + ": mean order rate r/alpha")
     b.fitted(("lifecycle", "heterogeneity", "order_shape"), r, pnbd_draws["r"].to_numpy(), basis)
-    b.fitted(("lifecycle", "dormancy"), daily_probability(s / beta),
-             daily_probability((pnbd_draws["s"] / pnbd_draws["beta"]).to_numpy()),
+    b.fitted(("lifecycle", "dormancy"), s / beta,
+             (pnbd_draws["s"] / pnbd_draws["beta"]).to_numpy(),
              basis + ": mean dropout s/beta (dormant for good)")
     b.fitted(("lifecycle", "heterogeneity", "dormancy_shape"), s, pnbd_draws["s"].to_numpy(),
              basis)
@@ -297,8 +296,8 @@ def _deletion(b: _Builder, fit: DeletionFit | None, base: Scenario | None,
         return
     draws = fit.draws(b.n, b.rng)
     for stage, hazard in fit.stage.items():
-        b.fitted(("lifecycle", "deletion", stage), float(daily_probability(hazard.rate)),
-                 daily_probability(draws[f"stage.{stage}"].to_numpy()),
+        b.fitted(("lifecycle", "deletion", stage), hazard.rate,
+                 np.minimum(draws[f"stage.{stage}"].to_numpy(), 1.0),
                  _basis(hazard, f"deletions by {stage}s") + " (frailty-weighted)")
     b.fitted(("lifecycle", "heterogeneity", "deletion_shape"), fit.shape,
              draws["shape"].to_numpy(), "gamma frailty: deletion hazard falling with tenure")

@@ -1,9 +1,11 @@
 """Daily hazards of the lifecycle's steps fitted from people's timelines.
 
 Each step (first order after the add, joining after the first order, becoming KOC after
-joining, referring) is a constant hazard while a person is exposed to it, estimated as
-events over person-days with its gamma posterior (Jeffreys prior: shape events + 1/2,
-rate exposure), from which parameter draws come. Channel differences are ratios of
+joining, referring) is a constant daily probability while a person is exposed to it, as
+the engine draws it: estimated as events over days at risk (the maximum-likelihood
+estimate for daily Bernoulli draws), with a gamma posterior (Jeffreys prior: shape
+events + 1/2, rate days at risk; close to the beta posterior for small probabilities)
+from which parameter draws come. Channel differences are ratios of
 each channel's hazard to the pooled one. Deletion, whose hazard falls with tenure, is
 in :mod:`simdomain.twin.deletion`.
 """
@@ -189,8 +191,3 @@ def fit_word_of_mouth(people: pd.DataFrame, referrals: pd.DataFrame | None,
         stages = stage_at(people.loc[who[known]], day[known])
         events = pd.Series(np.bincount(stages, minlength=4)[:4].astype(float), index=list(STAGES))
     return {s: Hazard(float(events[s]), float(exposure[s])) for s in STAGES}
-
-
-def daily_probability(rate: float | np.ndarray) -> float | np.ndarray:
-    """The probability of at least one event in a day at a constant hazard."""
-    return -np.expm1(-np.asarray(rate, dtype=float)) if np.ndim(rate) else float(-np.expm1(-rate))
