@@ -319,6 +319,9 @@ class Lifecycle(Strict):
     join: Probability = Field(description="customer -> member")
     koc: Probability = Field(description="member -> KOC")
     dormancy: Probability = Field(0.0, description="active -> dormant")
+    dormancy_stages: list[Stage] = Field(
+        list(STAGES), description="stages whose people can go dormant (a twin's dropout "
+                                  "starts at the first order, as in the Pareto/NBD)")
     wake: Probability = Field(0.0, description="dormant -> active")
     dormant_multiplier: Probability = Field(
         0.1, description="on orders, upgrades and word of mouth while dormant"

@@ -109,7 +109,9 @@ def build_rates(scenario: Scenario, layout: Layout, active: list[Campaign]) -> R
         repeat = life.repeat_order * p.repeat_order * boost.repeat_order
         order[:, g, CUSTOMER] = repeat
         order[:, g, [MEMBER, KOC]] = repeat * life.member_order_multiplier
-        flip[:, g, :DELETED, 0] = life.dormancy * p.dormancy
+        for s_code, stage in enumerate(STAGES):
+            if stage in life.dormancy_stages:
+                flip[:, g, s_code, 0] = life.dormancy * p.dormancy
         flip[:, g, :DELETED, 1] = life.wake * boost.wake
         for s, stage in enumerate(STAGES):
             delete[:, g, s] = life.deletion[stage] * p.deletion * boost.deletion

@@ -193,8 +193,9 @@ class Domain:
                 p_adv *= life.new_user_multiplier
         p_adv = min(p_adv, 1.0 - p_del)
 
+        can_sleep = STAGES[stage] in life.dormancy_stages
         p_flip = 0.0 if prop is None else (
-            life.wake * boost.wake if p.dormant else life.dormancy * prop.dormancy)
+            life.wake * boost.wake if p.dormant else life.dormancy * prop.dormancy * can_sleep)
         u, v = rng.random(), rng.random()
         if u < p_del:
             p.stage, p.deletion_day, p.in_group = DELETED, day, False
