@@ -190,6 +190,8 @@ def calibrate(
              basis + ": mean dropout s/beta (dormant for good)")
     b.fitted(("lifecycle", "heterogeneity", "dormancy_shape"), s, pnbd_draws["s"].to_numpy(),
              basis)
+    b.fixed(("lifecycle", "dormancy_stages"), ["customer", "member", "koc"],
+            "fitted model: the Pareto/NBD dropout clock starts at the first order")
     b.fixed(("lifecycle", "wake"), 0.0, "fitted model: Pareto/NBD dropout is for good")
     b.fixed(("lifecycle", "dormant_multiplier"), 0.0, "fitted model: people who left do nothing")
     b.fixed(("lifecycle", "member_order_multiplier"), 1.0,
