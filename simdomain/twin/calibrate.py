@@ -25,6 +25,7 @@ from simdomain.twin import btyd
 from simdomain.twin.deletion import DeletionFit, fit_deletion
 from simdomain.twin.history import NOT_A_CONTACT, History
 from simdomain.twin.rates import (
+    active_days,
     Hazard,
     StepFit,
     fit_first_order,
@@ -226,7 +227,8 @@ def calibrate(
     for step, table, fit, what in (("join", "members", fit_join, "joins"),
                                    ("koc", "referrals", fit_koc, "first referrals by members")):
         if table in history.tables:
-            _step(b, ("lifecycle", step), fit(people), what, base, messages,
+            _step(b, ("lifecycle", step), fit(people, active_days(order_fit.params)), what,
+                  base, messages,
                   channels_loc=step if step == "join" else None)
         else:
             b.fixed(("lifecycle", step), getattr(base.lifecycle, step) if base else 0.0,

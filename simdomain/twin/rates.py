@@ -12,12 +12,14 @@ in :mod:`simdomain.twin.deletion`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from simdomain.scenario.model import STAGES
+from simdomain.twin import btyd
 
 LEVEL = 0.9
 
@@ -83,9 +85,44 @@ def _stop(people: pd.DataFrame) -> pd.Series:
     return (people["deletion_day"] + 1).fillna(0.0).clip(upper=0.0)
 
 
+Activity = Callable[[pd.DataFrame, np.ndarray, np.ndarray], np.ndarray]
+"""Expected active days of each person between two days (see :func:`active_days`)."""
+
+
+def active_days(params: tuple[float, float, float, float]) -> Activity:
+    """Days a customer was still active between ``start`` and ``stop`` (days from the
+    as-of date), by the fitted Pareto/NBD.
+
+    Active for sure until their last order; after it, active with the probability the
+    model gives to someone who has not ordered since (``p_alive`` at each day),
+    integrated by 4-point Gauss-Legendre quadrature. Steps that need an active person
+    (joining, becoming KOC) are at risk only then: dormant people do neither.
+    """
+    nodes, weights = np.polynomial.legendre.leggauss(4)
+
+    def days(people: pd.DataFrame, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+        first = people["first_order_day"].to_numpy(float)
+        x, t_x = people["x"].to_numpy(float), people["t_x"].to_numpy(float)
+        a, b = start - first, stop - first
+        sure = np.clip(np.minimum(b, t_x) - a, 0.0, None)
+        lo, hi = np.maximum(a, t_x), np.maximum(b, np.maximum(a, t_x))
+        after = np.zeros_like(sure)
+        for node, weight in zip(nodes, weights):
+            tau = lo + (hi - lo) * (node + 1) / 2
+            after += weight * btyd.p_alive(params, x, t_x, np.maximum(tau, t_x))
+        return np.where(np.isnan(first), stop - start, sure + after * (hi - lo) / 2)
+
+    return days
+
+
 def _step(people: pd.DataFrame, start: pd.Series, event: pd.Series,
-          stop: pd.Series | None = None) -> StepFit:
-    days, happened = _exposure(start, event, _stop(people) if stop is None else stop)
+          stop: pd.Series | None = None, active: Activity | None = None) -> StepFit:
+    stop = _stop(people) if stop is None else stop
+    days, happened = _exposure(start, event, stop)
+    if active is not None:  # people who never had the event: only their active days
+        waiting = ~happened & (days > 0)
+        days[waiting] = active(people[waiting], np.asarray(start, float)[waiting],
+                               np.asarray(stop, float)[waiting])
     frame = pd.DataFrame({"source": people["source"].to_numpy(), "days": days,
                           "events": happened.astype(float)})
     sums = frame.groupby("source", sort=True)[["events", "days"]].sum()
@@ -132,25 +169,29 @@ def fit_first_order(people: pd.DataFrame, new_user_days: int = 3) -> FirstOrderF
     return FirstOrderFit(early=early, late=late, new_user_days=new_user_days)
 
 
-def fit_join(people: pd.DataFrame) -> StepFit:
+def fit_join(people: pd.DataFrame, active: Activity | None = None) -> StepFit:
     """Customer -> member: from the first order (or the add, if later) to joining.
 
     People who joined before their first order were never customers at risk of joining
-    and are left out.
+    and are left out. With ``active``, people who did not join count only their active
+    days (:func:`active_days`).
     """
     customers = people[people["orders"] > 0]
     start = np.fmax(customers["first_order_day"], customers["add_day"])
     at_risk = ~(customers["member_day"] < start)
     customers = customers[at_risk]
-    return _step(customers, start[at_risk], customers["member_day"].fillna(np.inf))
+    return _step(customers, start[at_risk], customers["member_day"].fillna(np.inf),
+                 active=active)
 
 
-def fit_koc(people: pd.DataFrame) -> StepFit:
-    """Member -> KOC: from joining to the first referral."""
+def fit_koc(people: pd.DataFrame, active: Activity | None = None) -> StepFit:
+    """Member -> KOC: from joining to the first referral (active days, as for joining)."""
     members = people[people["member_day"].notna()]
     keep = ~(members["koc_day"] < members["member_day"])
     members = members[keep]
-    return _step(members, members["member_day"], members["koc_day"].fillna(np.inf))
+    return _step(members, members["member_day"], members["koc_day"].fillna(np.inf),
+                 active=active if active is not None and (members["orders"] > 0).all()
+                 else None)
 
 
 def stage_days(people: pd.DataFrame) -> pd.DataFrame:
