@@ -25,9 +25,9 @@ from simdomain.twin import btyd
 from simdomain.twin.deletion import DeletionFit, fit_deletion
 from simdomain.twin.history import NOT_A_CONTACT, History
 from simdomain.twin.rates import (
-    active_days,
     Hazard,
     StepFit,
+    active_days,
     fit_first_order,
     fit_join,
     fit_koc,
