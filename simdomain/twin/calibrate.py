@@ -334,12 +334,21 @@ def _channels(b: _Builder, history: History, spend: pd.DataFrame | None, base: S
     months = (end + pd.to_timedelta(contacts["add_day"], unit="D")).dt.to_period("M")
     adds = contacts.groupby([contacts["source"].to_numpy(), months.to_numpy()]).size()
     sources = sorted(set(contacts["source"]) - set(RESERVED_SOURCES))
-    if (~people["contact"]).any():
+    others = people[~people["contact"]]
+    if len(others):
         loc = ("channels", NOT_A_CONTACT)
-        b.fixed((*loc, "description"), "buyers who are not contacts", "data")
-        b.fixed((*loc, "funnel", "add"), 1.0, "no new people come this way in the forecast")
+        b.fixed((*loc, "description"), "buyers who are not contacts (marketplaces, stores)",
+                "data")
+        b.fixed((*loc, "funnel", "add"), 1.0, "a new buyer of this kind is an add")
         b.fixed((*loc, "cost_per_contact_cny"), 1.0, "no spend")
         b.fixed((*loc, "monthly_spend_cny"), 0.0, "no spend")
+        arrived = (end + pd.to_timedelta(others["first_order_day"], unit="D")).dt.to_period("M")
+        count = float(arrived.isin(recent).sum())
+        b.fitted((*loc, "free_adds_per_month"), count / 3, b.rng.gamma(count + 0.5, 1.0, b.n) / 3,
+                 f"{count:,.0f} new buyers who are not contacts in {recent[-1]}..{recent[0]}")
+        base_rate = b.values.get(("lifecycle", "first_order"), 0.0)
+        b.fixed((*loc, "propensity", "first_order"), 1.0 / base_rate if base_rate > 0 else 1.0,
+                "they arrive with their first order (its probability on the first day is 1)")
         b.fixed((*loc, "propensity", "deletion"), 0.0, "not contacts: they cannot delete the "
                 "brand")
     for channel in sources:
