@@ -25,9 +25,9 @@ from simdomain.twin import btyd
 from simdomain.twin.deletion import DeletionFit, fit_deletion
 from simdomain.twin.history import NOT_A_CONTACT, History
 from simdomain.twin.rates import (
+    active_days,
     Hazard,
     StepFit,
-    daily_probability,
     fit_first_order,
     fit_join,
     fit_koc,
@@ -110,7 +110,7 @@ class _Builder:
 
 
 def _hazard_probability(h: Hazard, n: int, rng: np.random.Generator) -> tuple[float, np.ndarray]:
-    return float(daily_probability(h.rate)), daily_probability(h.draws(n, rng))
+    return h.rate, np.minimum(h.draws(n, rng), 1.0)
 
 
 def _basis(h: Hazard, what: str) -> str:
@@ -182,15 +182,17 @@ def calibrate(
     r, alpha, s, beta = order_fit.params
     for key in ("r", "alpha", "s", "beta"):
         b.latent(f"pnbd.{key}", getattr(order_fit.params, key), pnbd_draws[key].to_numpy(), basis)
-    b.fitted(("lifecycle", "repeat_order"), daily_probability(r / alpha),
-             daily_probability((pnbd_draws["r"] / pnbd_draws["alpha"]).to_numpy()),
+    b.fitted(("lifecycle", "repeat_order"), r / alpha,
+             (pnbd_draws["r"] / pnbd_draws["alpha"]).to_numpy(),
              basis + ": mean order rate r/alpha")
     b.fitted(("lifecycle", "heterogeneity", "order_shape"), r, pnbd_draws["r"].to_numpy(), basis)
-    b.fitted(("lifecycle", "dormancy"), daily_probability(s / beta),
-             daily_probability((pnbd_draws["s"] / pnbd_draws["beta"]).to_numpy()),
+    b.fitted(("lifecycle", "dormancy"), s / beta,
+             (pnbd_draws["s"] / pnbd_draws["beta"]).to_numpy(),
              basis + ": mean dropout s/beta (dormant for good)")
     b.fitted(("lifecycle", "heterogeneity", "dormancy_shape"), s, pnbd_draws["s"].to_numpy(),
              basis)
+    b.fixed(("lifecycle", "dormancy_stages"), ["customer", "member", "koc"],
+            "fitted model: the Pareto/NBD dropout clock starts at the first order")
     b.fixed(("lifecycle", "wake"), 0.0, "fitted model: Pareto/NBD dropout is for good")
     b.fixed(("lifecycle", "dormant_multiplier"), 0.0, "fitted model: people who left do nothing")
     b.fixed(("lifecycle", "member_order_multiplier"), 1.0,
@@ -225,7 +227,8 @@ def calibrate(
     for step, table, fit, what in (("join", "members", fit_join, "joins"),
                                    ("koc", "referrals", fit_koc, "first referrals by members")):
         if table in history.tables:
-            _step(b, ("lifecycle", step), fit(people), what, base, messages,
+            _step(b, ("lifecycle", step), fit(people, active_days(order_fit.params)), what,
+                  base, messages,
                   channels_loc=step if step == "join" else None)
         else:
             b.fixed(("lifecycle", step), getattr(base.lifecycle, step) if base else 0.0,
@@ -297,8 +300,8 @@ def _deletion(b: _Builder, fit: DeletionFit | None, base: Scenario | None,
         return
     draws = fit.draws(b.n, b.rng)
     for stage, hazard in fit.stage.items():
-        b.fitted(("lifecycle", "deletion", stage), float(daily_probability(hazard.rate)),
-                 daily_probability(draws[f"stage.{stage}"].to_numpy()),
+        b.fitted(("lifecycle", "deletion", stage), hazard.rate,
+                 np.minimum(draws[f"stage.{stage}"].to_numpy(), 1.0),
                  _basis(hazard, f"deletions by {stage}s") + " (frailty-weighted)")
     b.fitted(("lifecycle", "heterogeneity", "deletion_shape"), fit.shape,
              draws["shape"].to_numpy(), "gamma frailty: deletion hazard falling with tenure")

@@ -1,21 +1,25 @@
 """Daily hazards of the lifecycle's steps fitted from people's timelines.
 
 Each step (first order after the add, joining after the first order, becoming KOC after
-joining, referring) is a constant hazard while a person is exposed to it, estimated as
-events over person-days with its gamma posterior (Jeffreys prior: shape events + 1/2,
-rate exposure), from which parameter draws come. Channel differences are ratios of
+joining, referring) is a constant daily probability while a person is exposed to it, as
+the engine draws it: estimated as events over days at risk (the maximum-likelihood
+estimate for daily Bernoulli draws), with a gamma posterior (Jeffreys prior: shape
+events + 1/2, rate days at risk; close to the beta posterior for small probabilities)
+from which parameter draws come. Channel differences are ratios of
 each channel's hazard to the pooled one. Deletion, whose hazard falls with tenure, is
 in :mod:`simdomain.twin.deletion`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from simdomain.scenario.model import STAGES
+from simdomain.twin import btyd
 
 LEVEL = 0.9
 
@@ -81,9 +85,44 @@ def _stop(people: pd.DataFrame) -> pd.Series:
     return (people["deletion_day"] + 1).fillna(0.0).clip(upper=0.0)
 
 
+Activity = Callable[[pd.DataFrame, np.ndarray, np.ndarray], np.ndarray]
+"""Expected active days of each person between two days (see :func:`active_days`)."""
+
+
+def active_days(params: tuple[float, float, float, float]) -> Activity:
+    """Days a customer was still active between ``start`` and ``stop`` (days from the
+    as-of date), by the fitted Pareto/NBD.
+
+    Active for sure until their last order; after it, active with the probability the
+    model gives to someone who has not ordered since (``p_alive`` at each day),
+    integrated by 4-point Gauss-Legendre quadrature. Steps that need an active person
+    (joining, becoming KOC) are at risk only then: dormant people do neither.
+    """
+    nodes, weights = np.polynomial.legendre.leggauss(4)
+
+    def days(people: pd.DataFrame, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+        first = people["first_order_day"].to_numpy(float)
+        x, t_x = people["x"].to_numpy(float), people["t_x"].to_numpy(float)
+        a, b = start - first, stop - first
+        sure = np.clip(np.minimum(b, t_x) - a, 0.0, None)
+        lo, hi = np.maximum(a, t_x), np.maximum(b, np.maximum(a, t_x))
+        after = np.zeros_like(sure)
+        for node, weight in zip(nodes, weights):
+            tau = lo + (hi - lo) * (node + 1) / 2
+            after += weight * btyd.p_alive(params, x, t_x, np.maximum(tau, t_x))
+        return np.where(np.isnan(first), stop - start, sure + after * (hi - lo) / 2)
+
+    return days
+
+
 def _step(people: pd.DataFrame, start: pd.Series, event: pd.Series,
-          stop: pd.Series | None = None) -> StepFit:
-    days, happened = _exposure(start, event, _stop(people) if stop is None else stop)
+          stop: pd.Series | None = None, active: Activity | None = None) -> StepFit:
+    stop = _stop(people) if stop is None else stop
+    days, happened = _exposure(start, event, stop)
+    if active is not None:  # people who never had the event: only their active days
+        waiting = ~happened & (days > 0)
+        days[waiting] = active(people[waiting], np.asarray(start, float)[waiting],
+                               np.asarray(stop, float)[waiting])
     frame = pd.DataFrame({"source": people["source"].to_numpy(), "days": days,
                           "events": happened.astype(float)})
     sums = frame.groupby("source", sort=True)[["events", "days"]].sum()
@@ -130,25 +169,29 @@ def fit_first_order(people: pd.DataFrame, new_user_days: int = 3) -> FirstOrderF
     return FirstOrderFit(early=early, late=late, new_user_days=new_user_days)
 
 
-def fit_join(people: pd.DataFrame) -> StepFit:
+def fit_join(people: pd.DataFrame, active: Activity | None = None) -> StepFit:
     """Customer -> member: from the first order (or the add, if later) to joining.
 
     People who joined before their first order were never customers at risk of joining
-    and are left out.
+    and are left out. With ``active``, people who did not join count only their active
+    days (:func:`active_days`).
     """
     customers = people[people["orders"] > 0]
     start = np.fmax(customers["first_order_day"], customers["add_day"])
     at_risk = ~(customers["member_day"] < start)
     customers = customers[at_risk]
-    return _step(customers, start[at_risk], customers["member_day"].fillna(np.inf))
+    return _step(customers, start[at_risk], customers["member_day"].fillna(np.inf),
+                 active=active)
 
 
-def fit_koc(people: pd.DataFrame) -> StepFit:
-    """Member -> KOC: from joining to the first referral."""
+def fit_koc(people: pd.DataFrame, active: Activity | None = None) -> StepFit:
+    """Member -> KOC: from joining to the first referral (active days, as for joining)."""
     members = people[people["member_day"].notna()]
     keep = ~(members["koc_day"] < members["member_day"])
     members = members[keep]
-    return _step(members, members["member_day"], members["koc_day"].fillna(np.inf))
+    return _step(members, members["member_day"], members["koc_day"].fillna(np.inf),
+                 active=active if active is not None and (members["orders"] > 0).all()
+                 else None)
 
 
 def stage_days(people: pd.DataFrame) -> pd.DataFrame:
@@ -189,8 +232,3 @@ def fit_word_of_mouth(people: pd.DataFrame, referrals: pd.DataFrame | None,
         stages = stage_at(people.loc[who[known]], day[known])
         events = pd.Series(np.bincount(stages, minlength=4)[:4].astype(float), index=list(STAGES))
     return {s: Hazard(float(events[s]), float(exposure[s])) for s in STAGES}
-
-
-def daily_probability(rate: float | np.ndarray) -> float | np.ndarray:
-    """The probability of at least one event in a day at a constant hazard."""
-    return -np.expm1(-np.asarray(rate, dtype=float)) if np.ndim(rate) else float(-np.expm1(-rate))
