@@ -173,7 +173,7 @@ def test_each_person_has_exactly_their_own_probability(kind: str):
 def test_stratified_thinning_picks_at_most_twice_the_events(shape, rate, n, seed):
     """Everyone in the stratum ``(c/2, c]`` has a probability of at least half its bound,
     so the expected picks are at most twice the expected events, plus the lowest stratum
-    (multipliers below 2**-31, bounded by the table times 2**-30)."""
+    (multipliers up to ``2 ** LOWEST``, bounded by the table times ``2 ** LOWEST``)."""
     multiplier = np.random.default_rng(seed).gamma(shape, 1 / shape, n).astype(np.float32)
     strata = thinning.Strata()
     strata.add(0, multiplier[: n // 3])
