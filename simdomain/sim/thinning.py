@@ -60,7 +60,7 @@ class Strata:
     """Slots of people per exponent ``e``: those whose multiplier is in ``(2**(e-1), 2**e]``.
 
     Multipliers are fixed per person and people are appended in order of joining, so
-    each stratum is a sorted array that only grows.
+    each stratum is a sorted array (int32 slots) that only grows.
     """
 
     def __init__(self) -> None:
@@ -82,7 +82,7 @@ class Strata:
         count = self._count.get(key, 0)
         held = self._slots.get(key)
         if held is None or count + len(slots) > len(held):
-            grown = np.empty(max(count + len(slots), 2 * count, 64), dtype=np.int64)
+            grown = np.empty(max(count + len(slots), 2 * count, 64), dtype=np.int32)
             if held is not None:
                 grown[:count] = held[:count]
             held = self._slots[key] = grown
@@ -114,6 +114,6 @@ class Strata:
             uniforms.append(u)
         if not picked:
             return np.empty(0, dtype=np.int64), np.empty(0)
-        picked, uniforms = np.concatenate(picked), np.concatenate(uniforms)
+        picked, uniforms = np.concatenate(picked).astype(np.int64), np.concatenate(uniforms)
         order = np.argsort(picked)  # in slot order: the gathers that follow read memory in turn
         return picked[order], uniforms[order]
