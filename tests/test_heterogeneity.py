@@ -20,8 +20,9 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
+import test_properties as invariants
 from conftest import FIXTURES, STAGES, build, zero_lifecycle
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate, stats
 
@@ -355,3 +356,26 @@ def test_engine_agrees_with_the_reference_with_per_person_rates(varied):
     perturbed = outcomes(simulate(validate_scenario(raw), seed=ENGINE_SEED, reps=ENGINE_REPS,
                                   keep_agents=False))
     assert welch(reference, perturbed).loc["total_deletions", "failed"]
+
+
+# -- the invariants of every scenario, with per-person rates --------------------------------
+
+@settings(max_examples=15)
+@given(scenario=invariants.scenarios(), seed=invariants.seeds,
+       shapes=st.fixed_dictionaries({}, optional=dict.fromkeys(
+           ["order_shape", "dormancy_shape", "deletion_shape"], st.floats(0.05, 10.0))),
+       factors=st.fixed_dictionaries({}, optional=dict.fromkeys(
+           ["add", "first_order", "repeat_order", "join", "dormancy", "deletion"],
+           st.floats(0.0, 3.0))))
+def test_invariants_hold_with_per_person_rates(scenario, seed, shapes, factors):
+    """``test_properties``' exact invariants (people conserved, referrals and spend add
+    up, stages only move forward) on its random scenarios with gamma multipliers and
+    channel propensities."""
+    raw = scenario.model_dump(mode="json")
+    raw["lifecycle"]["heterogeneity"] = shapes
+    for channel in raw["channels"].values():
+        channel["propensity"] = factors
+    varied = validate_scenario(raw)
+    for check in (invariants.test_people_are_conserved, invariants.test_referrals_and_spend_add_up,
+                  invariants.test_stages_only_move_forward):
+        check.hypothesis.inner_test(scenario=varied, seed=seed)
