@@ -7,7 +7,12 @@ moments posts, referral with fraud and tiers, a campaign, three segments):
 1. the reference (one SimPy process per consumer) and the engine at the same small size;
 2. the engine at 100,000 consumers (its rate against the reference's);
 3. the engine at 1,000,000 consumers x 365 days in a fresh subprocess, for a clean wall
-   time and peak resident memory (``ru_maxrss``).
+   time and peak resident memory (``ru_maxrss``);
+4. in the same subprocess, after it, a twin-like run: the same scenario with its initial
+   pool replaced by 1,000,000 known people (stage, source, tenure, order history,
+   dormancy) carrying their own order, dormancy and deletion multipliers (gamma, heavy
+   tailed), and new joiners drawing theirs; its time as a ratio to the plain run
+   (goal: at most 2x).
 
 Speed is in agent-days per second: the people in the pool summed over the days
 simulated, divided by the wall time of one replication (the best of ``--repeats`` for
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import resource
 import subprocess
@@ -35,10 +41,12 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from simdomain.scenario.io import validate_scenario
 from simdomain.scenario.model import Scenario
 from simdomain.sim.engine import Replication, run_replication
+from simdomain.sim.population import NEVER, InitialPeople
 from simdomain.sim.reference import run_reference_replication
 
 START = dt.date(2026, 1, 1)
@@ -101,13 +109,57 @@ def build_scenario(consumers: int, days: int) -> Scenario:
     return validate_scenario(raw, "benchmark")
 
 
+SHAPES = {"order_shape": 0.5, "dormancy_shape": 1.0, "deletion_shape": 0.7}
+"""Gamma shapes of the twin-like run's multipliers (0.5: the largest of a million is
+about 25 times the mean)."""
+
+
+def build_twin(consumers: int, days: int) -> tuple[Scenario, InitialPeople]:
+    """:func:`build_scenario` with per-person heterogeneity, and ``consumers`` known people
+    in place of its initial pool: the pool's stage mix, every source, up to two years of
+    tenure and order history, a fifth of the buyers dormant, and their own multipliers."""
+    plain = build_scenario(consumers, days)
+    raw = plain.model_dump(mode="json")
+    raw["name"] = f"twin_{consumers}x{days}"
+    raw["lifecycle"]["heterogeneity"] = SHAPES
+    scenario = validate_scenario(raw, "benchmark")
+    rng = np.random.default_rng(2026)
+    n = consumers
+    pool = plain.initial_pool
+    stage = rng.permutation(np.repeat(np.arange(4), [pool.fan, pool.customer, pool.member,
+                                                     pool.koc]))
+    join = -rng.integers(1, 731, size=n)
+    buyer = stage >= 1
+    orders = np.where(buyer, rng.geometric(0.3, size=n), 0)
+    first = np.where(buyer, np.minimum(join + rng.integers(0, 60, size=n), -1), NEVER)
+    last = np.where(buyer, np.minimum(first + rng.integers(0, 365, size=n), -1), NEVER)
+    member = np.where(stage >= 2, np.minimum(first + 10, -1), NEVER)
+    shares = np.array([seg.share for seg in plain.segments.values()])
+    people = InitialPeople(
+        stage=stage, segment=rng.choice(len(shares), size=n, p=shares),
+        source=pd.Categorical.from_codes(rng.integers(0, len(plain.channels) + 3, size=n),
+                                         [*plain.channels, "initial", "organic", "referral"]),
+        join_day=join, orders=orders, gmv_cny=orders * 120.0, first_order_day=first,
+        last_order_day=last, member_day=member,
+        koc_day=np.where(stage == 3, np.minimum(member + 10, -1), NEVER),
+        dormant=buyer & (rng.random(n) < 0.2), in_group=rng.random(n) < 0.5,
+        **{f"{name.split('_')[0]}_multiplier": rng.gamma(shape, 1 / shape, n)
+           for name, shape in SHAPES.items()})
+    return scenario, people
+
+
 Runner = Callable[..., Replication]
 
 
-def measure(run: Runner, consumers: int, days: int, repeats: int = 1) -> dict[str, float]:
+def measure(run: Runner, consumers: int, days: int, repeats: int = 1,
+            twin: bool = False) -> dict[str, float]:
     """Best wall time (and its CPU time) of ``repeats`` replications, and agent-days per
-    second of wall time."""
-    scenario = build_scenario(consumers, days)
+    second of wall time; of the twin-like run if ``twin``."""
+    if twin:
+        scenario, people = build_twin(consumers, days)
+        run = functools.partial(run, initial=people)
+    else:
+        scenario = build_scenario(consumers, days)
     best, cpu, agent_days = float("inf"), 0.0, 0
     for i in range(repeats):
         begin, begin_cpu = time.perf_counter(), time.process_time()
@@ -120,11 +172,15 @@ def measure(run: Runner, consumers: int, days: int, repeats: int = 1) -> dict[st
 
 
 def child(consumers: int, days: int) -> None:
-    """Run the engine once and print its wall time and peak memory as JSON."""
+    """Run the engine once, then the twin-like run, and print their wall times and peak
+    memory (the twin's: of both runs) as JSON."""
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     result = measure(run_replication, consumers, days)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({**result, "peak_mb": peak / 1024, "baseline_mb": baseline / 1024}))
+    twin = measure(run_replication, consumers, days, twin=True)
+    twin["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({**result, "peak_mb": peak / 1024, "baseline_mb": baseline / 1024,
+                      "twin": twin}))
 
 
 def in_subprocess(consumers: int, days: int) -> dict[str, float]:
@@ -172,6 +228,9 @@ def main(argv: list[str] | None = None) -> None:
     print(row("engine", engine_large, f"{engine_large['rate'] / reference['rate']:,.0f}x"))
     print(row("engine, fresh subprocess", big,
               f"peak RSS {big['peak_mb']:,.0f} MB (at start {big['baseline_mb']:,.0f} MB)"))
+    twin = big["twin"]
+    print(row("twin-like, same subprocess", twin,
+              f"peak RSS {twin['peak_mb']:,.0f} MB (of both runs)"))
     print()
     def ratio(engine: dict[str, float]) -> str:
         by_cpu = (engine["agent_days"] / engine["cpu"]) / (reference["agent_days"] / reference["cpu"])
@@ -183,6 +242,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{args.big_consumers:,} consumers x {args.big_days} days: "
           f"{big['seconds']:.1f} s wall, {big['cpu']:.1f} s CPU (target <= 20 s), "
           f"peak RSS {big['peak_mb']:,.0f} MB (target <= 1,024 MB)")
+    print(f"twin-like / plain, {args.big_consumers:,} x {args.big_days}: "
+          f"{twin['seconds'] / big['seconds']:.2f}x wall, {twin['cpu'] / big['cpu']:.2f}x CPU "
+          f"(goal <= 2x)")
 
 
 if __name__ == "__main__":

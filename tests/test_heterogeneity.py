@@ -20,16 +20,18 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
+import test_properties as invariants
 from conftest import FIXTURES, STAGES, build, zero_lifecycle
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate, stats
 
-from simdomain.scenario import load_scenario
+from simdomain.scenario import load_scenario, validate_scenario
 from simdomain.sim import thinning
 from simdomain.sim.engine import run_replication
 from simdomain.sim.population import NEVER, InitialPeople
 from simdomain.sim.rates import Layout, build_rates
+from simdomain.sim.reference import simulate_reference
 from simdomain.simulation import simulate
 
 BASELINE = FIXTURES / "baseline"
@@ -173,7 +175,7 @@ def test_each_person_has_exactly_their_own_probability(kind: str):
 def test_stratified_thinning_picks_at_most_twice_the_events(shape, rate, n, seed):
     """Everyone in the stratum ``(c/2, c]`` has a probability of at least half its bound,
     so the expected picks are at most twice the expected events, plus the lowest stratum
-    (multipliers below 2**-31, bounded by the table times 2**-30)."""
+    (multipliers up to ``2 ** LOWEST``, bounded by the table times ``2 ** LOWEST``)."""
     multiplier = np.random.default_rng(seed).gamma(shape, 1 / shape, n).astype(np.float32)
     strata = thinning.Strata()
     strata.add(0, multiplier[: n // 3])
@@ -310,3 +312,70 @@ def test_gamma_deletion_gives_the_lomax_survival():
         assert abs(1 - deleted[t - 1] / n - discrete) < Z * se, t
     hazard = np.diff(deleted) / (n - deleted[:-1])
     assert hazard[:30].mean() > 1.5 * hazard[-30:].mean()
+
+
+# -- the naive reference, with per-person rates --------------------------------------------
+
+@pytest.fixture(scope="module")
+def varied():
+    """``every_mechanism.yaml`` with all three gamma multipliers and channel propensities."""
+    raw = load_scenario(FIXTURES / "every_mechanism.yaml").model_dump(mode="json")
+    raw["lifecycle"]["heterogeneity"] = {"order_shape": 0.6, "dormancy_shape": 1.5,
+                                         "deletion_shape": 0.8}
+    raw["channels"]["sms"]["propensity"] = {"add": 1.3, "first_order": 0.6,
+                                            "repeat_order": 1.4, "join": 0.8, "dormancy": 1.5,
+                                            "deletion": 1.2, "referral": 2.0}
+    raw["channels"]["parcel"]["propensity"] = {"first_order": 1.8, "koc": 2.0}
+    return validate_scenario(raw)
+
+
+@pytest.mark.slow
+def test_engine_agrees_with_the_reference_with_per_person_rates(varied):
+    """The stratified engine against the reference simulator, where each consumer draws
+    their own multipliers and steps with scalar draws (no thinning, no tables): the same
+    Welch comparison and family-wise tolerance as ``test_reference.py``, and the same
+    machinery flags a deletion propensity of the SMS channel doubled."""
+    from test_reference import (
+        ENGINE_REPS,
+        ENGINE_SEED,
+        REFERENCE_REPS,
+        REFERENCE_SEED,
+        outcomes,
+        welch,
+    )
+
+    reference = outcomes(simulate_reference(varied, REFERENCE_SEED, REFERENCE_REPS,
+                                            keep_agents=False, workers=2))
+    ours = outcomes(simulate(varied, seed=ENGINE_SEED, reps=ENGINE_REPS, keep_agents=False))
+    table = welch(reference, ours)
+    assert len(table) > 50
+    failed = table[table["failed"]]
+    assert failed.empty, f"engine and reference differ:\n{failed.to_string()}"
+    raw = varied.model_dump(mode="json")
+    raw["channels"]["sms"]["propensity"]["deletion"] *= 2
+    perturbed = outcomes(simulate(validate_scenario(raw), seed=ENGINE_SEED, reps=ENGINE_REPS,
+                                  keep_agents=False))
+    assert welch(reference, perturbed).loc["total_deletions", "failed"]
+
+
+# -- the invariants of every scenario, with per-person rates --------------------------------
+
+@settings(max_examples=15)
+@given(scenario=invariants.scenarios(), seed=invariants.seeds,
+       shapes=st.fixed_dictionaries({}, optional=dict.fromkeys(
+           ["order_shape", "dormancy_shape", "deletion_shape"], st.floats(0.05, 10.0))),
+       factors=st.fixed_dictionaries({}, optional=dict.fromkeys(
+           ["add", "first_order", "repeat_order", "join", "dormancy", "deletion"],
+           st.floats(0.0, 3.0))))
+def test_invariants_hold_with_per_person_rates(scenario, seed, shapes, factors):
+    """``test_properties``' exact invariants (people conserved, referrals and spend add
+    up, stages only move forward) on its random scenarios with gamma multipliers and
+    channel propensities."""
+    raw = scenario.model_dump(mode="json")
+    raw["lifecycle"]["heterogeneity"] = shapes
+    for channel in raw["channels"].values():
+        channel["propensity"] = factors
+    varied = validate_scenario(raw)
+    for check in (invariants.test_people_are_conserved, invariants.test_referrals_and_spend_add_up,
+                  invariants.test_stages_only_move_forward):
+        check.hypothesis.inner_test(scenario=varied, seed=seed)

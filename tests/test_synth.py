@@ -89,8 +89,7 @@ def test_files_follow_the_contract(bundle_dir: Path) -> None:
     assert counts["buyers"] == orders["customer_id"].nunique()
     assert counts["marketplace_only_buyers"] == len(buyers - known)
     month = ordered.dt.strftime("%Y-%m")
-    if truth["process"] != "engine":  # the engine's count leaves out marketplace buyers
-        assert month.value_counts().sort_index().to_dict() == counts["orders_by_month"]
+    assert month.value_counts().sort_index().to_dict() == counts["orders_by_month"]
 
 
 def test_same_seed_same_bytes(tmp_path: Path) -> None:

@@ -49,7 +49,11 @@ def _check_shares(shares: dict[str, float], what: str, loc: tuple[str | int, ...
 
 
 class InitialPool(Strict):
-    """People already in the private domain on the start date, per stage."""
+    """People already in the private domain on the start date, per stage.
+
+    Ignored when the simulation is given the people themselves (a twin's population,
+    :class:`simdomain.sim.population.InitialPeople`), who replace these counts.
+    """
 
     fan: Count = 0
     customer: Count = 0

@@ -164,6 +164,7 @@ class InitialPeople:
         A scenario segment, as names or codes (their order in the scenario).
     source
         A scenario channel, ``initial``, ``organic`` or ``referral``, as names.
+        Names may come as an array or a ``pandas.Categorical`` (the quickest).
     join_day
         Day the person was added (<= -1).
     orders, gmv_cny
@@ -232,7 +233,9 @@ class InitialPeople:
             raise InputError(problems)
         stages = list(STAGE_NAMES[:DELETED])
         for name, names in (("stage", stages), ("segment", segments), ("source", sources)):
-            out[name], wrong = _codes(np.asarray(getattr(self, name)), names)
+            value = getattr(self, name)
+            out[name], wrong = _codes(value if isinstance(value, pd.Categorical)
+                                      else np.asarray(value), names)
             bad(name, wrong, f"expected one of {names}")
         out["join_day"] = _days(self.join_day, never=False)
         bad("join_day", out["join_day"] > -1, "expected a day before the start (<= -1)")
@@ -254,11 +257,14 @@ class InitialPeople:
         return out
 
 
-def _codes(values: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Codes of names (or codes checked against their range), and which are unknown."""
-    if values.dtype.kind in "OUS":
-        lookup = {name: code for code, name in enumerate(names)}
-        codes = np.array([lookup.get(v, -1) for v in values.tolist()], dtype=np.int64)
+def _codes(values: Any, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of names (an array or a pandas Categorical) or codes checked against their
+    range, and which are unknown."""
+    if isinstance(values, pd.Categorical):
+        lookup = np.append(pd.Index(names).get_indexer(values.categories), -1)
+        codes = lookup[values.codes].astype(np.int64)  # code -1 (missing) -> -1
+    elif values.dtype.kind in "OUS":
+        codes = pd.Index(names).get_indexer(values).astype(np.int64)  # -1: unknown
     else:
         codes = values.astype(np.int64)
     wrong = (codes < 0) | (codes >= len(names))

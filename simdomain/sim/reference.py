@@ -5,7 +5,9 @@ process and its own random generator, stepping itself once a day with scalar dra
 global processes bring people in (channels, referral), run campaigns, send touches and
 record the day. It shares no step code with the vectorized engine
 (:mod:`simdomain.sim.steps`): every probability is computed here from the scenario's
-fields, so the two agree only if both implement the rules as documented. It is for
+fields (segment and channel propensities, and each consumer's own multipliers when the
+scenario's heterogeneity draws them), so the two agree only if both implement the rules
+as documented. It is for
 validating the engine on small populations (see ``tests/test_reference.py``).
 
 Within a day the processes act in the engine's order: campaigns, channels, referral,
@@ -26,7 +28,7 @@ import pandas as pd
 import simpy
 
 from simdomain import kpi
-from simdomain.scenario.model import STAGES, Campaign, CampaignMultipliers, Scenario
+from simdomain.scenario.model import STAGES, Campaign, CampaignMultipliers, Propensities, Scenario
 from simdomain.sim.engine import DAILY_COLUMNS, Replication
 from simdomain.sim.population import (
     BEFORE_START,
@@ -65,15 +67,22 @@ FIELDS: dict[str, tuple[type, object]] = {
 columns of the engine's agents frame."""
 
 
-class Consumer:
-    """One person: the attributes in :data:`FIELDS` and a generator of their own."""
+MULTIPLIERS = ("order_multiplier", "dormancy_multiplier", "deletion_multiplier")
+"""A person's own rate multipliers (1 unless the scenario's heterogeneity draws them)."""
 
-    __slots__ = ("agent", "rng", *FIELDS)
+
+class Consumer:
+    """One person: the attributes in :data:`FIELDS`, their own rate multipliers and a
+    generator of their own."""
+
+    __slots__ = ("agent", "rng", *FIELDS, *MULTIPLIERS)
 
     def __init__(self, agent: int, rng: np.random.Generator, **fields: object) -> None:
         self.agent, self.rng = agent, rng
         for name, (_, fill) in FIELDS.items():
             setattr(self, name, fields.get(name, fill))
+        for name in MULTIPLIERS:
+            setattr(self, name, 1.0)
 
 
 def at(env: simpy.Environment, day: int, phase: float) -> simpy.Timeout:
@@ -117,8 +126,13 @@ class Domain:
         self._propensity = [s.propensity for s in scenario.segments.values()]
         self._order_value = [lognormal_params(s.order_value_cny, s.order_value_cv)
                              for s in scenario.segments.values()]
-        self._deletion_multiplier = [*(c.deletion_multiplier for c in scenario.channels.values()),
-                                     1.0, 1.0, 1.0]  # initial, organic, referral
+        channels = scenario.channels.values()
+        self._deletion_multiplier = [*(c.deletion_multiplier * c.propensity.deletion
+                                       for c in channels), 1.0, 1.0, 1.0]  # initial, organic, referral
+        self._channel = [*(c.propensity for c in channels), *[Propensities()] * 3]
+        spec = scenario.lifecycle.heterogeneity
+        self._shapes = {name: getattr(spec, name.split("_")[0] + "_shape") if spec else None
+                        for name in MULTIPLIERS}
         policy = scenario.touch_policy
         self._keep_engagement = 0.5 ** (1.0 / policy.engagement_half_life_days)
         self._keep_fatigue = 0.5 ** (1.0 / policy.fatigue_half_life_days)
@@ -137,6 +151,9 @@ class Domain:
         person = Consumer(len(self.people), rng, segment=segment, stage=stage, join_day=day,
                           source=self.sources.index(source), referrer=referrer,
                           in_group=bool(rng.random() < share))
+        for name, shape in self._shapes.items():
+            if shape is not None:
+                setattr(person, name, float(np.float32(rng.gamma(shape, 1.0 / shape))))
         self.people.append(person)
         env.process(live(env, self, person))
         if day >= 0:
@@ -149,7 +166,8 @@ class Domain:
             return 0.0
         spec = self.scenario.referral
         weight = (spec.word_of_mouth.get(STAGES[p.stage], 0.0)
-                  * self._propensity[p.segment].referral * self.boost.referral)
+                  * self._propensity[p.segment].referral * self.boost.referral
+                  * self._channel[p.source].referral)
         return weight * (self.scenario.lifecycle.dormant_multiplier if p.dormant else 1.0)
 
     # -- one consumer's day ---------------------------------------------------------------
@@ -159,6 +177,7 @@ class Domain:
         policy = self.scenario.touch_policy
         fraud = p.segment == self.fraud
         prop = None if fraud else self._propensity[p.segment]
+        chan = self._channel[p.source]
         lift = 1.0 + p.engagement
         sleepy = life.dormant_multiplier if p.dormant else 1.0
         stage = p.stage
@@ -167,7 +186,8 @@ class Domain:
             rate = life.repeat_order * prop.repeat_order * boost.repeat_order
             if stage != CUSTOMER:
                 rate *= life.member_order_multiplier
-            if rng.random() < min(rate * sleepy, 1.0) * lift:
+            rate *= chan.repeat_order
+            if rng.random() < min(rate * sleepy, 1.0) * lift * p.order_multiplier:
                 self.order(p, day)
 
         if prop is None:
@@ -175,18 +195,20 @@ class Domain:
         else:
             p_del = life.deletion[STAGES[stage]] * prop.deletion * boost.deletion
         p_del = min(p_del * self._deletion_multiplier[p.source], 1.0)
+        own = p.deletion_multiplier
         if policy.fatigue_sensitivity > 0:
             excess = max(0.0, p.fatigue - policy.fatigue_tolerance)
-            p_del = min(p_del * (1.0 + policy.fatigue_sensitivity * excess), 1.0)
+            own *= 1.0 + policy.fatigue_sensitivity * excess
+        p_del = min(p_del * own, 1.0)
 
         p_adv = 0.0
         if prop is not None and stage != KOC:
             if stage == FAN:
-                rate = life.first_order * prop.first_order * boost.first_order
+                rate = life.first_order * prop.first_order * boost.first_order * chan.first_order
             elif stage == CUSTOMER:
-                rate = life.join * prop.join * boost.join
+                rate = life.join * prop.join * boost.join * chan.join
             else:
-                rate = life.koc * prop.koc * boost.koc
+                rate = life.koc * prop.koc * boost.koc * chan.koc
             p_adv = min(rate * sleepy, 1.0) * lift
             # the new-user push: the add day and the days after it (not the initial pool)
             if stage == FAN and p.join_day >= 0 and day - p.join_day < life.new_user_days:
@@ -195,7 +217,9 @@ class Domain:
 
         can_sleep = STAGES[stage] in life.dormancy_stages
         p_flip = 0.0 if prop is None else (
-            life.wake * boost.wake if p.dormant else life.dormancy * prop.dormancy * can_sleep)
+            life.wake * boost.wake if p.dormant
+            else min(life.dormancy * prop.dormancy * chan.dormancy, 1.0) * p.dormancy_multiplier
+            * can_sleep)
         u, v = rng.random(), rng.random()
         if u < p_del:
             p.stage, p.deletion_day, p.in_group = DELETED, day, False
@@ -272,6 +296,10 @@ class Domain:
             columns: dict[str, object] = {"agent": np.arange(len(self.people))}
             for name, (dtype, _) in FIELDS.items():
                 columns[name] = np.array([getattr(p, name) for p in self.people], dtype=dtype)
+            if any(shape is not None for shape in self._shapes.values()):
+                for name in MULTIPLIERS:
+                    columns[name] = np.array([getattr(p, name) for p in self.people],
+                                             dtype=np.float32)
             agents = pd.DataFrame(columns)
             for name, labels in [("stage", STAGE_NAMES), ("segment", self.segment_names),
                                  ("source", self.sources)]:
@@ -340,7 +368,7 @@ def channel(env: simpy.Environment, dom: Domain, name: str) -> Process:
                 last = i == len(segments) - 1
                 reached = left if last else int(rng.binomial(left, min(share / left_share, 1.0)))
                 left, left_share = left - reached, left_share - share
-                p = min(per_contact * dom._propensity[g].add, 1.0)
+                p = min(per_contact * dom._propensity[g].add * ch.propensity.add, 1.0)
                 added += [g] * int(rng.binomial(reached, p))
             capacity = ch.staff.daily_capacity if ch.staff is not None else None
             if capacity is not None and len(added) > capacity:

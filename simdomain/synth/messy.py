@@ -173,7 +173,8 @@ def _drop_order_ids(orders: pd.DataFrame, dirt: Dirt, counts: dict[str, int]) ->
     """Blank the order ids of the channels that export none (a till, say)."""
     rows = orders["channel"].isin(dirt.no_order_id_channels).to_numpy()
     counts["rows_without_order_id"] = int(rows.sum())
-    counts["duplicate_rows_without_order_id"] = int((orders.duplicated().to_numpy() & rows).sum())
+    counts["duplicate_rows_without_order_id"] = int(orders[rows].duplicated().sum())  # copies
+    # of a row are in its channel, so counting within the channel counts them all
     ids = orders["order_id"].to_numpy().copy()
     ids[rows] = ""
     return orders.assign(order_id=ids)
