@@ -39,11 +39,12 @@ def bundle_dir(tmp_path_factory) -> Path:
     return _bundle(tmp_path_factory.mktemp("bundle") / "data")
 
 
-def _twin(folder: Path, draws: int = 100):
+def _twin(folder: Path, draws: int = 100, horizon_days: int = 365):
     bundle = load_bundle(folder)
     history = build_history(bundle.orders, bundle.span[1].date(), contacts=bundle.contacts,
                             members=bundle.members, referrals=bundle.referrals)
-    return calibrate(history, spend=bundle.spend, referrals=bundle.referrals, draws=draws), history
+    return calibrate(history, spend=bundle.spend, referrals=bundle.referrals, draws=draws,
+                     horizon_days=horizon_days), history
 
 
 def test_the_twin_recovers_the_engine_parameters_within_its_intervals(bundle_dir):
@@ -85,12 +86,11 @@ def test_the_twin_scenario_validates_and_marks_where_numbers_come_from(bundle_di
 
 
 def test_replications_draw_parameters_in_pairs_and_split_the_spread(bundle_dir, tmp_path):
-    twin, _ = _twin(bundle_dir, draws=20)
+    twin, _ = _twin(bundle_dir, draws=20, horizon_days=60)
     from simdomain.twin.write import write_twin
 
     write_twin(twin, tmp_path / "twin")
-    scenario = simdomain.load_scenario(tmp_path / "twin" / "scenario.yaml",
-                                       ["horizon_days=60"])
+    scenario = simdomain.load_scenario(tmp_path / "twin" / "scenario.yaml")
     result = simdomain.simulate(scenario, seed=5, reps=4, keep_agents=False)
     assert result.draws[0] == result.draws[1] and result.draws[2] == result.draws[3]
     assert result.draws[0] != result.draws[2] and 0 not in result.draws
@@ -106,12 +106,12 @@ def test_replications_draw_parameters_in_pairs_and_split_the_spread(bundle_dir, 
 def test_calibrate_and_run_from_the_command_line(bundle_dir, tmp_path, capsys):
     out = tmp_path / "twin"
     assert main(["calibrate", str(bundle_dir), "--out", str(out), "--draws", "10",
-                 "--quiet"]) == 0
+                 "--horizon-days", "31", "--quiet"]) == 0
     for name in ("scenario.yaml", "population.parquet", "parameters.parquet",
                  "estimates.csv", "calibration.html"):
         assert (out / name).exists(), name
     assert main(["run", str(out / "scenario.yaml"), "--reps", "2", "--quiet",
-                 "--set", "horizon_days=31", "--out", str(tmp_path / "run")]) == 0
+                 "--out", str(tmp_path / "run")]) == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert "spread" in summary and summary["parameter_draws"][0] == summary["parameter_draws"][1]
 
