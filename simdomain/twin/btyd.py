@@ -131,19 +131,19 @@ def rfm_summary(orders: pd.DataFrame, as_of, *, customer_col: str = "customer_id
         return empty.rename_axis("customer_id")
     day0 = days.min()
     span = np.int64(cut_day - day0 + 1)
-    key = codes.astype(np.int64) * span + (days - day0)
-    order = np.argsort(key, kind="stable")
-    key = key[order]
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    day_amount = np.add.reduceat(amount[order], starts)
-    pair_code = key[starts] // span
-    pair_day = key[starts] % span + day0
+    # distinct (customer, day) pairs from the sorted keys; amounts need no sorting: a
+    # customer's repeat amount is their total less what they spent on their first day
+    key = np.sort(codes.astype(np.int64) * span + (days - day0))
+    key = key[np.r_[True, key[1:] != key[:-1]]]
+    pair_code = key // span
     n_days = np.bincount(pair_code, minlength=n)
-    first_idx = np.flatnonzero(np.r_[True, pair_code[1:] != pair_code[:-1]])
-    last_idx = np.r_[first_idx[1:] - 1, pair_code.size - 1]
-    first_day, last_day = pair_day[first_idx], pair_day[last_idx]
+    first_idx = np.r_[0, np.cumsum(n_days)[:-1]]
+    first_day = key[first_idx] % span + day0
+    last_day = key[first_idx + n_days - 1] % span + day0
     x = n_days - 1
-    repeat_amount = np.bincount(pair_code, weights=day_amount, minlength=n) - day_amount[first_idx]
+    on_first = days == first_day[codes]
+    repeat_amount = (np.bincount(codes, weights=amount, minlength=n)
+                     - np.bincount(codes[on_first], weights=amount[on_first], minlength=n))
     with np.errstate(invalid="ignore", divide="ignore"):
         monetary = np.where(x > 0, repeat_amount / np.maximum(x, 1), np.nan)
     out = pd.DataFrame({
@@ -219,46 +219,62 @@ class _Pairs(NamedTuple):
     at_T: np.ndarray
 
 
-def _pairs(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> _Pairs:
-    both = np.column_stack([np.r_[x, x], np.r_[t_x, T]])
-    pairs, inverse = np.unique(both, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    return _Pairs(pairs[:, 0], pairs[:, 1], inverse[:x.size], inverse[x.size:])
+def _unique_rows(columns: Sequence[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Distinct rows of equal-length columns and each row's index among them.
+
+    A lexicographic sort of the columns: much faster than ``np.unique(axis=0)``.
+    """
+    order = np.lexsort(columns[::-1])
+    cols = [c[order] for c in columns]
+    new = np.zeros(order.size, dtype=bool)
+    new[:1] = True
+    for c in cols:
+        new[1:] |= c[1:] != c[:-1]
+    inverse = np.empty(order.size, dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return [c[new] for c in cols], inverse
+
+
+def _pairs_of(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> _Pairs:
+    (px, ptau), inverse = _unique_rows([np.r_[x, x], np.r_[t_x, T]])
+    return _Pairs(px, ptau, inverse[:x.size], inverse[x.size:])
 
 
 def _loglik_parts(p: ParetoNBDParams, x, t_x, T,
                   pairs: _Pairs | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per customer: log of the 'alive at T' term and of the 'died in (t_x, T]' term.
 
-    Both exclude the common factor Gamma(r+x) alpha^r beta^s / Gamma(r). The
-    hypergeometric terms are evaluated once per distinct (x, tau) pair.
+    Both exclude the common factor Gamma(r+x) alpha^r beta^s / Gamma(r). Everything
+    that depends on (x, tau) only is evaluated once per distinct pair and gathered.
     """
     r, alpha, s, beta = p
-    alive = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
-    pairs = _pairs(x, t_x, T) if pairs is None else pairs
-    g = _log_g(r, alpha, s, beta, pairs.x, pairs.tau)
+    pairs = _pairs_of(x, t_x, T) if pairs is None else pairs
+    px, ptau = pairs.x, pairs.tau
+    g = _log_g(r, alpha, s, beta, px, ptau)
+    alive = (-(r + px) * np.log(alpha + ptau) - s * np.log(beta + ptau))[pairs.at_T]
     gx, gT = g[pairs.at_t_x], g[pairs.at_T]
     with np.errstate(divide="ignore", invalid="ignore"):
         diff = gx + np.log1p(-np.exp(np.minimum(gT - gx, 0.0)))  # log(G(t_x) - G(T))
-    dead = np.log(s / (r + s + x)) + np.where(T > t_x, diff, -np.inf)
+    dead = np.log(s / (r + s + px))[pairs.at_T] + np.where(T > t_x, diff, -np.inf)
     return alive, dead
 
 
 def pareto_nbd_loglik(params, x, t_x, T, *, _pairs: _Pairs | None = None) -> np.ndarray:
     """Log-likelihood of each customer's (x, t_x, T) under the Pareto/NBD, in days."""
     p = _params(params)
-    alive, dead = _loglik_parts(p, x, t_x, T, _pairs)
     r, alpha, s, beta = p
-    return (special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
-            + np.logaddexp(alive, dead))
+    pairs = _pairs_of(x, t_x, T) if _pairs is None else _pairs
+    alive, dead = _loglik_parts(p, x, t_x, T, pairs)
+    const = special.gammaln(r + pairs.x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+    return const[pairs.at_T] + np.logaddexp(alive, dead)
 
 
 # ---------------------------------------------------------------------------- fitting
 def _compress(columns: Sequence[np.ndarray], weights: np.ndarray | None):
-    """Distinct rows of ``columns`` and their summed weights."""
-    rows, inverse = np.unique(np.column_stack(columns), axis=0, return_inverse=True)
+    """Distinct rows of ``columns`` (as a 2-D array) and their summed weights."""
+    rows, inverse = _unique_rows(columns)
     w = np.ones(inverse.size) if weights is None else weights
-    return rows, np.bincount(inverse.ravel(), weights=w, minlength=rows.shape[0])
+    return np.column_stack(rows), np.bincount(inverse, weights=w, minlength=rows[0].size)
 
 
 def _hessian(f: Callable[[np.ndarray], float], theta: np.ndarray, step: float = 1e-4) -> np.ndarray:
@@ -317,6 +333,16 @@ class _LogNormalFit:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(self.params._fields)
+
+    @property
+    def on_bound(self) -> tuple[str, ...]:
+        """Parameters that ended at the search bound (e^+-12).
+
+        The likelihood is flat that way (e.g. a shape running to infinity: no detectable
+        heterogeneity); their intervals mean little and a simpler model fits as well.
+        """
+        logs = np.abs(np.log(np.asarray(self.params, dtype=np.float64)))
+        return tuple(n for n, v in zip(self.names, logs) if v >= LOG_BOUND - 1e-3)
 
     @property
     def se_log(self) -> pd.Series:
@@ -402,7 +428,7 @@ def fit_pareto_nbd(x, t_x, T, *, weights=None, max_customers: int | None = None,
     rows, counts = _compress([x, t_x, T], w)
     cx, ctx, cT = rows.T
     total = counts.sum()
-    pairs = _pairs(cx, ctx, cT)
+    pairs = _pairs_of(cx, ctx, cT)
 
     def loglik(theta: np.ndarray) -> float:
         return float(counts @ pareto_nbd_loglik(np.exp(theta), cx, ctx, cT, _pairs=pairs))
