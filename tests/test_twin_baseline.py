@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
+from scipy import special, stats
 
 from simdomain.errors import InputError
 from simdomain.twin import baseline
@@ -20,6 +20,7 @@ from simdomain.twin.baseline import (
     BGNBDParams,
     bgnbd_baseline,
     bgnbd_expected_orders,
+    bgnbd_loglik,
     bgnbd_p_alive,
     fit_bgnbd,
 )
@@ -42,6 +43,19 @@ def bg_history(seed: int, n: int, horizon: float = 0.0, whole_days: bool = True)
     if whole_days:  # as rfm_summary gives them
         h["t_x"], h["T"] = np.floor(h["t_x"]), np.floor(h["T"])
     return h
+
+
+def test_loglik_matches_the_printed_formula():
+    h = bg_history(9, 2000, whole_days=False)
+    x, t_x, T = h["x"], h["t_x"], h["T"]
+    r, alpha, a, b = 0.3, 25.0, 0.9, 2.0
+    beta_ab = special.beta(a, b)
+    # Fader, Hardie & Lee (2005), equation (6), term by term
+    expected = np.log(special.gamma(r + x) * alpha**r / special.gamma(r) * (
+        special.beta(a, b + x) / beta_ab / (alpha + T) ** (r + x)
+        + (x > 0) * special.beta(a + 1, b + np.maximum(x, 1) - 1) / beta_ab
+        / (alpha + t_x) ** (r + x)))
+    np.testing.assert_allclose(bgnbd_loglik((r, alpha, a, b), x, t_x, T), expected, rtol=1e-9)
 
 
 def test_fit_recovers_parameters_single_seed():

@@ -26,7 +26,15 @@ import pandas as pd
 from scipy import special
 
 from simdomain.errors import InputError, Problem
-from simdomain.twin.btyd import _as_arrays, _check_rfm, _compress, _LogNormalFit, _mle
+from simdomain.twin.btyd import (
+    _as_arrays,
+    _check_rfm,
+    _compress,
+    _LogNormalFit,
+    _mle,
+    _Pairs,
+    _pairs_of,
+)
 
 PYMC_METHOD = "pymc-marketing BetaGeoModel MAP"
 OWN_METHOD = "simdomain BG/NBD MLE"
@@ -52,15 +60,22 @@ def _bg_params(params) -> BGNBDParams:
     return BGNBDParams(*(float(v) for v in params))
 
 
-def bgnbd_loglik(params, x, t_x, T) -> np.ndarray:
-    """Log-likelihood of each customer's (x, t_x, T) under the BG/NBD (days)."""
+def bgnbd_loglik(params, x, t_x, T, *, _pairs: _Pairs | None = None) -> np.ndarray:
+    """Log-likelihood of each customer's (x, t_x, T) under the BG/NBD (days).
+
+    Terms that depend on (x, tau) only are evaluated once per distinct pair.
+    """
     r, alpha, a, b = _bg_params(params)
-    common = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
-    stay = special.betaln(a, b + x) - special.betaln(a, b) - (r + x) * np.log(alpha + T)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        left = (special.betaln(a + 1, b + np.maximum(x, 1) - 1) - special.betaln(a, b)
-                - (r + x) * np.log(alpha + t_x))
-    return common + np.logaddexp(stay, np.where(x > 0, left, -np.inf))
+    pairs = _pairs_of(x, t_x, T) if _pairs is None else _pairs
+    px, ptau = pairs.x, pairs.tau
+    power = -(r + px) * np.log(alpha + ptau)
+    base = special.betaln(a, b)
+    common = special.gammaln(r + px) - special.gammaln(r) + r * np.log(alpha)
+    stay = special.betaln(a, b + px) - base + power
+    left = special.betaln(a + 1, b + np.maximum(px, 1) - 1) - base
+    at_T, at_t_x = pairs.at_T, pairs.at_t_x
+    return common[at_T] + np.logaddexp(stay[at_T], np.where(
+        px[at_T] > 0, left[at_T] + power[at_t_x], -np.inf))
 
 
 def fit_bgnbd(x, t_x, T, *, weights=None) -> BGNBDFit:
@@ -69,9 +84,10 @@ def fit_bgnbd(x, t_x, T, *, weights=None) -> BGNBDFit:
     w = None if weights is None else _as_arrays("fit_bgnbd", weights=weights)[0]
     rows, counts = _compress([x, t_x, T], w)
     cx, ctx, cT = rows.T
+    pairs = _pairs_of(cx, ctx, cT)
 
     def loglik(theta: np.ndarray) -> float:
-        return float(counts @ bgnbd_loglik(np.exp(theta), cx, ctx, cT))
+        return float(counts @ bgnbd_loglik(np.exp(theta), cx, ctx, cT, _pairs=pairs))
 
     rate = max((counts @ cx) / max(counts @ cT, 1.0), 1e-4)
     starts = [np.log([1.0, 1.0 / rate, 1.0, 3.0]), np.log([0.5, 0.5 / rate, 0.5, 10.0])]
