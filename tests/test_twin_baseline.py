@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import special, stats
+from twin_support import simulate_bgnbd, simulate_pareto_nbd
 
 from simdomain.errors import InputError
 from simdomain.twin import baseline
@@ -25,7 +26,6 @@ from simdomain.twin.baseline import (
     fit_bgnbd,
 )
 from simdomain.twin.btyd import expected_orders, fit_pareto_nbd, p_alive
-from twin_support import simulate_bgnbd, simulate_pareto_nbd
 
 # a BG/NBD base in days: about one order in four months, a third leave after each order
 TRUE = BGNBDParams(r=0.25, alpha=30.0, a=0.8, b=2.5)
@@ -111,8 +111,8 @@ def test_baseline_labels_its_method(monkeypatch):
 def test_pareto_nbd_against_the_baseline_on_bgnbd_data():
     """Not the Pareto/NBD's own process: how it forecasts next to the BG/NBD baseline.
 
-    Measured (seed 3, 20,000 customers, 180 days): MAE per customer Pareto/NBD 0.5496 vs
-    BG/NBD 0.5528; total 10,347 (+4.5%) vs BG/NBD 10,016 (+1.1%) against 9,904 actual.
+    Measured (seed 3, 20,000 customers, 180 days): MAE per customer Pareto/NBD 0.5626 vs
+    BG/NBD 0.5645; total 10,827 (+3.3%) vs BG/NBD 10,426 (-0.5%) against 10,483 actual.
     Asserted loosely: MAE within 2% of the baseline's and total within 10%.
     """
     h = bg_history(3, 20000, horizon=180.0)

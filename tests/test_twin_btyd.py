@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import integrate, special, stats
+from twin_support import simulate_frailty, simulate_pareto_nbd
 
 from simdomain.errors import InputError
 from simdomain.twin.btyd import (
@@ -27,7 +28,6 @@ from simdomain.twin.btyd import (
     posterior_latent,
     rfm_summary,
 )
-from twin_support import simulate_frailty, simulate_pareto_nbd
 
 # CDNOW's Pareto/NBD estimates (Fader & Hardie), converted from weeks to days
 TRUE = ParetoNBDParams(r=0.55, alpha=10.58 * 7, s=0.61, beta=11.67 * 7)
@@ -100,7 +100,7 @@ def test_rfm_summary_agrees_with_pandas_groupby():
 def test_hypergeometric_term_matches_quadrature(params):
     r, alpha, s, beta = params
     for x, lo, hi in [(0, 0, 30), (3, 10, 40), (20, 300, 365), (1, 5, 5.5)]:
-        integral = s * integrate.quad(lambda u: (alpha + u) ** -(r + x) * (beta + u) ** -(s + 1),
+        integral = s * integrate.quad(lambda u, x=x: (alpha + u) ** -(r + x) * (beta + u) ** -(s + 1),
                                       lo, hi, epsabs=0, epsrel=1e-12)[0]
         g = np.exp(_log_g(r, alpha, s, beta, np.array([x, x]), np.array([lo, hi])))
         assert s / (r + s + x) * (g[0] - g[1]) == pytest.approx(integral, rel=1e-9)

@@ -316,8 +316,11 @@ def _mle(loglik: Callable[[np.ndarray], float], start: Sequence[np.ndarray], tot
         raise InputError([Problem(what, (), "the likelihood could not be maximised: "
                                   "too few customers or repeat orders")])
     theta = best.x
-    info = -_hessian(loglik, theta)
-    cov = np.linalg.pinv(info) if np.any(np.linalg.eigvalsh(info) <= 0) else np.linalg.inv(info)
+    # the inverse observed information; directions where the likelihood is flat or not
+    # concave (a parameter at its bound) get no spread rather than a meaningless one
+    eig, vec = np.linalg.eigh(-_hessian(loglik, theta))
+    keep = eig > 1e-10 * max(eig.max(), 1e-300)
+    cov = (vec[:, keep] / eig[keep]) @ vec[:, keep].T
     return theta, cov, float(loglik(theta))
 
 
