@@ -16,18 +16,17 @@ from twin_support import simulate_frailty, simulate_pareto_nbd
 
 from simdomain.errors import InputError
 from simdomain.twin.btyd import (
-    FrailtyFit,
     ParetoNBDParams,
     _log_g,
     expected_orders,
     expected_orders_new,
-    fit_frailty_survival,
     fit_pareto_nbd,
     p_alive,
     pareto_nbd_loglik,
     posterior_latent,
     rfm_summary,
 )
+from simdomain.twin.frailty import FrailtyFit, fit_frailty_survival
 
 # CDNOW's Pareto/NBD estimates (Fader & Hardie), converted from weeks to days
 TRUE = ParetoNBDParams(r=0.55, alpha=10.58 * 7, s=0.61, beta=11.67 * 7)

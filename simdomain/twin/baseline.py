@@ -26,15 +26,8 @@ import pandas as pd
 from scipy import special
 
 from simdomain.errors import InputError, Problem
-from simdomain.twin.btyd import (
-    _as_arrays,
-    _check_rfm,
-    _compress,
-    _LogNormalFit,
-    _mle,
-    _Pairs,
-    _pairs_of,
-)
+from simdomain.twin.btyd import _check_rfm, _Pairs, _pairs_of
+from simdomain.twin.mle import LogNormalFit, as_arrays, compress, mle
 
 PYMC_METHOD = "pymc-marketing BetaGeoModel MAP"
 OWN_METHOD = "simdomain BG/NBD MLE"
@@ -50,7 +43,7 @@ class BGNBDParams(NamedTuple):
 
 
 @dataclass(frozen=True)
-class BGNBDFit(_LogNormalFit):
+class BGNBDFit(LogNormalFit):
     """A BG/NBD fitted by maximum likelihood; ``cov`` is that of the log-parameters."""
 
 
@@ -81,8 +74,8 @@ def bgnbd_loglik(params, x, t_x, T, *, _pairs: _Pairs | None = None) -> np.ndarr
 def fit_bgnbd(x, t_x, T, *, weights=None) -> BGNBDFit:
     """Fit the BG/NBD by maximum likelihood (simdomain's own solver), in days."""
     x, t_x, T = _check_rfm(x, t_x, T, "fit_bgnbd")
-    w = None if weights is None else _as_arrays("fit_bgnbd", weights=weights)[0]
-    rows, counts = _compress([x, t_x, T], w)
+    w = None if weights is None else as_arrays("fit_bgnbd", weights=weights)[0]
+    rows, counts = compress([x, t_x, T], w)
     cx, ctx, cT = rows.T
     pairs = _pairs_of(cx, ctx, cT)
 
@@ -91,7 +84,7 @@ def fit_bgnbd(x, t_x, T, *, weights=None) -> BGNBDFit:
 
     rate = max((counts @ cx) / max(counts @ cT, 1.0), 1e-4)
     starts = [np.log([1.0, 1.0 / rate, 1.0, 3.0]), np.log([0.5, 0.5 / rate, 0.5, 10.0])]
-    theta, cov, ll = _mle(loglik, starts, counts.sum(), "fit_bgnbd")
+    theta, cov, ll = mle(loglik, starts, counts.sum(), "fit_bgnbd")
     return BGNBDFit(params=BGNBDParams(*np.exp(theta)), cov=cov, loglik=ll, n=int(x.size))
 
 

@@ -11,9 +11,6 @@ orders per day while active, a dropout hazard ``mu ~ Gamma(s, beta)`` is per day
   and Related Expressions" (2005), with asymptotic normal intervals on the log scale.
 * :func:`p_alive`, :func:`expected_orders`, :func:`expected_orders_new` and
   :func:`posterior_latent` are its closed forms, vectorised over customers.
-* :func:`fit_frailty_survival` fits an exponential hazard with gamma frailty (a Lomax,
-  or Pareto II, survival in tenure), right-censored, for deletions and time to a first
-  order.
 
 The likelihood is evaluated on the distinct ``(x, t_x, T)`` rows, weighted by their
 counts, and its hypergeometric terms on the distinct ``(x, t_x)`` and ``(x, T)`` pairs,
@@ -23,18 +20,16 @@ evaluations of ``scipy.special.hyp2f1`` per likelihood call.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special, stats
+from scipy import special
 
 from simdomain.errors import InputError, Problem
-
-LOG_BOUND = 12.0
-"""Log-parameters are searched in [-12, 12] (rates e^-12 .. e^12 per day)."""
+from simdomain.twin.mle import LogNormalFit, as_arrays, compress, mle, unique_rows
 
 
 class ParetoNBDParams(NamedTuple):
@@ -158,25 +153,8 @@ def rfm_summary(orders: pd.DataFrame, as_of, *, customer_col: str = "customer_id
 
 
 # ---------------------------------------------------------------------------- checks
-def _as_arrays(source: str, **columns) -> list[np.ndarray]:
-    arrays = [np.asarray(v, dtype=np.float64).ravel() for v in columns.values()]
-    sizes = {a.size for a in arrays}
-    problems = []
-    if len(sizes) > 1:
-        problems.append(Problem(source, (), "columns differ in length: " + ", ".join(
-            f"{k}={a.size}" for k, a in zip(columns, arrays))))
-    for (name, a) in zip(columns, arrays):
-        bad = np.flatnonzero(~np.isfinite(a) | (a < 0))
-        if bad.size:
-            problems.append(Problem(source, (name, int(bad[0])), f"{bad.size} values missing or "
-                                    f"negative, e.g. {a[bad[0]]!r}"))
-    if problems:
-        raise InputError(problems)
-    return arrays
-
-
 def _check_rfm(x, t_x, T, source: str = "rfm") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    x, t_x, T = _as_arrays(source, x=x, t_x=t_x, T=T)
+    x, t_x, T = as_arrays(source, x=x, t_x=t_x, T=T)
     bad = np.flatnonzero((t_x > T + 1e-9) | ((x == 0) & (t_x > 0)))
     if bad.size:
         raise InputError([Problem(source, ("t_x", int(bad[0])), f"{bad.size} rows with "
@@ -219,24 +197,8 @@ class _Pairs(NamedTuple):
     at_T: np.ndarray
 
 
-def _unique_rows(columns: Sequence[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
-    """Distinct rows of equal-length columns and each row's index among them.
-
-    A lexicographic sort of the columns: much faster than ``np.unique(axis=0)``.
-    """
-    order = np.lexsort(columns[::-1])
-    cols = [c[order] for c in columns]
-    new = np.zeros(order.size, dtype=bool)
-    new[:1] = True
-    for c in cols:
-        new[1:] |= c[1:] != c[:-1]
-    inverse = np.empty(order.size, dtype=np.int64)
-    inverse[order] = np.cumsum(new) - 1
-    return [c[new] for c in cols], inverse
-
-
 def _pairs_of(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> _Pairs:
-    (px, ptau), inverse = _unique_rows([np.r_[x, x], np.r_[t_x, T]])
+    (px, ptau), inverse = unique_rows([np.r_[x, x], np.r_[t_x, T]])
     return _Pairs(px, ptau, inverse[:x.size], inverse[x.size:])
 
 
@@ -270,108 +232,8 @@ def pareto_nbd_loglik(params, x, t_x, T, *, _pairs: _Pairs | None = None) -> np.
 
 
 # ---------------------------------------------------------------------------- fitting
-def _compress(columns: Sequence[np.ndarray], weights: np.ndarray | None):
-    """Distinct rows of ``columns`` (as a 2-D array) and their summed weights."""
-    rows, inverse = _unique_rows(columns)
-    w = np.ones(inverse.size) if weights is None else weights
-    return np.column_stack(rows), np.bincount(inverse, weights=w, minlength=rows[0].size)
-
-
-def _hessian(f: Callable[[np.ndarray], float], theta: np.ndarray, step: float = 1e-4) -> np.ndarray:
-    """Central-difference Hessian of a scalar function."""
-    k = theta.size
-    h = np.zeros((k, k))
-    e = np.eye(k) * step
-    f0 = f(theta)
-    for i in range(k):
-        h[i, i] = (f(theta + e[i]) - 2 * f0 + f(theta - e[i])) / step**2
-        for j in range(i):
-            h[i, j] = h[j, i] = (f(theta + e[i] + e[j]) - f(theta + e[i] - e[j])
-                                 - f(theta - e[i] + e[j]) + f(theta - e[i] - e[j])) / (4 * step**2)
-    return h
-
-
-def _mle(loglik: Callable[[np.ndarray], float], start: Sequence[np.ndarray], total: float,
-         what: str) -> tuple[np.ndarray, np.ndarray, float]:
-    """Maximise ``loglik`` over log-parameters, trying the next start only when needed.
-
-    A start is enough when L-BFGS-B converges inside the bounds. Returns the
-    log-parameters, their covariance (the inverse of the negative Hessian; a
-    pseudo-inverse when the likelihood is flat in some direction) and the maximum.
-    """
-    def objective(theta: np.ndarray) -> float:
-        value = loglik(theta)
-        return -value / total if np.isfinite(value) else 1e10
-
-    bounds = [(-LOG_BOUND, LOG_BOUND)] * len(start[0])
-    best = None
-    for theta0 in start:
-        res = optimize.minimize(objective, theta0, method="L-BFGS-B", bounds=bounds,
-                                options={"maxiter": 500, "ftol": 1e-13, "gtol": 1e-9})
-        if best is None or res.fun < best.fun:
-            best = res
-        if res.success and np.all(np.abs(res.x) < LOG_BOUND - 1e-6):
-            break
-    if best is None or not np.isfinite(best.fun) or best.fun >= 1e10:
-        raise InputError([Problem(what, (), "the likelihood could not be maximised: "
-                                  "too few customers or repeat orders")])
-    theta = best.x
-    # the inverse observed information; directions where the likelihood is flat or not
-    # concave (a parameter at its bound) get no spread rather than a meaningless one
-    eig, vec = np.linalg.eigh(-_hessian(loglik, theta))
-    keep = eig > 1e-10 * max(eig.max(), 1e-300)
-    cov = (vec[:, keep] / eig[keep]) @ vec[:, keep].T
-    return theta, cov, float(loglik(theta))
-
-
 @dataclass(frozen=True)
-class _LogNormalFit:
-    """Maximum-likelihood estimates with an asymptotic normal on the log scale."""
-
-    params: NamedTuple
-    cov: np.ndarray = field(repr=False)
-    loglik: float
-    n: int
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(self.params._fields)
-
-    @property
-    def on_bound(self) -> tuple[str, ...]:
-        """Parameters that ended at the search bound (e^+-12).
-
-        The likelihood is flat that way (e.g. a shape running to infinity: no detectable
-        heterogeneity); their intervals mean little and a simpler model fits as well.
-        """
-        logs = np.abs(np.log(np.asarray(self.params, dtype=np.float64)))
-        return tuple(n for n, v in zip(self.names, logs) if v >= LOG_BOUND - 1e-3)
-
-    @property
-    def se_log(self) -> pd.Series:
-        """Standard errors of the log-parameters."""
-        return pd.Series(np.sqrt(np.clip(np.diag(self.cov), 0, None)), index=self.names)
-
-    def draws(self, n: int, rng: np.random.Generator) -> pd.DataFrame:
-        """``n`` parameter sets from the asymptotic normal of the log-parameters."""
-        mean = np.log(np.asarray(self.params, dtype=np.float64))
-        z = rng.multivariate_normal(mean, self.cov, size=n, method="eigh")
-        return pd.DataFrame(np.exp(z), columns=list(self.names))
-
-    def interval(self, level: float = 0.9) -> pd.DataFrame:
-        """Estimate and central ``level`` interval of each parameter (log-normal)."""
-        if not 0 < level < 1:
-            raise ValueError(f"The 'level' parameter must be in (0, 1). Got {level!r} instead.")
-        z = stats.norm.ppf(0.5 + level / 2)
-        est = np.asarray(self.params, dtype=np.float64)
-        se = self.se_log.to_numpy()
-        return pd.DataFrame({"estimate": est, "lower": est * np.exp(-z * se),
-                             "upper": est * np.exp(z * se)}, index=pd.Index(self.names,
-                                                                           name="parameter"))
-
-
-@dataclass(frozen=True)
-class ParetoNBDFit(_LogNormalFit):
+class ParetoNBDFit(LogNormalFit):
     """A Pareto/NBD fitted by maximum likelihood, in days.
 
     Attributes
@@ -420,7 +282,7 @@ def fit_pareto_nbd(x, t_x, T, *, weights=None, max_customers: int | None = None,
     ParetoNBDFit
     """
     x, t_x, T = _check_rfm(x, t_x, T, "fit_pareto_nbd")
-    w = None if weights is None else _as_arrays("fit_pareto_nbd", weights=weights)[0]
+    w = None if weights is None else as_arrays("fit_pareto_nbd", weights=weights)[0]
     n_total = x.size
     subsample = None
     if max_customers is not None and n_total > max_customers:
@@ -428,7 +290,7 @@ def fit_pareto_nbd(x, t_x, T, *, weights=None, max_customers: int | None = None,
         x, t_x, T = x[pick], t_x[pick], T[pick]
         w = None if w is None else w[pick]
         subsample = int(max_customers)
-    rows, counts = _compress([x, t_x, T], w)
+    rows, counts = compress([x, t_x, T], w)
     cx, ctx, cT = rows.T
     total = counts.sum()
     pairs = _pairs_of(cx, ctx, cT)
@@ -439,7 +301,7 @@ def fit_pareto_nbd(x, t_x, T, *, weights=None, max_customers: int | None = None,
     # starts: an order rate from the repeat orders per day observed, two dropout scales
     rate = max((counts @ cx) / max(counts @ cT, 1.0), 1e-4)
     starts = [np.log([1.0, 1.0 / rate, 1.0, b]) for b in (np.median(cT) + 1, 10 * (cT.max() + 1))]
-    theta, cov, ll = _mle(loglik, starts, total, "fit_pareto_nbd")
+    theta, cov, ll = mle(loglik, starts, total, "fit_pareto_nbd")
     return ParetoNBDFit(params=ParetoNBDParams(*np.exp(theta)), cov=cov, loglik=ll,
                         n=int(x.size), n_total=int(n_total), subsample=subsample)
 
@@ -502,85 +364,3 @@ def posterior_latent(params, x, t_x, T) -> dict[str, np.ndarray]:
     return {"p_alive": p_alive((r, alpha, s, beta), x, t_x, T),
             "lambda_shape": r + x, "lambda_rate": alpha + T,
             "mu_shape": np.full_like(T, s), "mu_rate": beta + T}
-
-
-# ---------------------------------------------------------------------------- frailty
-class FrailtyParams(NamedTuple):
-    """Gamma frailty: hazard ``theta ~ Gamma(k, rate=k/mean_rate)`` per day."""
-
-    k: float
-    mean_rate: float
-
-
-@dataclass(frozen=True)
-class FrailtyFit(_LogNormalFit):
-    """An exponential hazard with gamma frailty, fitted by maximum likelihood (days).
-
-    ``params`` is :class:`FrailtyParams`; ``cov`` the covariance of (log k, log mean_rate).
-    The survival in tenure is Lomax: ``S(t) = (1 + mean_rate t / k)^-k``.
-    """
-
-    def survival(self, t) -> np.ndarray:
-        """Share of people still without the event after ``t`` days."""
-        k, m = self.params
-        return np.exp(-k * np.log1p(m * np.asarray(t, dtype=np.float64) / k))
-
-    def posterior(self, duration, events) -> dict[str, np.ndarray]:
-        """Each person's hazard given ``events`` over ``duration`` days.
-
-        ``theta | data ~ Gamma(k + events, k/mean_rate + duration)``; for someone who
-        survived to T with no event, ``Gamma(k, k/mean_rate + T)``.
-        """
-        k, m = self.params
-        d, e = _as_arrays("FrailtyFit.posterior", duration=duration, events=events)
-        return {"shape": k + e, "rate": k / m + d}
-
-
-def frailty_loglik(params, duration, events) -> np.ndarray:
-    """Log-likelihood per person: ``events`` (0 = censored, 1 = event at ``duration``)."""
-    k, m = params
-    b = k / m
-    return (special.gammaln(k + events) - special.gammaln(k) + k * np.log(b)
-            - (k + events) * np.log(b + duration))
-
-
-def fit_frailty_survival(duration, event, *, weights=None) -> FrailtyFit:
-    """Fit a gamma-frailty exponential hazard on right-censored durations (days).
-
-    Each person has a constant hazard ``theta`` per day, ``theta ~ Gamma(k, rate=k/m)``
-    across people (mean ``m``); a person with ``event = 1`` had it at ``duration`` days,
-    with ``event = 0`` was still without it after ``duration`` days (censored). Counts
-    greater than 1 are read as recurrent events over an exposure of ``duration`` days
-    (the same gamma-Poisson likelihood).
-
-    Parameters
-    ----------
-    duration
-        Days observed (time to the event, or to censoring), per person.
-    event
-        Number of events in that time, usually 0 or 1.
-    weights
-        Optional non-negative frequency weights.
-
-    Returns
-    -------
-    FrailtyFit
-        ``params = FrailtyParams(k, mean_rate)``. Very large ``k`` means no detectable
-        heterogeneity (a plain exponential); its upper interval is then wide.
-    """
-    d, e = _as_arrays("fit_frailty_survival", duration=duration, event=event)
-    w = None if weights is None else _as_arrays("fit_frailty_survival", weights=weights)[0]
-    if (w is None and e.sum() == 0) or (w is not None and (w * e).sum() == 0):
-        raise InputError([Problem("fit_frailty_survival", ("event",),
-                                  "no events: the hazard cannot be fitted")])
-    rows, counts = _compress([d, e], w)
-    cd, ce = rows.T
-    total = counts.sum()
-
-    def loglik(theta: np.ndarray) -> float:
-        return float(counts @ frailty_loglik(np.exp(theta), cd, ce))
-
-    m0 = (counts @ ce) / max(counts @ cd, 1e-9)
-    theta, cov, ll = _mle(loglik, [np.log([1.0, m0]), np.log([20.0, m0])], total,
-                          "fit_frailty_survival")
-    return FrailtyFit(params=FrailtyParams(*np.exp(theta)), cov=cov, loglik=ll, n=int(d.size))
