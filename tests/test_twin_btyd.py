@@ -25,6 +25,7 @@ from simdomain.twin.btyd import (
     pareto_nbd_loglik,
     posterior_latent,
     rfm_summary,
+    sample_orders,
 )
 from simdomain.twin.frailty import FrailtyFit, fit_frailty_survival
 
@@ -228,6 +229,15 @@ def test_posterior_latent_matches_the_true_rates_of_the_alive():
         future += on * rng.poisson(lam * np.minimum(life, 90.0))
     eo = expected_orders(TRUE, 90.0, h["x"], h["t_x"], h["T"])
     assert abs(z_score(future / draws - eo)) < Z
+
+
+def test_sampled_orders_match_the_closed_form_and_the_generator():
+    h = history(8, 30000, horizon=120.0)
+    x, t_x, T = h["x"], h["t_x"], h["T"]
+    draw = sample_orders(TRUE, 120.0, x, t_x, T, np.random.default_rng(9))
+    assert abs(z_score(draw - expected_orders(TRUE, 120.0, x, t_x, T))) < Z
+    for stat in (lambda y: y, lambda y: (y == 0).astype(float), lambda y: (y >= 3).astype(float)):
+        assert abs(z_score(stat(draw) - stat(h["future"]))) < Z
 
 
 # ---------------------------------------------------------------------------- frailty

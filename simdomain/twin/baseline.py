@@ -111,6 +111,37 @@ def bgnbd_expected_orders(params, t, x, t_x, T) -> np.ndarray:
     return num / den
 
 
+def bgnbd_posterior_latent(params, x, t_x, T) -> dict[str, np.ndarray]:
+    """Each customer's BG/NBD state at T given their history.
+
+    Given active at T, the history's likelihood is ``lambda^x e^(-lambda T) (1-p)^x``, so
+    ``lambda ~ Gamma(r+x, alpha+T)`` (per day) and ``p ~ Beta(a, b+x)``, independent.
+
+    Returns
+    -------
+    dict
+        ``p_alive``, ``lambda_shape``, ``lambda_rate``, ``p_a``, ``p_b``.
+    """
+    r, alpha, a, b = _bg_params(params)
+    x, t_x, T = _check_rfm(x, t_x, T, "bgnbd_posterior_latent")
+    return {"p_alive": bgnbd_p_alive((r, alpha, a, b), x, t_x, T), "lambda_shape": r + x,
+            "lambda_rate": alpha + T, "p_a": np.full_like(x, a), "p_b": b + x}
+
+
+def bgnbd_sample_orders(params, t, x, t_x, T, rng: np.random.Generator) -> np.ndarray:
+    """One draw per customer of their repeat orders in (T, T + t] under the BG/NBD.
+
+    An active customer orders as a Poisson process and leaves after each order with
+    probability p, so the count is ``min(Poisson(lambda t), Geometric(p))``.
+    """
+    post = bgnbd_posterior_latent(params, x, t_x, T)
+    n = post["p_alive"].size
+    active = rng.random(n) < post["p_alive"]
+    lam = rng.gamma(post["lambda_shape"], 1.0 / post["lambda_rate"])
+    last = rng.geometric(rng.beta(post["p_a"], post["p_b"]))
+    return np.where(active, np.minimum(rng.poisson(lam * np.asarray(t, dtype=float)), last), 0)
+
+
 @dataclass(frozen=True)
 class BaselineForecast:
     """The BG/NBD baseline's forecast.

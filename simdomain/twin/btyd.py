@@ -10,7 +10,8 @@ orders per day while active, a dropout hazard ``mu ~ Gamma(s, beta)`` is per day
   maximum likelihood, following Fader & Hardie, "A Note on Deriving the Pareto/NBD Model
   and Related Expressions" (2005), with asymptotic normal intervals on the log scale.
 * :func:`p_alive`, :func:`expected_orders`, :func:`expected_orders_new` and
-  :func:`posterior_latent` are its closed forms, vectorised over customers.
+  :func:`posterior_latent` are its closed forms, vectorised over customers;
+  :func:`sample_orders` draws each customer's future orders from them.
 
 The likelihood is evaluated on the distinct ``(x, t_x, T)`` rows, weighted by their
 counts, and its hypergeometric terms on the distinct ``(x, t_x)`` and ``(x, T)`` pairs,
@@ -364,3 +365,20 @@ def posterior_latent(params, x, t_x, T) -> dict[str, np.ndarray]:
     return {"p_alive": p_alive((r, alpha, s, beta), x, t_x, T),
             "lambda_shape": r + x, "lambda_rate": alpha + T,
             "mu_shape": np.full_like(T, s), "mu_rate": beta + T}
+
+
+def sample_orders(params, t, x, t_x, T, rng: np.random.Generator) -> np.ndarray:
+    """One draw per customer of their repeat orders in (T, T + t], given one parameter set.
+
+    The state is drawn from :func:`posterior_latent` (active or not, then lambda and mu),
+    the remaining lifetime is Exp(mu), the orders Poisson. Repeat the call, with the
+    parameter set drawn from the fit, for predictive intervals with parameter
+    uncertainty; only one draw per customer is held at a time.
+    """
+    post = posterior_latent(params, x, t_x, T)
+    n = post["p_alive"].size
+    active = rng.random(n) < post["p_alive"]
+    lam = rng.gamma(post["lambda_shape"], 1.0 / post["lambda_rate"])
+    life = rng.exponential(1.0 / rng.gamma(post["mu_shape"], 1.0 / post["mu_rate"]))
+    return np.where(active, rng.poisson(lam * np.minimum(life, t)), 0)
+
