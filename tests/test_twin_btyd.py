@@ -166,6 +166,9 @@ def test_draws_are_seeded_and_centred():
 
 
 def test_bad_summaries_are_refused():
+    for x, t_x, T in [([], [], []), ([0, 0], [0, 0], [30, 40]), ([0], [0], [0])]:
+        with pytest.raises(InputError, match="nothing to fit"):
+            fit_pareto_nbd(x, t_x, T)
     with pytest.raises(InputError, match="t_x > T"):
         fit_pareto_nbd([1, 2], [5, 50], [10, 20])
     with pytest.raises(InputError, match="missing or negative"):

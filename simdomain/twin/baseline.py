@@ -33,7 +33,7 @@ import pandas as pd
 from scipy import special
 
 from simdomain.errors import InputError, Problem
-from simdomain.twin.btyd import _check_rfm, _Pairs, _pairs_of
+from simdomain.twin.btyd import _check_rfm, _Pairs, _pairs_of, _require_repeats
 from simdomain.twin.mle import LogNormalFit, as_arrays, compress, mle
 
 PYMC_METHOD = "pymc-marketing BetaGeoModel MAP"
@@ -81,6 +81,7 @@ def bgnbd_loglik(params, x, t_x, T, *, _pairs: _Pairs | None = None) -> np.ndarr
 def fit_bgnbd(x, t_x, T, *, weights=None) -> BGNBDFit:
     """Fit the BG/NBD by maximum likelihood (simdomain's own solver), in days."""
     x, t_x, T = _check_rfm(x, t_x, T, "fit_bgnbd")
+    _require_repeats(x, T, "fit_bgnbd")
     w = None if weights is None else as_arrays("fit_bgnbd", weights=weights)[0]
     rows, counts = compress([x, t_x, T], w)
     cx, ctx, cT = rows.T

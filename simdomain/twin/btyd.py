@@ -165,6 +165,13 @@ def _check_rfm(x, t_x, T, source: str = "rfm") -> tuple[np.ndarray, np.ndarray, 
     return x, t_x, T
 
 
+def _require_repeats(x: np.ndarray, T: np.ndarray, what: str) -> None:
+    """Refuse summaries a purchase model cannot be fitted on."""
+    if not np.any(x > 0) or not np.any(T > 0):
+        raise InputError([Problem(what, ("x",), f"{x.size} customers, none with a repeat order "
+                                  "observed over a positive time: nothing to fit")])
+
+
 def _params(params) -> ParetoNBDParams:
     if isinstance(params, Mapping):
         return ParetoNBDParams(*(float(params[k]) for k in ParetoNBDParams._fields))
@@ -285,6 +292,7 @@ def fit_pareto_nbd(x, t_x, T, *, weights=None, max_customers: int | None = None,
     ParetoNBDFit
     """
     x, t_x, T = _check_rfm(x, t_x, T, "fit_pareto_nbd")
+    _require_repeats(x, T, "fit_pareto_nbd")
     w = None if weights is None else as_arrays("fit_pareto_nbd", weights=weights)[0]
     n_total = x.size
     subsample = None
