@@ -12,22 +12,22 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import integrate, special, stats
+from twin_support import simulate_frailty, simulate_pareto_nbd
 
 from simdomain.errors import InputError
 from simdomain.twin.btyd import (
-    FrailtyFit,
     ParetoNBDParams,
     _log_g,
     expected_orders,
     expected_orders_new,
-    fit_frailty_survival,
     fit_pareto_nbd,
     p_alive,
     pareto_nbd_loglik,
     posterior_latent,
     rfm_summary,
+    sample_orders,
 )
-from twin_support import simulate_frailty, simulate_pareto_nbd
+from simdomain.twin.frailty import FrailtyFit, fit_frailty_survival
 
 # CDNOW's Pareto/NBD estimates (Fader & Hardie), converted from weeks to days
 TRUE = ParetoNBDParams(r=0.55, alpha=10.58 * 7, s=0.61, beta=11.67 * 7)
@@ -100,7 +100,7 @@ def test_rfm_summary_agrees_with_pandas_groupby():
 def test_hypergeometric_term_matches_quadrature(params):
     r, alpha, s, beta = params
     for x, lo, hi in [(0, 0, 30), (3, 10, 40), (20, 300, 365), (1, 5, 5.5)]:
-        integral = s * integrate.quad(lambda u: (alpha + u) ** -(r + x) * (beta + u) ** -(s + 1),
+        integral = s * integrate.quad(lambda u, x=x: (alpha + u) ** -(r + x) * (beta + u) ** -(s + 1),
                                       lo, hi, epsabs=0, epsrel=1e-12)[0]
         g = np.exp(_log_g(r, alpha, s, beta, np.array([x, x]), np.array([lo, hi])))
         assert s / (r + s + x) * (g[0] - g[1]) == pytest.approx(integral, rel=1e-9)
@@ -166,6 +166,9 @@ def test_draws_are_seeded_and_centred():
 
 
 def test_bad_summaries_are_refused():
+    for x, t_x, T in [([], [], []), ([0, 0], [0, 0], [30, 40]), ([0], [0], [0])]:
+        with pytest.raises(InputError, match="nothing to fit"):
+            fit_pareto_nbd(x, t_x, T)
     with pytest.raises(InputError, match="t_x > T"):
         fit_pareto_nbd([1, 2], [5, 50], [10, 20])
     with pytest.raises(InputError, match="missing or negative"):
@@ -229,6 +232,15 @@ def test_posterior_latent_matches_the_true_rates_of_the_alive():
         future += on * rng.poisson(lam * np.minimum(life, 90.0))
     eo = expected_orders(TRUE, 90.0, h["x"], h["t_x"], h["T"])
     assert abs(z_score(future / draws - eo)) < Z
+
+
+def test_sampled_orders_match_the_closed_form_and_the_generator():
+    h = history(8, 30000, horizon=120.0)
+    x, t_x, T = h["x"], h["t_x"], h["T"]
+    draw = sample_orders(TRUE, 120.0, x, t_x, T, np.random.default_rng(9))
+    assert abs(z_score(draw - expected_orders(TRUE, 120.0, x, t_x, T))) < Z
+    for stat in (lambda y: y, lambda y: (y == 0).astype(float), lambda y: (y >= 3).astype(float)):
+        assert abs(z_score(stat(draw) - stat(h["future"]))) < Z
 
 
 # ---------------------------------------------------------------------------- frailty

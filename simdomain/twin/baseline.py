@@ -8,11 +8,18 @@ with flat priors on ``r, alpha, a, b`` (so MAP is the maximum likelihood); other
 simdomain's own maximum likelihood fit of the same closed-form likelihood. The result's
 ``method`` says which.
 
-PyMC-Marketing is an optional extra because it is heavy. Measured on this 2-core
-machine (pymc-marketing 0.19.2, the newest the package index here offers; pymc 5.28,
-pytensor 2.38): a fresh venv ``pip install pymc-marketing`` took 2 min 7 s wall with a
-warm pip cache and weighs 790 MB (an empty venv 26 MB); see ``benchmarks/btyd.py`` for
-its fit time and peak memory against simdomain's fit at 100k and 2M customers.
+PyMC-Marketing is an optional extra because it is heavy and adds nothing the closed
+forms do not give at MAP. Measured on this shared 2-core machine (load about 10), with
+pymc-marketing 0.19.2 (the newest the package index here offers), pymc 5.28, pytensor 2.38:
+
+* install: a fresh venv ``pip install pymc-marketing`` took 2 min 7 s wall with a warm
+  pip cache and weighs 790 MB (an empty venv 26 MB); into simdomain's own environment it
+  adds 280 MB (pymc, pytensor, arviz, numba, xarray) in 18 s;
+* fit (``benchmarks/btyd.py``, synthetic whole-day histories): ``BetaGeoModel`` MAP
+  took 27.7 s at 100k customers (peak +274 MB) and 66 s at 2M (+651 MB; 80 s with the
+  predictions), against 5.4 s (+10 MB) and 14 s (+128 MB) for simdomain's own BG/NBD
+  fit, with the same estimates to four digits. Its posterior (MCMC) predictions would
+  hold chains x draws x customers: 4 x 1000 x 2M float64 is 64 GB, so not run.
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ import pandas as pd
 from scipy import special
 
 from simdomain.errors import InputError, Problem
-from simdomain.twin.btyd import _as_arrays, _check_rfm, _compress, _LogNormalFit, _mle
+from simdomain.twin.btyd import _check_rfm, _Pairs, _pairs_of, _require_repeats
+from simdomain.twin.mle import LogNormalFit, as_arrays, compress, mle
 
 PYMC_METHOD = "pymc-marketing BetaGeoModel MAP"
 OWN_METHOD = "simdomain BG/NBD MLE"
@@ -42,7 +50,7 @@ class BGNBDParams(NamedTuple):
 
 
 @dataclass(frozen=True)
-class BGNBDFit(_LogNormalFit):
+class BGNBDFit(LogNormalFit):
     """A BG/NBD fitted by maximum likelihood; ``cov`` is that of the log-parameters."""
 
 
@@ -52,30 +60,39 @@ def _bg_params(params) -> BGNBDParams:
     return BGNBDParams(*(float(v) for v in params))
 
 
-def bgnbd_loglik(params, x, t_x, T) -> np.ndarray:
-    """Log-likelihood of each customer's (x, t_x, T) under the BG/NBD (days)."""
+def bgnbd_loglik(params, x, t_x, T, *, _pairs: _Pairs | None = None) -> np.ndarray:
+    """Log-likelihood of each customer's (x, t_x, T) under the BG/NBD (days).
+
+    Terms that depend on (x, tau) only are evaluated once per distinct pair.
+    """
     r, alpha, a, b = _bg_params(params)
-    common = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
-    stay = special.betaln(a, b + x) - special.betaln(a, b) - (r + x) * np.log(alpha + T)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        left = (special.betaln(a + 1, b + np.maximum(x, 1) - 1) - special.betaln(a, b)
-                - (r + x) * np.log(alpha + t_x))
-    return common + np.logaddexp(stay, np.where(x > 0, left, -np.inf))
+    pairs = _pairs_of(x, t_x, T) if _pairs is None else _pairs
+    px, ptau = pairs.x, pairs.tau
+    power = -(r + px) * np.log(alpha + ptau)
+    base = special.betaln(a, b)
+    common = special.gammaln(r + px) - special.gammaln(r) + r * np.log(alpha)
+    stay = special.betaln(a, b + px) - base + power
+    left = special.betaln(a + 1, b + np.maximum(px, 1) - 1) - base
+    at_T, at_t_x = pairs.at_T, pairs.at_t_x
+    return common[at_T] + np.logaddexp(stay[at_T], np.where(
+        px[at_T] > 0, left[at_T] + power[at_t_x], -np.inf))
 
 
 def fit_bgnbd(x, t_x, T, *, weights=None) -> BGNBDFit:
     """Fit the BG/NBD by maximum likelihood (simdomain's own solver), in days."""
     x, t_x, T = _check_rfm(x, t_x, T, "fit_bgnbd")
-    w = None if weights is None else _as_arrays("fit_bgnbd", weights=weights)[0]
-    rows, counts = _compress([x, t_x, T], w)
+    _require_repeats(x, T, "fit_bgnbd")
+    w = None if weights is None else as_arrays("fit_bgnbd", weights=weights)[0]
+    rows, counts = compress([x, t_x, T], w)
     cx, ctx, cT = rows.T
+    pairs = _pairs_of(cx, ctx, cT)
 
     def loglik(theta: np.ndarray) -> float:
-        return float(counts @ bgnbd_loglik(np.exp(theta), cx, ctx, cT))
+        return float(counts @ bgnbd_loglik(np.exp(theta), cx, ctx, cT, _pairs=pairs))
 
     rate = max((counts @ cx) / max(counts @ cT, 1.0), 1e-4)
     starts = [np.log([1.0, 1.0 / rate, 1.0, 3.0]), np.log([0.5, 0.5 / rate, 0.5, 10.0])]
-    theta, cov, ll = _mle(loglik, starts, counts.sum(), "fit_bgnbd")
+    theta, cov, ll = mle(loglik, starts, counts.sum(), "fit_bgnbd")
     return BGNBDFit(params=BGNBDParams(*np.exp(theta)), cov=cov, loglik=ll, n=int(x.size))
 
 
@@ -100,6 +117,37 @@ def bgnbd_expected_orders(params, t, x, t_x, T) -> np.ndarray:
     num = (a + b + x - 1) / (a - 1) * (1 - np.exp((r + x) * np.log((alpha + T) / (alpha + T + t))) * h)
     den = 1 + (x > 0) * a / (b + np.maximum(x, 1) - 1) * np.exp((r + x) * np.log((alpha + T) / (alpha + t_x)))
     return num / den
+
+
+def bgnbd_posterior_latent(params, x, t_x, T) -> dict[str, np.ndarray]:
+    """Each customer's BG/NBD state at T given their history.
+
+    Given active at T, the history's likelihood is ``lambda^x e^(-lambda T) (1-p)^x``, so
+    ``lambda ~ Gamma(r+x, alpha+T)`` (per day) and ``p ~ Beta(a, b+x)``, independent.
+
+    Returns
+    -------
+    dict
+        ``p_alive``, ``lambda_shape``, ``lambda_rate``, ``p_a``, ``p_b``.
+    """
+    r, alpha, a, b = _bg_params(params)
+    x, t_x, T = _check_rfm(x, t_x, T, "bgnbd_posterior_latent")
+    return {"p_alive": bgnbd_p_alive((r, alpha, a, b), x, t_x, T), "lambda_shape": r + x,
+            "lambda_rate": alpha + T, "p_a": np.full_like(x, a), "p_b": b + x}
+
+
+def bgnbd_sample_orders(params, t, x, t_x, T, rng: np.random.Generator) -> np.ndarray:
+    """One draw per customer of their repeat orders in (T, T + t] under the BG/NBD.
+
+    An active customer orders as a Poisson process and leaves after each order with
+    probability p, so the count is ``min(Poisson(lambda t), Geometric(p))``.
+    """
+    post = bgnbd_posterior_latent(params, x, t_x, T)
+    n = post["p_alive"].size
+    active = rng.random(n) < post["p_alive"]
+    lam = rng.gamma(post["lambda_shape"], 1.0 / post["lambda_rate"])
+    last = rng.geometric(rng.beta(post["p_a"], post["p_b"]))
+    return np.where(active, np.minimum(rng.poisson(lam * np.asarray(t, dtype=float)), last), 0)
 
 
 @dataclass(frozen=True)

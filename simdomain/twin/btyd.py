@@ -10,10 +10,8 @@ orders per day while active, a dropout hazard ``mu ~ Gamma(s, beta)`` is per day
   maximum likelihood, following Fader & Hardie, "A Note on Deriving the Pareto/NBD Model
   and Related Expressions" (2005), with asymptotic normal intervals on the log scale.
 * :func:`p_alive`, :func:`expected_orders`, :func:`expected_orders_new` and
-  :func:`posterior_latent` are its closed forms, vectorised over customers.
-* :func:`fit_frailty_survival` fits an exponential hazard with gamma frailty (a Lomax,
-  or Pareto II, survival in tenure), right-censored, for deletions and time to a first
-  order.
+  :func:`posterior_latent` are its closed forms, vectorised over customers;
+  :func:`sample_orders` draws each customer's future orders from them.
 
 The likelihood is evaluated on the distinct ``(x, t_x, T)`` rows, weighted by their
 counts, and its hypergeometric terms on the distinct ``(x, t_x)`` and ``(x, T)`` pairs,
@@ -23,18 +21,16 @@ evaluations of ``scipy.special.hyp2f1`` per likelihood call.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special, stats
+from scipy import special
 
 from simdomain.errors import InputError, Problem
-
-LOG_BOUND = 12.0
-"""Log-parameters are searched in [-12, 12] (rates e^-12 .. e^12 per day)."""
+from simdomain.twin.mle import LogNormalFit, as_arrays, compress, mle, unique_rows
 
 
 class ParetoNBDParams(NamedTuple):
@@ -54,7 +50,9 @@ def rfm_summary(orders: pd.DataFrame, as_of, *, customer_col: str = "customer_id
 
     Orders are bucketed to calendar days (the time of day is dropped; a timezone-aware
     column is read in its own timezone). Only orders on days up to and including the
-    day of ``as_of`` count.
+    day of ``as_of`` count. The models are continuous in time while these counts are of
+    days with an order: the gap is of the order of (orders per day)^2, negligible for
+    customers ordering a few times a year, visible for near-daily buyers.
 
     Parameters
     ----------
@@ -131,19 +129,19 @@ def rfm_summary(orders: pd.DataFrame, as_of, *, customer_col: str = "customer_id
         return empty.rename_axis("customer_id")
     day0 = days.min()
     span = np.int64(cut_day - day0 + 1)
-    key = codes.astype(np.int64) * span + (days - day0)
-    order = np.argsort(key, kind="stable")
-    key = key[order]
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    day_amount = np.add.reduceat(amount[order], starts)
-    pair_code = key[starts] // span
-    pair_day = key[starts] % span + day0
+    # distinct (customer, day) pairs from the sorted keys; amounts need no sorting: a
+    # customer's repeat amount is their total less what they spent on their first day
+    key = np.sort(codes.astype(np.int64) * span + (days - day0))
+    key = key[np.r_[True, key[1:] != key[:-1]]]
+    pair_code = key // span
     n_days = np.bincount(pair_code, minlength=n)
-    first_idx = np.flatnonzero(np.r_[True, pair_code[1:] != pair_code[:-1]])
-    last_idx = np.r_[first_idx[1:] - 1, pair_code.size - 1]
-    first_day, last_day = pair_day[first_idx], pair_day[last_idx]
+    first_idx = np.r_[0, np.cumsum(n_days)[:-1]]
+    first_day = key[first_idx] % span + day0
+    last_day = key[first_idx + n_days - 1] % span + day0
     x = n_days - 1
-    repeat_amount = np.bincount(pair_code, weights=day_amount, minlength=n) - day_amount[first_idx]
+    on_first = days == first_day[codes]
+    repeat_amount = (np.bincount(codes, weights=amount, minlength=n)
+                     - np.bincount(codes[on_first], weights=amount[on_first], minlength=n))
     with np.errstate(invalid="ignore", divide="ignore"):
         monetary = np.where(x > 0, repeat_amount / np.maximum(x, 1), np.nan)
     out = pd.DataFrame({
@@ -158,30 +156,20 @@ def rfm_summary(orders: pd.DataFrame, as_of, *, customer_col: str = "customer_id
 
 
 # ---------------------------------------------------------------------------- checks
-def _as_arrays(source: str, **columns) -> list[np.ndarray]:
-    arrays = [np.asarray(v, dtype=np.float64).ravel() for v in columns.values()]
-    sizes = {a.size for a in arrays}
-    problems = []
-    if len(sizes) > 1:
-        problems.append(Problem(source, (), "columns differ in length: " + ", ".join(
-            f"{k}={a.size}" for k, a in zip(columns, arrays))))
-    for (name, a) in zip(columns, arrays):
-        bad = np.flatnonzero(~np.isfinite(a) | (a < 0))
-        if bad.size:
-            problems.append(Problem(source, (name, int(bad[0])), f"{bad.size} values missing or "
-                                    f"negative, e.g. {a[bad[0]]!r}"))
-    if problems:
-        raise InputError(problems)
-    return arrays
-
-
 def _check_rfm(x, t_x, T, source: str = "rfm") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    x, t_x, T = _as_arrays(source, x=x, t_x=t_x, T=T)
+    x, t_x, T = as_arrays(source, x=x, t_x=t_x, T=T)
     bad = np.flatnonzero((t_x > T + 1e-9) | ((x == 0) & (t_x > 0)))
     if bad.size:
         raise InputError([Problem(source, ("t_x", int(bad[0])), f"{bad.size} rows with "
                                   "t_x > T or orders without repeats but t_x > 0")])
     return x, t_x, T
+
+
+def _require_repeats(x: np.ndarray, T: np.ndarray, what: str) -> None:
+    """Refuse summaries a purchase model cannot be fitted on."""
+    if not np.any(x > 0) or not np.any(T > 0):
+        raise InputError([Problem(what, ("x",), f"{x.size} customers, none with a repeat order "
+                                  "observed over a positive time: nothing to fit")])
 
 
 def _params(params) -> ParetoNBDParams:
@@ -219,130 +207,43 @@ class _Pairs(NamedTuple):
     at_T: np.ndarray
 
 
-def _pairs(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> _Pairs:
-    both = np.column_stack([np.r_[x, x], np.r_[t_x, T]])
-    pairs, inverse = np.unique(both, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    return _Pairs(pairs[:, 0], pairs[:, 1], inverse[:x.size], inverse[x.size:])
+def _pairs_of(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> _Pairs:
+    (px, ptau), inverse = unique_rows([np.r_[x, x], np.r_[t_x, T]])
+    return _Pairs(px, ptau, inverse[:x.size], inverse[x.size:])
 
 
 def _loglik_parts(p: ParetoNBDParams, x, t_x, T,
                   pairs: _Pairs | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per customer: log of the 'alive at T' term and of the 'died in (t_x, T]' term.
 
-    Both exclude the common factor Gamma(r+x) alpha^r beta^s / Gamma(r). The
-    hypergeometric terms are evaluated once per distinct (x, tau) pair.
+    Both exclude the common factor Gamma(r+x) alpha^r beta^s / Gamma(r). Everything
+    that depends on (x, tau) only is evaluated once per distinct pair and gathered.
     """
     r, alpha, s, beta = p
-    alive = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
-    pairs = _pairs(x, t_x, T) if pairs is None else pairs
-    g = _log_g(r, alpha, s, beta, pairs.x, pairs.tau)
+    pairs = _pairs_of(x, t_x, T) if pairs is None else pairs
+    px, ptau = pairs.x, pairs.tau
+    g = _log_g(r, alpha, s, beta, px, ptau)
+    alive = (-(r + px) * np.log(alpha + ptau) - s * np.log(beta + ptau))[pairs.at_T]
     gx, gT = g[pairs.at_t_x], g[pairs.at_T]
     with np.errstate(divide="ignore", invalid="ignore"):
         diff = gx + np.log1p(-np.exp(np.minimum(gT - gx, 0.0)))  # log(G(t_x) - G(T))
-    dead = np.log(s / (r + s + x)) + np.where(T > t_x, diff, -np.inf)
+    dead = np.log(s / (r + s + px))[pairs.at_T] + np.where(T > t_x, diff, -np.inf)
     return alive, dead
 
 
 def pareto_nbd_loglik(params, x, t_x, T, *, _pairs: _Pairs | None = None) -> np.ndarray:
     """Log-likelihood of each customer's (x, t_x, T) under the Pareto/NBD, in days."""
     p = _params(params)
-    alive, dead = _loglik_parts(p, x, t_x, T, _pairs)
     r, alpha, s, beta = p
-    return (special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
-            + np.logaddexp(alive, dead))
+    pairs = _pairs_of(x, t_x, T) if _pairs is None else _pairs
+    alive, dead = _loglik_parts(p, x, t_x, T, pairs)
+    const = special.gammaln(r + pairs.x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+    return const[pairs.at_T] + np.logaddexp(alive, dead)
 
 
 # ---------------------------------------------------------------------------- fitting
-def _compress(columns: Sequence[np.ndarray], weights: np.ndarray | None):
-    """Distinct rows of ``columns`` and their summed weights."""
-    rows, inverse = np.unique(np.column_stack(columns), axis=0, return_inverse=True)
-    w = np.ones(inverse.size) if weights is None else weights
-    return rows, np.bincount(inverse.ravel(), weights=w, minlength=rows.shape[0])
-
-
-def _hessian(f: Callable[[np.ndarray], float], theta: np.ndarray, step: float = 1e-4) -> np.ndarray:
-    """Central-difference Hessian of a scalar function."""
-    k = theta.size
-    h = np.zeros((k, k))
-    e = np.eye(k) * step
-    f0 = f(theta)
-    for i in range(k):
-        h[i, i] = (f(theta + e[i]) - 2 * f0 + f(theta - e[i])) / step**2
-        for j in range(i):
-            h[i, j] = h[j, i] = (f(theta + e[i] + e[j]) - f(theta + e[i] - e[j])
-                                 - f(theta - e[i] + e[j]) + f(theta - e[i] - e[j])) / (4 * step**2)
-    return h
-
-
-def _mle(loglik: Callable[[np.ndarray], float], start: Sequence[np.ndarray], total: float,
-         what: str) -> tuple[np.ndarray, np.ndarray, float]:
-    """Maximise ``loglik`` over log-parameters, trying the next start only when needed.
-
-    A start is enough when L-BFGS-B converges inside the bounds. Returns the
-    log-parameters, their covariance (the inverse of the negative Hessian; a
-    pseudo-inverse when the likelihood is flat in some direction) and the maximum.
-    """
-    def objective(theta: np.ndarray) -> float:
-        value = loglik(theta)
-        return -value / total if np.isfinite(value) else 1e10
-
-    bounds = [(-LOG_BOUND, LOG_BOUND)] * len(start[0])
-    best = None
-    for theta0 in start:
-        res = optimize.minimize(objective, theta0, method="L-BFGS-B", bounds=bounds,
-                                options={"maxiter": 500, "ftol": 1e-13, "gtol": 1e-9})
-        if best is None or res.fun < best.fun:
-            best = res
-        if res.success and np.all(np.abs(res.x) < LOG_BOUND - 1e-6):
-            break
-    if best is None or not np.isfinite(best.fun) or best.fun >= 1e10:
-        raise InputError([Problem(what, (), "the likelihood could not be maximised: "
-                                  "too few customers or repeat orders")])
-    theta = best.x
-    info = -_hessian(loglik, theta)
-    cov = np.linalg.pinv(info) if np.any(np.linalg.eigvalsh(info) <= 0) else np.linalg.inv(info)
-    return theta, cov, float(loglik(theta))
-
-
 @dataclass(frozen=True)
-class _LogNormalFit:
-    """Maximum-likelihood estimates with an asymptotic normal on the log scale."""
-
-    params: NamedTuple
-    cov: np.ndarray = field(repr=False)
-    loglik: float
-    n: int
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(self.params._fields)
-
-    @property
-    def se_log(self) -> pd.Series:
-        """Standard errors of the log-parameters."""
-        return pd.Series(np.sqrt(np.clip(np.diag(self.cov), 0, None)), index=self.names)
-
-    def draws(self, n: int, rng: np.random.Generator) -> pd.DataFrame:
-        """``n`` parameter sets from the asymptotic normal of the log-parameters."""
-        mean = np.log(np.asarray(self.params, dtype=np.float64))
-        z = rng.multivariate_normal(mean, self.cov, size=n, method="eigh")
-        return pd.DataFrame(np.exp(z), columns=list(self.names))
-
-    def interval(self, level: float = 0.9) -> pd.DataFrame:
-        """Estimate and central ``level`` interval of each parameter (log-normal)."""
-        if not 0 < level < 1:
-            raise ValueError(f"The 'level' parameter must be in (0, 1). Got {level!r} instead.")
-        z = stats.norm.ppf(0.5 + level / 2)
-        est = np.asarray(self.params, dtype=np.float64)
-        se = self.se_log.to_numpy()
-        return pd.DataFrame({"estimate": est, "lower": est * np.exp(-z * se),
-                             "upper": est * np.exp(z * se)}, index=pd.Index(self.names,
-                                                                           name="parameter"))
-
-
-@dataclass(frozen=True)
-class ParetoNBDFit(_LogNormalFit):
+class ParetoNBDFit(LogNormalFit):
     """A Pareto/NBD fitted by maximum likelihood, in days.
 
     Attributes
@@ -391,7 +292,8 @@ def fit_pareto_nbd(x, t_x, T, *, weights=None, max_customers: int | None = None,
     ParetoNBDFit
     """
     x, t_x, T = _check_rfm(x, t_x, T, "fit_pareto_nbd")
-    w = None if weights is None else _as_arrays("fit_pareto_nbd", weights=weights)[0]
+    _require_repeats(x, T, "fit_pareto_nbd")
+    w = None if weights is None else as_arrays("fit_pareto_nbd", weights=weights)[0]
     n_total = x.size
     subsample = None
     if max_customers is not None and n_total > max_customers:
@@ -399,10 +301,10 @@ def fit_pareto_nbd(x, t_x, T, *, weights=None, max_customers: int | None = None,
         x, t_x, T = x[pick], t_x[pick], T[pick]
         w = None if w is None else w[pick]
         subsample = int(max_customers)
-    rows, counts = _compress([x, t_x, T], w)
+    rows, counts = compress([x, t_x, T], w)
     cx, ctx, cT = rows.T
     total = counts.sum()
-    pairs = _pairs(cx, ctx, cT)
+    pairs = _pairs_of(cx, ctx, cT)
 
     def loglik(theta: np.ndarray) -> float:
         return float(counts @ pareto_nbd_loglik(np.exp(theta), cx, ctx, cT, _pairs=pairs))
@@ -410,7 +312,7 @@ def fit_pareto_nbd(x, t_x, T, *, weights=None, max_customers: int | None = None,
     # starts: an order rate from the repeat orders per day observed, two dropout scales
     rate = max((counts @ cx) / max(counts @ cT, 1.0), 1e-4)
     starts = [np.log([1.0, 1.0 / rate, 1.0, b]) for b in (np.median(cT) + 1, 10 * (cT.max() + 1))]
-    theta, cov, ll = _mle(loglik, starts, total, "fit_pareto_nbd")
+    theta, cov, ll = mle(loglik, starts, total, "fit_pareto_nbd")
     return ParetoNBDFit(params=ParetoNBDParams(*np.exp(theta)), cov=cov, loglik=ll,
                         n=int(x.size), n_total=int(n_total), subsample=subsample)
 
@@ -475,83 +377,18 @@ def posterior_latent(params, x, t_x, T) -> dict[str, np.ndarray]:
             "mu_shape": np.full_like(T, s), "mu_rate": beta + T}
 
 
-# ---------------------------------------------------------------------------- frailty
-class FrailtyParams(NamedTuple):
-    """Gamma frailty: hazard ``theta ~ Gamma(k, rate=k/mean_rate)`` per day."""
+def sample_orders(params, t, x, t_x, T, rng: np.random.Generator) -> np.ndarray:
+    """One draw per customer of their repeat orders in (T, T + t], given one parameter set.
 
-    k: float
-    mean_rate: float
-
-
-@dataclass(frozen=True)
-class FrailtyFit(_LogNormalFit):
-    """An exponential hazard with gamma frailty, fitted by maximum likelihood (days).
-
-    ``params`` is :class:`FrailtyParams`; ``cov`` the covariance of (log k, log mean_rate).
-    The survival in tenure is Lomax: ``S(t) = (1 + mean_rate t / k)^-k``.
+    The state is drawn from :func:`posterior_latent` (active or not, then lambda and mu),
+    the remaining lifetime is Exp(mu), the orders Poisson. Repeat the call, with the
+    parameter set drawn from the fit, for predictive intervals with parameter
+    uncertainty; only one draw per customer is held at a time.
     """
+    post = posterior_latent(params, x, t_x, T)
+    n = post["p_alive"].size
+    active = rng.random(n) < post["p_alive"]
+    lam = rng.gamma(post["lambda_shape"], 1.0 / post["lambda_rate"])
+    life = rng.exponential(1.0 / rng.gamma(post["mu_shape"], 1.0 / post["mu_rate"]))
+    return np.where(active, rng.poisson(lam * np.minimum(life, t)), 0)
 
-    def survival(self, t) -> np.ndarray:
-        """Share of people still without the event after ``t`` days."""
-        k, m = self.params
-        return np.exp(-k * np.log1p(m * np.asarray(t, dtype=np.float64) / k))
-
-    def posterior(self, duration, events) -> dict[str, np.ndarray]:
-        """Each person's hazard given ``events`` over ``duration`` days.
-
-        ``theta | data ~ Gamma(k + events, k/mean_rate + duration)``; for someone who
-        survived to T with no event, ``Gamma(k, k/mean_rate + T)``.
-        """
-        k, m = self.params
-        d, e = _as_arrays("FrailtyFit.posterior", duration=duration, events=events)
-        return {"shape": k + e, "rate": k / m + d}
-
-
-def frailty_loglik(params, duration, events) -> np.ndarray:
-    """Log-likelihood per person: ``events`` (0 = censored, 1 = event at ``duration``)."""
-    k, m = params
-    b = k / m
-    return (special.gammaln(k + events) - special.gammaln(k) + k * np.log(b)
-            - (k + events) * np.log(b + duration))
-
-
-def fit_frailty_survival(duration, event, *, weights=None) -> FrailtyFit:
-    """Fit a gamma-frailty exponential hazard on right-censored durations (days).
-
-    Each person has a constant hazard ``theta`` per day, ``theta ~ Gamma(k, rate=k/m)``
-    across people (mean ``m``); a person with ``event = 1`` had it at ``duration`` days,
-    with ``event = 0`` was still without it after ``duration`` days (censored). Counts
-    greater than 1 are read as recurrent events over an exposure of ``duration`` days
-    (the same gamma-Poisson likelihood).
-
-    Parameters
-    ----------
-    duration
-        Days observed (time to the event, or to censoring), per person.
-    event
-        Number of events in that time, usually 0 or 1.
-    weights
-        Optional non-negative frequency weights.
-
-    Returns
-    -------
-    FrailtyFit
-        ``params = FrailtyParams(k, mean_rate)``. Very large ``k`` means no detectable
-        heterogeneity (a plain exponential); its upper interval is then wide.
-    """
-    d, e = _as_arrays("fit_frailty_survival", duration=duration, event=event)
-    w = None if weights is None else _as_arrays("fit_frailty_survival", weights=weights)[0]
-    if (w is None and e.sum() == 0) or (w is not None and (w * e).sum() == 0):
-        raise InputError([Problem("fit_frailty_survival", ("event",),
-                                  "no events: the hazard cannot be fitted")])
-    rows, counts = _compress([d, e], w)
-    cd, ce = rows.T
-    total = counts.sum()
-
-    def loglik(theta: np.ndarray) -> float:
-        return float(counts @ frailty_loglik(np.exp(theta), cd, ce))
-
-    m0 = (counts @ ce) / max(counts @ cd, 1e-9)
-    theta, cov, ll = _mle(loglik, [np.log([1.0, m0]), np.log([20.0, m0])], total,
-                          "fit_frailty_survival")
-    return FrailtyFit(params=FrailtyParams(*np.exp(theta)), cov=cov, loglik=ll, n=int(d.size))

@@ -18,7 +18,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import gammaln
 
 from simdomain.scenario.model import STAGES
-from simdomain.twin.btyd import _hessian
+from simdomain.twin.mle import hessian
 from simdomain.twin.rates import Hazard, stage_at, stage_days
 
 MAX_SHAPE = 1000.0
@@ -137,7 +137,7 @@ def fit_deletion(people: pd.DataFrame, *, iterations: int = 50) -> DeletionFit |
         return float(log_h.sum()) + _marginal(k, d, cumulative)
 
     theta = np.log(np.concatenate([base[free], channel[1:], [min(shape, MAX_SHAPE)]]))
-    info = -_hessian(loglik, theta)
+    info = -hessian(loglik, theta)
     cov = np.linalg.pinv(info) if np.any(np.linalg.eigvalsh(info) <= 0) else np.linalg.inv(info)
     weight = (shape + d) / (shape + hazard)
     weighted_days = (exposure * (weight * channel[source_codes])[:, None]).sum(axis=0)
