@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from simdomain.outputs import staged
+from simdomain.outfolder import open_folder
 from simdomain.planner.planning import PlanResult
 from simdomain.planner.verify import Confidence, Verification
 
@@ -25,7 +25,7 @@ def write_plan(result: PlanResult, out_dir: str | Path, *,
     ``plan.csv`` is tidy (channel, month, spend, cost, adds, members, staff accounts);
     the workbook has a sheet for the plan, one for targets against the plan (and the
     simulated outcome, if verified) and one for the diagnostics. Files appear together
-    or not at all.
+    or not at all, and ``out_dir`` holds nothing else (see :mod:`simdomain.outfolder`).
     """
     plan = result.frame()
     targets = result.targets_frame()
@@ -50,7 +50,7 @@ def write_plan(result: PlanResult, out_dir: str | Path, *,
                 "total_cost_cny": result.evaluation.total_cost if result.evaluation else None,
                 "plan": plan.to_dict(orient="records"),
                 "targets": targets.to_dict(orient="records")}
-    with staged(out_dir) as scratch:
+    with open_folder(out_dir, "plan") as folder, folder.stage() as scratch:
         plan.to_csv(scratch / "plan.csv", index=False)
         with pd.ExcelWriter(scratch / "plan.xlsx", engine="openpyxl") as book:
             plan.to_excel(book, sheet_name="plan", index=False)
