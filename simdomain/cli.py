@@ -12,13 +12,15 @@ import argparse
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TextIO
 
 from simdomain import __version__
 from simdomain.cliutil import BAD_INPUT, INTERNAL_ERROR, INTERRUPTED, OK, add_simulation_args
 from simdomain.compare import compare
-from simdomain.errors import InputError, Problem
+from simdomain.errors import InputError, Problem, SimdomainWarning
 from simdomain.experiments import cli as experiments_cli
 from simdomain.models import cli as models_cli
 from simdomain.outfolder import default_out, open_folder, slug
@@ -35,7 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command: Callable[[argparse.Namespace], int] = args.command
     try:
-        return command(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return command(args)
     except InputError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -50,6 +54,16 @@ def main(argv: Sequence[str] | None = None) -> int:
               "this is a bug in simdomain; set SIMDOMAIN_DEBUG=1 for the traceback",
               file=sys.stderr)
         return INTERNAL_ERROR
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
+    """Print simdomain's own warnings as one plain line; others as Python does."""
+    stream = file or sys.stderr
+    if issubclass(category, SimdomainWarning):
+        print(f"warning: {message}", file=stream)
+    else:
+        stream.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 class _Parser(argparse.ArgumentParser):

@@ -86,7 +86,7 @@ def build_report(folder: str | Path) -> Path:
         ("comparison.csv", _comparison),
         ("summary.json", _run),
     ]
-    with open_folder(folder, "report", replace=False) as out:
+    with open_folder(folder, "report", replace=False) as out, plots.cjk_text():
         figures = Figures(folder / "figures")
         for marker, build in builders:
             if (folder / marker).exists():
