@@ -128,7 +128,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.file, args.set)
-    out = args.out or default_out(scenario.name, source=args.file)
+    out = args.out if args.out is not None else default_out(scenario.name, source=args.file)
     with open_folder(out, "run"):  # refused at once if taken, not after the simulation
         result = simulate(scenario, seed=args.seed, reps=args.reps, keep_agents=args.agents,
                           progress=False if args.quiet else None)
@@ -158,7 +158,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                                                  "--variant to compare the base with")])
     if args.reps < 2:
         raise InputError([Problem("--reps", (), f"needs at least 2 to give intervals, got {args.reps}")])
-    out = args.out or default_out(base.name, prefix="compare-", source=args.file)
+    out = args.out if args.out is not None else default_out(base.name, prefix="compare-", source=args.file)
     with open_folder(out, "compare") as folder:
         comparison = compare(variants, seed=args.seed, reps=args.reps,
                              progress=False if args.quiet else None)

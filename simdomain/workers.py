@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import signal
 import sys
 import threading
 import time
 
 _PR_SET_PDEATHSIG = 1
+_ADDRESS = re.compile(r"^((tcp|tls|ws|wss|ucx)://)?(\[[0-9a-fA-F:]+\]|[\w.-]+):\d{1,5}/?$|"
+                      r"^inproc://\S+$")
 POLL_SECONDS = 1.0
 """How often the watchdog checks that the parent is alive."""
 
@@ -39,3 +42,10 @@ def _watch(parent: int) -> None:
     while os.getppid() == parent:
         time.sleep(POLL_SECONDS)
     os._exit(1)
+
+
+def is_scheduler_address(text: str) -> bool:
+    """Whether ``text`` looks like a Dask scheduler address: ``[PROTOCOL://]HOST:PORT``."""
+    match = _ADDRESS.match(text)
+    return match is not None and (text.startswith("inproc://")
+                                  or 0 < int(text.rstrip("/").rsplit(":", 1)[1]) < 65536)

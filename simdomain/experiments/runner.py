@@ -13,7 +13,6 @@ import logging
 import multiprocessing
 import os
 import queue
-import re
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -36,15 +35,12 @@ from simdomain.experiments.store import SENSITIVITY, SUMMARY, ResultStore, finis
 from simdomain.outfolder import open_folder
 from simdomain.outputs import staged
 from simdomain.simulation import simulate
-from simdomain.workers import die_with_parent
+from simdomain.workers import die_with_parent, is_scheduler_address
 
 _FLUSH_ROWS = 10_000
 """Write a part once this many rows wait, however recent the last part."""
 CONNECT_SECONDS = 10
 """How long to try to reach a Dask scheduler."""
-_ADDRESS = re.compile(r"^((tcp|tls|ws|wss|ucx)://)?(\[[0-9a-fA-F:]+\]|[\w.-]+):\d{1,5}/?$|"
-                      r"^inproc://\S+$")
-"""A scheduler address: [PROTOCOL://]HOST:PORT."""
 
 
 class EngineError(RuntimeError):
@@ -370,7 +366,7 @@ class _Dask:
     """The workers of a ``dask.distributed`` cluster."""
 
     def __init__(self, address: str) -> None:
-        if not _ADDRESS.match(address):
+        if not is_scheduler_address(address):
             raise InputError([Problem("--scheduler", (), (
                 f"{address!r} is not a scheduler address; expected tcp://HOST:PORT, "
                 "e.g. tcp://10.0.0.5:8786"))])

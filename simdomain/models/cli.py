@@ -72,7 +72,7 @@ def _fit_scenario(args: argparse.Namespace, estimators: tuple[str, ...]) -> int:
         if bad:
             raise InputError([Problem("--days", (), f"days must lie in 0..{scenario.horizon_days - 1}"
                                       f", got {bad}")])
-    out = args.out or default_out(scenario.name, suffix="-models", source=args.file)
+    out = args.out if args.out is not None else default_out(scenario.name, suffix="-models", source=args.file)
     with open_folder(out, "fit"):  # refused at once if taken, not after the fit
         _fit_scenario_into(args, scenario, estimators, out)
     return OK
@@ -125,7 +125,7 @@ def _fit_transactions(args: argparse.Namespace, estimators: tuple[str, ...]) -> 
     from simdomain.models.pipeline import fit_transactions
 
     path = Path(args.transactions)
-    out = args.out or default_out(path.stem, suffix="-models", source=str(path))
+    out = args.out if args.out is not None else default_out(path.stem, suffix="-models", source=str(path))
     with open_folder(out, "fit"):
         fit = fit_transactions(path, seed=args.seed, estimators=estimators)
         files = write_transactions_fit(fit, out)

@@ -138,7 +138,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         member_window_months=args.member_window,
         members_per_add=values,
     )
-    out = args.out or default_out(scenario.name, suffix="-plan", source=args.file)
+    out = args.out if args.out is not None else default_out(scenario.name, suffix="-plan", source=args.file)
     with open_folder(out, "plan"):  # refused at once if taken, not after the solve
         return _plan_into(args, scenario, options, out)
 

@@ -68,10 +68,11 @@ def cjk_text() -> Iterator[str | None]:
 
     font = cjk_font()
     families = [*matplotlib.rcParams["font.sans-serif"][:1], *([font] if font else [])]
-    with matplotlib.rc_context({"font.family": families}):  # a list: glyph by glyph fallback
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            yield font
+    # font.family as a list: matplotlib falls back glyph by glyph
+    with matplotlib.rc_context({"font.family": families}), \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield font
     missing = False
     for item in caught:
         if re.match(_MISSING_GLYPH, str(item.message)):
