@@ -10,9 +10,11 @@ where Ctrl-C must be caught) stays quick.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # not typing's: importing typing costs time at the command's start
 if TYPE_CHECKING:
+    from typing import Any
+
     from simdomain.errors import InputError
     from simdomain.experiments.store import load_results
     from simdomain.scenario import Scenario, load_scenario
