@@ -57,7 +57,8 @@ MAX_NAME = 100
 _KNOWN = re.compile(
     r"^(daily\.csv|channels\.csv|monthly\.csv|targets\.csv|summary\.json|agents\.parquet|"
     r"scenario\.resolved\.yaml|comparison\.csv|variants|plan\.csv|plan\.xlsx|plan\.json|"
-    r"diagnostics\.json|report\.html|figures|manifest\.json|summary\.csv|sensitivity\.csv|"
+    r"diagnostics\.json|diagnosis\.txt|report\.html|figures|manifest\.json|summary\.csv|"
+    r"sensitivity\.csv|"
     r"experiment\.resolved\.yaml|part-\d{6}\.parquet|report\.md|channel_value\.csv|"
     r"value_check\.csv|metrics\.csv|calibration\.csv|channel_calibration\.csv|rates\.yaml|"
     r"rates\.csv|targeting\.csv|targeting_per_rep\.csv|models\.joblib|\.staging-.*|"

@@ -26,7 +26,17 @@ def write_plan(result: PlanResult, out_dir: str | Path, *,
     the workbook has a sheet for the plan, one for targets against the plan (and the
     simulated outcome, if verified) and one for the diagnostics. Files appear together
     or not at all, and ``out_dir`` holds nothing else (see :mod:`simdomain.outfolder`).
+
+    When no plan meets the targets, only ``diagnostics.json`` and ``diagnosis.txt``
+    (what falls short, and why) are written, so nothing that looks like a plan is
+    handed on.
     """
+    if not result.optimal:
+        with open_folder(out_dir, "plan") as folder, folder.stage() as scratch:
+            (scratch / "diagnostics.json").write_text(_dumps(result.diagnostics()))
+            (scratch / "diagnosis.txt").write_text(diagnosis_text(result) + "\n",
+                                                   encoding="utf-8")
+        return ["diagnostics.json", "diagnosis.txt"]
     plan = result.frame()
     targets = result.targets_frame()
     if verification is not None:

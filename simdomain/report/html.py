@@ -98,6 +98,9 @@ def build_report(folder: str | Path) -> Path:
                         f"{exc}); rerun the command that wrote {folder}"))]) from None
                 break
         else:
+            if (folder / "diagnosis.txt").exists():
+                raise InputError([Problem(str(folder), (), "holds no plan: no plan met the "
+                                          "targets (see diagnosis.txt); nothing to report")])
             raise InputError([Problem(str(folder), (), "not a simdomain output folder: expected "
                                       "summary.json (run), comparison.csv (compare), "
                                       "plan.csv (plan) or manifest.json (experiment)")])
