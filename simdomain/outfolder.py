@@ -330,9 +330,9 @@ def open_folder(out: str | Path, command: str, *,
             held.depth -= 1
         return
     folder = OutputFolder(path, command, os.fspath(out))
-    folder._mkdir(path.parent)
     ok = False
     try:
+        folder._mkdir(path.parent)
         folder._acquire()
         _HELD[path] = folder
         folder._recover()

@@ -146,9 +146,10 @@ def verify_parts(out_dir: str | Path, manifest: dict[str, Any]) -> dict[str, Any
     for path in parts(out_dir):
         if listed is None:  # written by a version without checksums: it must read
             try:
-                pq.read_metadata(path)
+                rows = pq.read_metadata(path).num_rows
             except (OSError, pa.ArrowException) as exc:
                 raise _damaged(path, f"cannot be read ({exc})") from None
+            checked[path.name] = {"sha256": sha256(path), "rows": rows}
             continue
         entry = listed.get(path.name)
         if not isinstance(entry, dict):
