@@ -61,7 +61,9 @@ _KNOWN = re.compile(
     r"sensitivity\.csv|"
     r"experiment\.resolved\.yaml|part-\d{6}\.parquet|report\.md|channel_value\.csv|"
     r"value_check\.csv|metrics\.csv|calibration\.csv|channel_calibration\.csv|rates\.yaml|"
-    r"rates\.csv|targeting\.csv|targeting_per_rep\.csv|models\.joblib|\.staging-.*|"
+    r"rates\.csv|targeting\.csv|targeting_per_rep\.csv|models\.joblib|scenario\.yaml|"
+    r"population\.parquet|parameters\.parquet|estimates\.csv|cleaning\.txt|rejects\.csv|"
+    r"calibration\.html|customers\.csv|backtest\.json|origins\.csv|cutoff-[\d-]+|\.staging-.*|"
     + re.escape(MARKER) + r")$")
 """Names simdomain writes: what a folder without a marker may hold and still be replaced."""
 _HELD: dict[Path, OutputFolder] = {}
