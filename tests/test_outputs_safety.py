@@ -123,9 +123,13 @@ def scenario_named(tmp: Path, name: str) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("name", ["..", ".", "../../escaped", "a/b", "a\\b", "x\x00y",
-                                  "line\nbreak", "n" * 300, " "])
-@pytest.mark.parametrize("command", ["run", "compare", "plan", "fit"])
+BAD_NAMES = ["..", ".", "../../escaped", "a/b", "a\\b", "x\x00y", "line\nbreak", "n" * 300, " "]
+
+
+@pytest.mark.parametrize("command, name", [
+    *[("run", name) for name in BAD_NAMES],
+    *[(command, name) for command in ("compare", "plan", "fit") for name in ("..", "a/b")],
+])
 def test_a_scenario_name_never_escapes_out(tmp_path, capsys, monkeypatch, name, command):
     work = tmp_path / "work"
     work.mkdir()
