@@ -85,6 +85,21 @@ def test_bad_out_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, monk
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+@pytest.mark.parametrize("command", ["run", "experiment"])
+def test_a_read_only_folder_is_refused(tmp_path, capsys, command):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        out = locked / "out" if command == "run" else locked
+        assert cli.main([*commands(tmp_path)[command], "--out", str(out)]) == cliutil.BAD_INPUT
+        assert "cannot write here" in one_clear_line(capsys.readouterr().err)
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o755)
+
+
 @pytest.mark.parametrize("case", ["a file", "below a file", "unwritable", "empty"])
 def test_report_on_a_path_that_is_no_folder(tmp_path, capsys, case):
     folder = BAD_OUTS[case][0](tmp_path)
