@@ -1,8 +1,9 @@
 """The ``simdomain`` command: a thin shell over the library.
 
 Exit codes: 0 done; 1 an internal error (a bug: please report it); 2 bad input or
-usage (every problem is printed as ``FILE: a -> b -> field: message``); 130
-interrupted (nothing half-written is left behind).
+usage (every problem is printed as ``FILE: a -> b -> field: message``); 3 no plan
+meets the targets; 4 every run of an experiment failed; 130 interrupted (nothing
+half-written is left behind).
 """
 
 from __future__ import annotations
@@ -11,16 +12,19 @@ import argparse
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TextIO
 
 from simdomain import __version__
 from simdomain.cliutil import BAD_INPUT, INTERNAL_ERROR, INTERRUPTED, OK, add_simulation_args
 from simdomain.compare import compare
-from simdomain.errors import InputError, Problem
+from simdomain.errors import InputError, Problem, SimdomainWarning
 from simdomain.experiments import cli as experiments_cli
 from simdomain.models import cli as models_cli
-from simdomain.outputs import staged, write_result, write_run
+from simdomain.outfolder import default_out, open_folder, slug
+from simdomain.outputs import write_result, write_run
 from simdomain.planner import cli as planner_cli
 from simdomain.scenario import load_scenario
 from simdomain.simulation import simulate
@@ -35,7 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command: Callable[[argparse.Namespace], int] = args.command
     try:
-        return command(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return command(args)
     except InputError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -52,6 +58,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return INTERNAL_ERROR
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
+    """Print simdomain's own warnings as one plain line; others as Python does."""
+    stream = file or sys.stderr
+    if issubclass(category, SimdomainWarning):
+        print(f"warning: {message}", file=stream)
+    else:
+        stream.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # usage errors exit with BAD_INPUT
         self.print_usage(sys.stderr)
@@ -62,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="simdomain", description=(
         "Simulate a brand's private domain, plan its channel spend, and say how sure it is."),
         epilog="exit codes: 0 done, 1 internal error, 2 bad input or usage, "
-               "3 no plan meets the targets, 130 interrupted")
+               "3 no plan meets the targets, 4 every run of an experiment failed, "
+               "130 interrupted")
     parser.add_argument("--version", action="version", version=f"simdomain {__version__}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=_Parser)
 
@@ -115,10 +132,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.file, args.set)
-    out = Path(args.out) if args.out else Path("out") / scenario.name
-    result = simulate(scenario, seed=args.seed, reps=args.reps, keep_agents=args.agents,
-                      progress=False if args.quiet else None)
-    files = write_run(result, out, agents=args.agents)
+    out = args.out if args.out is not None else default_out(scenario.name, source=args.file)
+    with open_folder(out, "run"):  # refused at once if taken, not after the simulation
+        result = simulate(scenario, seed=args.seed, reps=args.reps, keep_agents=args.agents,
+                          progress=False if args.quiet else None)
+        files = write_run(result, out, agents=args.agents)
     if not args.quiet:
         summary = result.summary()
         print(f"{scenario.name}: {args.reps} replications, seed {args.seed}; the mean and, "
@@ -144,13 +162,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
                                                  "--variant to compare the base with")])
     if args.reps < 2:
         raise InputError([Problem("--reps", (), f"needs at least 2 to give intervals, got {args.reps}")])
-    out = Path(args.out) if args.out else Path("out") / f"compare-{base.name}"
-    comparison = compare(variants, seed=args.seed, reps=args.reps,
-                         progress=False if args.quiet else None)
-    with staged(out) as scratch:
-        comparison.table.to_csv(scratch / "comparison.csv", index=False)
-        for i, (name, result) in enumerate(comparison.results.items()):
-            write_result(result, scratch / "variants" / f"{i}-{_slug(name)}")
+    out = args.out if args.out is not None else default_out(base.name, prefix="compare-", source=args.file)
+    with open_folder(out, "compare") as folder:
+        comparison = compare(variants, seed=args.seed, reps=args.reps,
+                             progress=False if args.quiet else None)
+        with folder.stage() as scratch:
+            comparison.table.to_csv(scratch / "comparison.csv", index=False)
+            for i, (name, result) in enumerate(comparison.results.items()):
+                write_result(result, scratch / "variants" / f"{i}-{slug(name)}")
     if not args.quiet:
         print(f"{len(variants)} variants, {args.reps} replications each with the same seeds "
               f"(seed {args.seed}); over the horizon: mean [90% of replications], and the "
@@ -166,10 +185,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     path = build_report(args.folder)
     print(f"wrote {path}")
     return OK
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:60]
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ OK = 0
 INTERNAL_ERROR = 1
 BAD_INPUT = 2
 INFEASIBLE = 3
+ALL_FAILED = 4
 INTERRUPTED = 130
 """Exit codes, documented in the README."""
 

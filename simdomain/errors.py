@@ -27,3 +27,8 @@ class InputError(Exception):
 
     def __str__(self) -> str:
         return "\n".join(str(p) for p in self.problems)
+
+
+class SimdomainWarning(UserWarning):
+    """Something the user should know that does not stop the command (printed by the
+    CLI as one ``warning: ...`` line)."""

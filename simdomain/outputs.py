@@ -1,4 +1,9 @@
-"""Write results to a folder without ever leaving it half-written."""
+"""Write results to a folder without ever leaving it half-written.
+
+Whole folders are written through :mod:`simdomain.outfolder` (checked, locked, swapped
+in at once); :func:`staged` places single files in a folder written in place (an
+experiment's, under its lock).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from simdomain.outfolder import open_folder
 from simdomain.scenario.io import dump_scenario
 from simdomain.simulation import SimulationResult
 
@@ -18,8 +24,9 @@ from simdomain.simulation import SimulationResult
 def staged(out_dir: str | Path) -> Iterator[Path]:
     """A scratch folder whose files move into ``out_dir`` only if the block succeeds.
 
-    Files already in ``out_dir`` with other names are left alone; an interrupted run
-    leaves ``out_dir`` as it was.
+    For folders written in place under :meth:`simdomain.outfolder.OutputFolder.in_place`:
+    each file is renamed into place whole. Files already in ``out_dir`` with other
+    names are left alone; an interrupted block leaves ``out_dir`` as it was.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -54,6 +61,9 @@ def write_result(result: SimulationResult, folder: Path, *, agents: bool = False
 
 
 def write_run(result: SimulationResult, out_dir: str | Path, *, agents: bool = False) -> list[str]:
-    """Write a run's outputs to ``out_dir`` all at once; return the file names."""
-    with staged(out_dir) as scratch:
+    """Write a run's outputs to ``out_dir`` all at once; return the file names.
+
+    ``out_dir`` then holds this run's outputs only (see :func:`simdomain.outfolder.open_folder`).
+    """
+    with open_folder(out_dir, "run") as folder, folder.stage() as scratch:
         return write_result(result, scratch, agents=agents)

@@ -21,7 +21,7 @@ def test_run_writes_every_output(tmp_path, capsys):
     assert code == cliutil.OK
     printed = capsys.readouterr().out
     assert "2026-01" in printed and "monthly_new_members" in printed
-    files = {p.name for p in out.iterdir()}
+    files = {p.name for p in out.iterdir() if p.name != ".simdomain.json"}
     assert files == {"daily.csv", "channels.csv", "monthly.csv", "targets.csv", "summary.json",
                      "scenario.resolved.yaml"}
     daily = pd.read_csv(out / "daily.csv")

@@ -65,4 +65,6 @@ def test_killed_run_resumes_to_the_uninterrupted_table(tmp_path: Path) -> None:
     assert len(expected.runs) == RUNS and expected.runs["run"].is_unique
     pd.testing.assert_frame_equal(resumed.runs, expected.runs)
     pd.testing.assert_frame_equal(resumed.summary, expected.summary)
-    assert resumed.manifest == expected.manifest
+    parts = {"parts"}  # the checksums of the part files, which split the runs differently
+    assert {k: v for k, v in resumed.manifest.items() if k not in parts} == \
+        {k: v for k, v in expected.manifest.items() if k not in parts}

@@ -36,7 +36,7 @@ def test_fit_on_a_scenario_writes_every_output(tmp_path, capsys):
     assert code == cliutil.OK
     printed = capsys.readouterr().out
     assert "churn_30d" in printed and "members per add" in printed
-    assert {p.name for p in out.iterdir()} == {
+    assert {p.name for p in out.iterdir() if p.name != ".simdomain.json"} == {
         "report.md", "metrics.csv", "calibration.csv", "channel_calibration.csv",
         "channel_value.csv", "value_check.csv", "models.joblib", "manifest.json",
         "scenario.resolved.yaml"}
@@ -96,7 +96,7 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, argv, message):
 def test_a_failure_while_writing_leaves_the_folder_as_it_was(tmp_path, monkeypatch, capsys):
     out = tmp_path / "fit"
     out.mkdir()
-    (out / "keep.txt").write_text("mine")
+    (out / "report.md").write_text("an earlier fit's")
 
     def broken(*args, **kwargs):
         raise KeyboardInterrupt
@@ -105,4 +105,4 @@ def test_a_failure_while_writing_leaves_the_folder_as_it_was(tmp_path, monkeypat
     code = cli.main(["fit", MINIMAL, "--reps", "1", "--days", "29", "--out", str(out), "--quiet",
                      "--estimator", "logistic"])
     assert code == cliutil.INTERRUPTED
-    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert [p.name for p in out.iterdir()] == ["report.md"]

@@ -49,6 +49,9 @@ def test_infeasible_exits_3_with_a_diagnosis(scenario_file, tmp_path, capsys):
     assert "monthly_new_members 2026-01" in err and "short by" in err
     assert "total budget:" in err
     assert json.loads((tmp_path / "out" / "diagnostics.json").read_text())["status"] == "infeasible"
+    written = sorted(p.name for p in (tmp_path / "out").iterdir() if p.name != ".simdomain.json")
+    assert written == ["diagnosis.txt", "diagnostics.json"]  # nothing that looks like a plan
+    assert "short by" in (tmp_path / "out" / "diagnosis.txt").read_text()
 
 
 @pytest.mark.parametrize("args, message", [

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from simdomain.cliutil import INTERNAL_ERROR, INTERRUPTED, OK, positive_int
+from simdomain.cliutil import ALL_FAILED, INTERNAL_ERROR, INTERRUPTED, OK, positive_int
+from simdomain.outfolder import default_out
+from simdomain.workers import is_scheduler_address
 
 if TYPE_CHECKING:
     from simdomain.experiments.runner import ExperimentReport
@@ -23,11 +24,13 @@ def register(commands: Any) -> None:
     parser = commands.add_parser(
         "experiment", help="run a batch experiment: sweeps, replications, sensitivity",
         description="Run every design point of an experiment file, locally or on a Dask "
-                    "cluster. Rerun the same command after a crash or Ctrl-C to finish.")
+                    "cluster. Rerun the same command after a crash or Ctrl-C to finish.",
+        epilog="exit codes: 0 done (some runs may have failed: they are listed), 2 bad input, "
+               "4 every run failed, 130 interrupted (rerun to finish)")
     parser.add_argument("file", metavar="FILE", help="an experiment file (experiments/*.yaml)")
     parser.add_argument("--workers", type=positive_int,
                         help="local worker processes (default: the cores available)")
-    parser.add_argument("--scheduler", metavar="ADDRESS",
+    parser.add_argument("--scheduler", metavar="ADDRESS", type=_address,
                         help="run on a dask.distributed cluster, e.g. tcp://host:8786")
     parser.add_argument("--out", metavar="DIR", help="results folder (default out/NAME)")
     parser.add_argument("--fresh", action="store_true",
@@ -39,13 +42,20 @@ def register(commands: Any) -> None:
     parser.set_defaults(command=cmd_experiment)
 
 
+def _address(text: str) -> str:
+    if not is_scheduler_address(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a scheduler address; expected "
+                                         "tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786")
+    return text
+
+
 def cmd_experiment(args: argparse.Namespace) -> int:
     from simdomain.experiments.runner import EngineError, run_experiment
     from simdomain.experiments.spec import load_experiment
     from simdomain.experiments.store import finished_runs
 
     experiment = load_experiment(args.file)
-    out = Path(args.out) if args.out else Path("out") / experiment.spec.name
+    out = args.out if args.out is not None else default_out(experiment.spec.name, source=args.file)
     try:
         report = run_experiment(experiment, out, workers=args.workers, scheduler=args.scheduler,
                                 fresh=args.fresh, progress=False if args.quiet else None,
@@ -62,6 +72,9 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr)
     if not args.quiet:
         print(_report(report, experiment.spec))
+    if report.runs and len(report.failed["run"].unique()) == report.runs:
+        print(f"every run failed: exit code {ALL_FAILED}", file=sys.stderr)
+        return ALL_FAILED
     return OK
 
 

@@ -9,6 +9,7 @@ that raises is recorded with its error and the others go on.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import queue
@@ -31,11 +32,15 @@ from simdomain.experiments.design import DesignPoints, build_design
 from simdomain.experiments.outcomes import Measure, measure
 from simdomain.experiments.spec import SENSITIVITY_DESIGNS, Experiment, scenario_at
 from simdomain.experiments.store import SENSITIVITY, SUMMARY, ResultStore, finished_runs, read_runs
+from simdomain.outfolder import open_folder
 from simdomain.outputs import staged
 from simdomain.simulation import simulate
+from simdomain.workers import die_with_parent, is_scheduler_address
 
 _FLUSH_ROWS = 10_000
 """Write a part once this many rows wait, however recent the last part."""
+CONNECT_SECONDS = 10
+"""How long to try to reach a Dask scheduler."""
 
 
 class EngineError(RuntimeError):
@@ -166,7 +171,22 @@ def run_experiment(
     spec = experiment.spec
     design = build_design(spec)
     points = design.table()
-    store = ResultStore(out_dir, _schema(points, experiment.outcome_names))
+    remote = _Dask(scheduler) if scheduler is not None else None  # before touching out_dir
+    try:
+        with open_folder(out_dir, "experiment", replace=False) as folder:
+            store = ResultStore(folder.in_place(), _schema(points, experiment.outcome_names))
+            return _run(experiment, design, points, store, remote, workers=workers,
+                        fresh=fresh, progress=progress, checkpoint_seconds=checkpoint_seconds)
+    finally:
+        if remote is not None:
+            remote.shutdown()
+
+
+def _run(experiment: Experiment, design: DesignPoints, points: pd.DataFrame, store: ResultStore,
+         remote: _Dask | None, *, workers: int | None, fresh: bool, progress: bool | None,
+         checkpoint_seconds: float) -> ExperimentReport:
+    """Run the design points not yet in the store (the folder's lock held)."""
+    spec = experiment.spec
     store.open(experiment.fingerprint(), experiment.resolved_files(), {
         "experiment": spec.name, "simdomain": __version__, "runs": len(design),
         "replications": spec.replications, "design": spec.design.kind,
@@ -184,7 +204,7 @@ def run_experiment(
     )
     start = time.monotonic()
     if todo:
-        engine = _engine(workers, scheduler, len(todo))
+        engine = remote or _local(workers, len(todo))
         with tqdm(total=len(design), initial=len(done), unit="run", desc=spec.name,
                   disable=None if progress is None else not progress) as bar:
             _drive(engine, context, todo, points, store, bar, checkpoint_seconds)
@@ -293,9 +313,7 @@ class _Engine(Protocol):
         """Release the workers, cancelling the ``pending`` runs."""
 
 
-def _engine(workers: int | None, scheduler: str | None, runs: int) -> _Engine:
-    if scheduler is not None:
-        return _Dask(scheduler)
+def _local(workers: int | None, runs: int) -> _Engine:
     count = min(workers or _cores(), runs)
     return _Inline() if count == 1 else _Processes(count)
 
@@ -325,35 +343,56 @@ class _Processes:
 
     def __init__(self, workers: int) -> None:
         self.slots = 2 * workers
-        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=die_with_parent, initargs=(os.getpid(),))
 
     def submit(self, context: RunContext, task: RunTask) -> Future[Any]:
         return self.pool.submit(execute_run, context, task)
 
     def close(self, pending: set[Future[Any]]) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=bool(pending))
+        """Wait for the workers; if runs are pending (Ctrl-C, an error), stop them now."""
+        if not pending:
+            self.pool.shutdown(wait=True)
+            return
+        processes = list((getattr(self.pool, "_processes", None) or {}).values())
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join(timeout=5)
 
 
 class _Dask:
     """The workers of a ``dask.distributed`` cluster."""
 
     def __init__(self, address: str) -> None:
+        if not is_scheduler_address(address):
+            raise InputError([Problem("--scheduler", (), (
+                f"{address!r} is not a scheduler address; expected tcp://HOST:PORT, "
+                "e.g. tcp://10.0.0.5:8786"))])
         try:
             from distributed import Client
         except ImportError:
             raise InputError([Problem("--scheduler", (), "needs dask.distributed: "
                                                          "pip install 'dask[distributed]'")]) from None
+        quiet = logging.getLogger("distributed")
+        level, quiet.level = quiet.level, logging.CRITICAL  # the message below says it all
         try:
-            self.client = Client(address, timeout=10, set_as_default=False)
+            self.client = Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
             raise InputError([Problem("--scheduler", (), f"cannot connect to {address}: "
                                                          f"{exc}")]) from None
+        finally:
+            quiet.setLevel(level)
         self.slots = 2 * max(1, sum(self.client.nthreads().values()))
 
     def submit(self, context: RunContext, task: RunTask) -> Any:
         return self.client.submit(execute_run, context, task, pure=False)
 
     def close(self, pending: set[Any]) -> None:
+        """Cancel the ``pending`` runs (the client stays open until :meth:`shutdown`)."""
         if pending:
             self.client.cancel(list(pending))
+
+    def shutdown(self) -> None:
         self.client.close()

@@ -7,15 +7,20 @@ Layout of ``DIR``:
   (:func:`simdomain.outputs.staged`), so it is either complete or absent, whatever
   kills the process.
 - ``experiment.resolved.yaml``, ``scenario.resolved.yaml``: what was run.
-- ``manifest.json``: the experiment's fingerprint, its size, and progress.
+- ``manifest.json``: the experiment's fingerprint, its size, progress, and the SHA-256
+  of every part file, written before the part is renamed into place; a resume checks
+  every part against it and refuses a damaged one (or a damaged manifest), naming it.
 - ``summary.csv`` (and ``sensitivity.csv``) once every run is done.
 
 A folder whose manifest has another fingerprint is refused unless ``fresh`` is given;
-``fresh`` deletes the files above (and nothing else in the folder).
+``fresh`` deletes the files above (and nothing else in the folder). The folder is
+written by one process at a time (the caller holds its lock: see
+:meth:`simdomain.outfolder.OutputFolder.in_place`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -71,16 +76,20 @@ class ResultStore:
         for stale in self.out.glob(".staging-*"):
             shutil.rmtree(stale, ignore_errors=True)  # left by a process killed while writing
         old = read_manifest(self.out)
+        if old is None and parts(self.out):
+            raise _damaged(self.out / MANIFEST, "is missing but the folder holds part files")
         if old is not None and old.get("fingerprint") != fingerprint:
             raise InputError([Problem(str(self.out / MANIFEST), (), (
                 f"{self.out} holds results of a different experiment "
                 f"({old.get('experiment')!r}, fingerprint {str(old.get('fingerprint'))[:12]}); "
                 "the experiment or its scenario changed since. Add --fresh to discard "
                 "those results, or choose another --out"))])
+        checked = verify_parts(self.out, old) if old is not None else {}
         with staged(self.out) as scratch:
             for name, text in files.items():
                 (scratch / name).write_text(text, encoding="utf-8")
-        self.update_manifest({**(old or {}), **manifest, "fingerprint": fingerprint})
+        self.update_manifest({**(old or {}), **manifest, "fingerprint": fingerprint,
+                              "parts": checked})
 
     def update_manifest(self, fields: dict[str, Any]) -> None:
         """Merge ``fields`` into the manifest (written atomically)."""
@@ -96,13 +105,74 @@ class ResultStore:
         table = table.replace_schema_metadata(None)  # the schema alone decides the dtypes
         with staged(self.out) as scratch:
             pq.write_table(table, scratch / path.name)
-        return path
+            listed = (read_manifest(self.out) or {}).get("parts", {})
+            entry = {"sha256": sha256(scratch / path.name), "rows": table.num_rows}
+            self.update_manifest({"parts": {**listed, path.name: entry}})
+        return path  # listed before it appears: a kill in between only loses its runs
 
 
 def read_manifest(out_dir: str | Path) -> dict[str, Any] | None:
-    """The manifest of an experiment folder, or ``None`` if it has none."""
+    """The manifest of an experiment folder, or ``None`` if it has none.
+
+    Raises
+    ------
+    InputError
+        If the manifest is damaged (naming it, and offering ``--fresh``).
+    """
     path = Path(out_dir) / MANIFEST
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise _damaged(path, f"cannot be read ({type(exc).__name__}: {exc})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("parts", {}), dict):
+        raise _damaged(path, "is not an experiment manifest")
+    return manifest
+
+
+def verify_parts(out_dir: str | Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Check every part file against the manifest; return the manifest's entries of the
+    parts present (parts listed but absent were being written when a process died).
+
+    Raises
+    ------
+    InputError
+        A part whose checksum differs, or one the manifest does not list (naming it,
+        and offering ``--fresh``).
+    """
+    listed = manifest.get("parts")
+    checked = {}
+    for path in parts(out_dir):
+        if listed is None:  # written by a version without checksums: it must read
+            try:
+                rows = pq.read_metadata(path).num_rows
+            except (OSError, pa.ArrowException) as exc:
+                raise _damaged(path, f"cannot be read ({exc})") from None
+            checked[path.name] = {"sha256": sha256(path), "rows": rows}
+            continue
+        entry = listed.get(path.name)
+        if not isinstance(entry, dict):
+            raise _damaged(path, f"is not listed in {MANIFEST}")
+        if sha256(path) != entry.get("sha256"):
+            raise _damaged(path, f"does not match its checksum in {MANIFEST} (truncated or "
+                                 "changed)")
+        checked[path.name] = entry
+    return checked
+
+
+def sha256(path: Path) -> str:
+    """The SHA-256 of a file, in hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _damaged(path: Path, what: str) -> InputError:
+    return InputError([Problem(str(path), (), f"{what}; rerun with --fresh to start the "
+                                              "experiment over, or choose another --out")])
 
 
 def parts(out_dir: str | Path) -> list[Path]:
@@ -114,7 +184,14 @@ def parts(out_dir: str | Path) -> list[Path]:
 def finished_runs(out_dir: str | Path) -> set[int]:
     """Runs already in a part file."""
     return {int(run) for path in parts(out_dir)
-            for run in pq.read_table(path, columns=["run"]).column("run").to_pylist()}
+            for run in _read_part(path, columns=["run"]).column("run").to_pylist()}
+
+
+def _read_part(path: Path, columns: list[str] | None = None) -> pa.Table:
+    try:
+        return pq.read_table(path, columns=columns)
+    except (OSError, pa.ArrowException) as exc:
+        raise _damaged(path, f"cannot be read ({exc})") from None
 
 
 def read_runs(out_dir: str | Path) -> pd.DataFrame:
@@ -123,7 +200,7 @@ def read_runs(out_dir: str | Path) -> pd.DataFrame:
     if not found:
         raise InputError([Problem(str(out_dir), (), "holds no experiment results "
                                                     "(no part files)")])
-    table = pa.concat_tables([pq.read_table(p) for p in found])
+    table = pa.concat_tables([_read_part(p) for p in found])
     return (table.to_pandas().sort_values(["run", "replication"], kind="stable")
             .reset_index(drop=True))
 

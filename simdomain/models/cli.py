@@ -12,8 +12,9 @@ from pathlib import Path
 
 from simdomain.cliutil import OK, add_simulation_args
 from simdomain.errors import InputError, Problem
+from simdomain.outfolder import default_out, open_folder
 from simdomain.scenario import load_scenario
-from simdomain.scenario.model import Targeting
+from simdomain.scenario.model import Scenario, Targeting
 
 ESTIMATORS = ("gbm", "logistic")
 """As :data:`simdomain.models.estimators.ESTIMATORS` (scikit-learn loads only for ``fit``)."""
@@ -65,6 +66,20 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _fit_scenario(args: argparse.Namespace, estimators: tuple[str, ...]) -> int:
+    scenario = load_scenario(args.file, args.set)
+    if args.days:
+        bad = [d for d in args.days if not 0 <= d < scenario.horizon_days]
+        if bad:
+            raise InputError([Problem("--days", (), f"days must lie in 0..{scenario.horizon_days - 1}"
+                                      f", got {bad}")])
+    out = args.out if args.out is not None else default_out(scenario.name, suffix="-models", source=args.file)
+    with open_folder(out, "fit"):  # refused at once if taken, not after the fit
+        _fit_scenario_into(args, scenario, estimators, out)
+    return OK
+
+
+def _fit_scenario_into(args: argparse.Namespace, scenario: Scenario,
+                       estimators: tuple[str, ...], out: str | Path) -> None:
     from simdomain.models.outputs import (
         markdown,
         metrics_table,
@@ -74,13 +89,6 @@ def _fit_scenario(args: argparse.Namespace, estimators: tuple[str, ...]) -> int:
     from simdomain.models.pipeline import fit_simulation
     from simdomain.models.targeting import compare_targeting
 
-    scenario = load_scenario(args.file, args.set)
-    if args.days:
-        bad = [d for d in args.days if not 0 <= d < scenario.horizon_days]
-        if bad:
-            raise InputError([Problem("--days", (), f"days must lie in 0..{scenario.horizon_days - 1}"
-                                      f", got {bad}")])
-    out = Path(args.out) if args.out else Path("out") / scenario.name / "models"
     fit = fit_simulation(scenario, seed=args.seed, reps=args.reps, days=args.days,
                          estimators=estimators, progress=False if args.quiet else None)
     files = write_simulation_fit(fit, out)
@@ -110,7 +118,6 @@ def _fit_scenario(args: argparse.Namespace, estimators: tuple[str, ...]) -> int:
             table = comparison.table[comparison.table["policy"] != "uniform"]
             print(markdown(table))
             print(f"\nwrote {', '.join(written)} to {out}")
-    return OK
 
 
 def _fit_transactions(args: argparse.Namespace, estimators: tuple[str, ...]) -> int:
@@ -118,9 +125,10 @@ def _fit_transactions(args: argparse.Namespace, estimators: tuple[str, ...]) -> 
     from simdomain.models.pipeline import fit_transactions
 
     path = Path(args.transactions)
-    out = Path(args.out) if args.out else Path("out") / path.stem / "models"
-    fit = fit_transactions(path, seed=args.seed, estimators=estimators)
-    files = write_transactions_fit(fit, out)
+    out = args.out if args.out is not None else default_out(path.stem, suffix="-models", source=str(path))
+    with open_folder(out, "fit"):
+        fit = fit_transactions(path, seed=args.seed, estimators=estimators)
+        files = write_transactions_fit(fit, out)
     if not args.quiet:
         print(fit.fragment)
         if fit.evaluation is not None:

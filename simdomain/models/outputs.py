@@ -21,7 +21,7 @@ from simdomain.models.evaluate import Evaluation
 from simdomain.models.persist import save_models
 from simdomain.models.pipeline import SimulationFit, TransactionsFit
 from simdomain.models.targeting import TargetingComparison
-from simdomain.outputs import staged
+from simdomain.outfolder import open_folder
 from simdomain.scenario.io import dump_scenario
 
 METRICS_SHOWN = ("roc_auc", "pr_auc", "brier", "top_decile_lift", "base_rate", "n")
@@ -57,7 +57,7 @@ def write_targeting(comparison: TargetingComparison, out: str | Path) -> list[st
         "targeting_per_rep.csv": lambda p: comparison.per_rep.to_csv(p, index=False,
                                                                      float_format="%.6g"),
     }
-    return _write(out, writers, None)
+    return _write(out, writers, None, add=True)
 
 
 def _evaluation_writers(evaluation: Evaluation) -> dict[str, Callable[[Path], None]]:
@@ -70,13 +70,18 @@ def _evaluation_writers(evaluation: Evaluation) -> dict[str, Callable[[Path], No
     }
 
 
-def _write(out: str | Path, writers: dict[str, Callable[[Path], None]], bundle) -> list[str]:
+def _write(out: str | Path, writers: dict[str, Callable[[Path], None]], bundle, *,
+           add: bool = False) -> list[str]:
+    """Write the files in one step (see :mod:`simdomain.outfolder`); with ``add``, beside
+    the folder's other files, else in place of them."""
     names = list(writers)
-    with staged(out) as scratch:
-        for name, write in writers.items():
-            write(scratch / name)
-        if bundle is not None:
-            names += save_models(bundle, scratch)
+    with open_folder(out, "fit") as folder:
+        keep = [n for n in folder.entries() if n not in writers] if add else []
+        with folder.stage(keep=keep) as scratch:
+            for name, write in writers.items():
+                write(scratch / name)
+            if bundle is not None:
+                names += save_models(bundle, scratch)
     return names
 
 

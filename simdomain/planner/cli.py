@@ -14,12 +14,13 @@ import pandas as pd
 
 from simdomain.cliutil import INFEASIBLE, OK, positive_int
 from simdomain.errors import InputError, Problem
+from simdomain.outfolder import default_out, open_folder
 from simdomain.planner.export import diagnosis_text, plan_text, verification_text, write_plan
 from simdomain.planner.milp import SOLVERS
 from simdomain.planner.planning import plan
 from simdomain.planner.problem import BASES, OBJECTIVES, PlanOptions
 from simdomain.planner.verify import plan_with_confidence, verify
-from simdomain.scenario import load_scenario
+from simdomain.scenario import Scenario, load_scenario
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -137,7 +138,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
         member_window_months=args.member_window,
         members_per_add=values,
     )
-    out = Path(args.out) if args.out else Path("out") / f"{scenario.name}-plan"
+    out = args.out if args.out is not None else default_out(scenario.name, suffix="-plan", source=args.file)
+    with open_folder(out, "plan"):  # refused at once if taken, not after the solve
+        return _plan_into(args, scenario, options, out)
+
+
+def _plan_into(args: argparse.Namespace, scenario: Scenario, options: PlanOptions,
+               out: str | Path) -> int:
     progress = False if args.quiet else None
     say = (lambda text: None) if args.quiet else print
     reps = args.verify or 20

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from simdomain.outputs import staged
+from simdomain.outfolder import open_folder
 from simdomain.planner.planning import PlanResult
 from simdomain.planner.verify import Confidence, Verification
 
@@ -25,8 +25,18 @@ def write_plan(result: PlanResult, out_dir: str | Path, *,
     ``plan.csv`` is tidy (channel, month, spend, cost, adds, members, staff accounts);
     the workbook has a sheet for the plan, one for targets against the plan (and the
     simulated outcome, if verified) and one for the diagnostics. Files appear together
-    or not at all.
+    or not at all, and ``out_dir`` holds nothing else (see :mod:`simdomain.outfolder`).
+
+    When no plan meets the targets, only ``diagnostics.json`` and ``diagnosis.txt``
+    (what falls short, and why) are written, so nothing that looks like a plan is
+    handed on.
     """
+    if not result.optimal:
+        with open_folder(out_dir, "plan") as folder, folder.stage() as scratch:
+            (scratch / "diagnostics.json").write_text(_dumps(result.diagnostics()))
+            (scratch / "diagnosis.txt").write_text(diagnosis_text(result) + "\n",
+                                                   encoding="utf-8")
+        return ["diagnostics.json", "diagnosis.txt"]
     plan = result.frame()
     targets = result.targets_frame()
     if verification is not None:
@@ -50,7 +60,7 @@ def write_plan(result: PlanResult, out_dir: str | Path, *,
                 "total_cost_cny": result.evaluation.total_cost if result.evaluation else None,
                 "plan": plan.to_dict(orient="records"),
                 "targets": targets.to_dict(orient="records")}
-    with staged(out_dir) as scratch:
+    with open_folder(out_dir, "plan") as folder, folder.stage() as scratch:
         plan.to_csv(scratch / "plan.csv", index=False)
         with pd.ExcelWriter(scratch / "plan.xlsx", engine="openpyxl") as book:
             plan.to_excel(book, sheet_name="plan", index=False)

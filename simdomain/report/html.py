@@ -17,9 +17,13 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
+from simdomain.compare import COLUMNS as COMPARISON
 from simdomain.errors import InputError, Problem
+from simdomain.outfolder import open_folder, slug
 from simdomain.report import plots
 
+MONTHLY = ("rep", "month", "kpi", "channel", "value")
+"""Columns of ``monthly.csv`` the report reads."""
 Section = tuple[str, str]
 """A heading and its HTML body."""
 
@@ -54,30 +58,60 @@ class Figures:
 
 
 def build_report(folder: str | Path) -> Path:
-    """Write ``report.html`` (and ``figures/*.png``) into an output folder; return its path."""
+    """Write ``report.html`` (and ``figures/*.png``) into an output folder; return its path.
+
+    The folder is swapped for a copy with the report added (see
+    :mod:`simdomain.outfolder`), so it never holds half a report, and a command writing
+    the folder at the same time is refused.
+
+    Raises
+    ------
+    InputError
+        If the folder is missing, not one of simdomain's, or a file in it is damaged
+        (the message names the file).
+    """
     folder = Path(folder)
+    if not folder.is_dir():
+        what = "is a file" if folder.exists() else "does not exist"
+        raise InputError([Problem(str(folder), (), f"{what}; give an output folder of "
+                                                   "simdomain run, compare, plan or experiment")])
+    for name, kind in (("report.html", "a file"), ("figures", "a folder")):
+        path = folder / name
+        if path.exists() and path.is_dir() != (kind == "a folder"):
+            raise InputError([Problem(str(path), (), f"should be {kind}; move it away and "
+                                                     "run the report again")])
     builders: list[tuple[str, Callable[[Path, Figures], tuple[str, list[Section]]]]] = [
         ("manifest.json", _experiment),
         ("plan.csv", _plan),
         ("comparison.csv", _comparison),
         ("summary.json", _run),
     ]
-    figures = Figures(folder / "figures")
-    for marker, build in builders:
-        if (folder / marker).exists():
-            title, sections = build(folder, figures)
-            break
-    else:
-        raise InputError([Problem(str(folder), (), "not a simdomain output folder: expected "
-                                  "summary.json (run), comparison.csv (compare), "
-                                  "plan.csv (plan) or manifest.json (experiment)")])
-    page = _page(title, sections)
-    figures.folder.mkdir(exist_ok=True)
-    for name, data in figures.files.items():
-        (figures.folder / name).write_bytes(data)
-    target = folder / "report.html"
-    target.write_text(page, encoding="utf-8")
-    return target
+    with open_folder(folder, "report", replace=False) as out, plots.cjk_text():
+        figures = Figures(folder / "figures")
+        for marker, build in builders:
+            if (folder / marker).exists():
+                try:
+                    title, sections = build(folder, figures)
+                except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+                    raise InputError([Problem(str(folder / marker), (), (
+                        f"damaged or written by another version ({type(exc).__name__}: "
+                        f"{exc}); rerun the command that wrote {folder}"))]) from None
+                break
+        else:
+            if (folder / "diagnosis.txt").exists():
+                raise InputError([Problem(str(folder), (), "holds no plan: no plan met the "
+                                          "targets (see diagnosis.txt); nothing to report")])
+            raise InputError([Problem(str(folder), (), "not a simdomain output folder: expected "
+                                      "summary.json (run), comparison.csv (compare), "
+                                      "plan.csv (plan) or manifest.json (experiment)")])
+        page = _page(title, sections)
+        keep = [n for n in out.entries() if n not in ("report.html", "figures")]
+        with out.stage(keep=keep) as scratch:
+            (scratch / "figures").mkdir()
+            for name, data in figures.files.items():
+                (scratch / "figures" / name).write_bytes(data)
+            (scratch / "report.html").write_text(page, encoding="utf-8")
+    return folder / "report.html"
 
 
 def _page(title: str, sections: list[Section]) -> str:
@@ -87,11 +121,39 @@ def _page(title: str, sections: list[Section]) -> str:
             f"<body><h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n")
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _read_csv(path: Path, columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A CSV of the folder, with at least ``columns``, or an error naming the file."""
     try:
-        return pd.read_csv(path)
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
+        raise InputError([Problem(str(path), (), "is missing; rerun the command that "
+                                                 "wrote the folder")]) from None
     except (OSError, ValueError) as exc:
         raise InputError([Problem(str(path), (), f"cannot read: {exc}")]) from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError([Problem(str(path), (), f"lacks the columns {', '.join(missing)}; "
+                                                 "rerun the command that wrote the folder")])
+    return frame
+
+
+def _read_json(path: Path, keys: tuple[str, ...] = ()) -> dict:
+    """A JSON object of the folder, with at least ``keys``, or an error naming the file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError([Problem(str(path), (), "is missing; rerun the command that "
+                                                 "wrote the folder")]) from None
+    except (OSError, ValueError) as exc:
+        reason = "is empty" if isinstance(exc, ValueError) and not path.read_bytes().strip() \
+            else f"is not valid JSON ({exc})" if isinstance(exc, ValueError) else f"cannot read: {exc}"
+        raise InputError([Problem(str(path), (), f"{reason}; rerun the command that wrote "
+                                                 "the folder")]) from None
+    if not isinstance(data, dict) or any(k not in data for k in keys):
+        missing = [k for k in keys if not isinstance(data, dict) or k not in data]
+        raise InputError([Problem(str(path), (), f"lacks {', '.join(missing) or 'an object'}; "
+                                                 "rerun the command that wrote the folder")])
+    return data
 
 
 def _fmt(value: float | None, kind: str = "") -> str:
@@ -109,10 +171,11 @@ def _kind(kpi: str) -> str:
 
 
 def _run(folder: Path, figures: Figures) -> tuple[str, list[Section]]:
-    summary = json.loads((folder / "summary.json").read_text())
-    daily = _read_csv(folder / "daily.csv")
+    summary = _read_json(folder / "summary.json", ("scenario", "reps", "seed", "targets", "kpis"))
+    daily = _read_csv(folder / "daily.csv", ("rep", "date", "pool", "gmv_cny",
+                                             *plots.STAGE_COLORS))
     daily["date"] = pd.to_datetime(daily["date"])
-    monthly = _read_csv(folder / "monthly.csv")
+    monthly = _read_csv(folder / "monthly.csv", MONTHLY)
     goals = {t["target"]: t["goal"] for t in summary["targets"]}
     title = f"{summary['scenario']}: {summary['reps']} replications (seed {summary['seed']})"
     sections: list[Section] = [
@@ -198,11 +261,20 @@ def _kpi_table_html(summary: dict) -> str:
 
 
 def _comparison(folder: Path, figures: Figures) -> tuple[str, list[Section]]:
-    table = _read_csv(folder / "comparison.csv")
-    variants = sorted((p for p in (folder / "variants").iterdir() if p.is_dir()),
+    table = _read_csv(folder / "comparison.csv", tuple(COMPARISON))
+    if not (folder / "variants").is_dir():
+        raise InputError([Problem(str(folder / "variants"), (), "is missing; rerun the "
+                                                                "comparison")])
+    variants = sorted((p for p in (folder / "variants").iterdir()
+                       if p.is_dir() and p.name.split("-", 1)[0].isdigit()),
                       key=lambda p: int(p.name.split("-", 1)[0]))
     names = list(dict.fromkeys(table["variant"]))
-    monthly = {name: _read_csv(path / "monthly.csv") for name, path in zip(names, variants)}
+    if len(variants) != len(names):
+        raise InputError([Problem(str(folder / "variants"), (), (
+            f"holds {len(variants)} variants where comparison.csv has {len(names)}; rerun "
+            "the comparison"))])
+    monthly = {name: _read_csv(path / "monthly.csv", MONTHLY)
+               for name, path in zip(names, variants)}
     total = table[table["month"] == "total"]
     rows = ["<tr><th>KPI</th>" + "".join(
         f"<th>{html.escape(n)}</th>" + (f"<th>change vs {html.escape(names[0])}</th>" if i else "")
@@ -235,24 +307,26 @@ def _comparison(folder: Path, figures: Figures) -> tuple[str, list[Section]]:
 
 
 def _experiment(folder: Path, figures: Figures) -> tuple[str, list[Section]]:
-    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest = _read_json(folder / "manifest.json", ("experiment", "runs", "replications",
+                                                      "design", "factors", "outcomes"))
     title = (f"Experiment {manifest['experiment']}: {manifest['runs']} runs x "
              f"{manifest['replications']} replications ({manifest['design']} design)")
-    status = (f"<p>{manifest['done']} of {manifest['runs']} runs done, {manifest['failed']} "
-              f"failed; status: {html.escape(manifest['status'])}.</p>")
+    status = (f"<p>{manifest.get('done', 0)} of {manifest['runs']} runs done, "
+              f"{manifest.get('failed', 0)} failed; status: "
+              f"{html.escape(str(manifest.get('status', 'unknown')))}.</p>")
     if not (folder / "summary.csv").exists():
         return title, [("Status", status + "<p class=note>The summary is written when every "
                                            "run is done; rerun the experiment to finish it.</p>")]
-    summary = _read_csv(folder / "summary.csv")
+    summary = _read_csv(folder / "summary.csv", ("run", "outcome", "mean"))
     factors = [f for f in manifest["factors"] if f in summary.columns]
     sections: list[Section] = [("Status", status)]
     if (folder / "sensitivity.csv").exists():
-        indices = _read_csv(folder / "sensitivity.csv")
+        indices = _read_csv(folder / "sensitivity.csv", ("outcome",))
         sections.append(("Sensitivity", "\n".join(
-            figures.embed(f"sensitivity_{o}", plots.sensitivity(indices, o), f"sensitivity of {o}")
+            figures.embed(f"sensitivity_{slug(o)}", plots.sensitivity(indices, o), f"sensitivity of {o}")
             for o in manifest["outcomes"] if o in set(indices["outcome"]))))
     else:
-        charts = [figures.embed(f"response_{o}_{f}".replace(".", "_"), plots.response(summary, f, o),
+        charts = [figures.embed(f"response_{slug(o)}_{slug(f)}", plots.response(summary, f, o),
                                 f"{o} by {f}")
                   for o in manifest["outcomes"] if o in set(summary["outcome"]) for f in factors]
         sections.append(("Responses", "\n".join(charts)))
@@ -263,8 +337,10 @@ def _experiment(folder: Path, figures: Figures) -> tuple[str, list[Section]]:
 
 
 def _plan(folder: Path, figures: Figures) -> tuple[str, list[Section]]:
-    plan = _read_csv(folder / "plan.csv")
-    summary = json.loads((folder / "plan.json").read_text())
+    plan = _read_csv(folder / "plan.csv", ("channel", "month", "spend_cny", "adds",
+                                           "staff_accounts"))
+    summary = _read_json(folder / "plan.json", ("scenario", "objective", "status",
+                                                "total_cost_cny", "targets"))
     title = (f"Plan for {summary['scenario']}: {summary['objective']}, {summary['status']}, "
              f"total cost {_fmt(summary['total_cost_cny'])} yuan")
     spend = plan.pivot_table(index="channel", columns="month", values="spend_cny", aggfunc="sum")
@@ -291,7 +367,7 @@ def _plan(folder: Path, figures: Figures) -> tuple[str, list[Section]]:
          "</div>"),
     ]
     if (folder / "diagnostics.json").exists():
-        diagnostics = json.loads((folder / "diagnostics.json").read_text())
+        diagnostics = _read_json(folder / "diagnostics.json")
         if diagnostics.get("binding"):
             families = pd.DataFrame(diagnostics["binding"])["family"].value_counts()
             sections.append(("Binding constraints", "<ul>" + "".join(

@@ -1,11 +1,19 @@
 """Stateless plots of result frames; each returns ``(Figure, Axes)``.
 
 Bands are the central 90% of replications; targets are dashed lines. Figures are made
-without pyplot, so nothing depends on a display or on global state.
+without pyplot, so nothing depends on a display or on global state. Make and save them
+inside :func:`cjk_text` so Chinese names (channels, variants, segments) are drawn.
 """
 
 from __future__ import annotations
 
+import functools
+import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
@@ -13,8 +21,69 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans SC", "Source Han Sans SC",
+             "Source Han Sans CN", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Microsoft YaHei",
+             "SimHei", "PingFang SC", "Hiragino Sans GB", "Heiti SC", "Droid Sans Fallback",
+             "AR PL UMing CN")
+"""Fonts with Chinese characters, in order of preference."""
+_CJK_FILE = re.compile(r"cjk|wqy|wenquanyi|droidsansfallback|sourcehan|yahei|msyh|simhei|"
+                       r"pingfang|hiragino|uming", re.IGNORECASE)
+_MISSING_GLYPH = r"Glyph \d+ .*missing from (current )?font"
 STAGE_COLORS = {"fan": "#9ecae1", "customer": "#4292c6", "member": "#08519c", "koc": "#f16913"}
 BAND = 0.9
+
+
+@functools.cache
+def cjk_font() -> str | None:
+    """The name of an installed font with Chinese characters, or ``None``.
+
+    Looks in matplotlib's font list, then (as that list is cached from when matplotlib
+    was first used) among the system's font files for one installed since.
+    """
+    from matplotlib import font_manager
+
+    names = {f.name for f in font_manager.fontManager.ttflist}
+    found = next((n for n in CJK_FONTS if n in names), None)
+    if found is None:
+        for path in font_manager.findSystemFonts():
+            if _CJK_FILE.search(path):
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError):
+                    continue
+        names = {f.name for f in font_manager.fontManager.ttflist}
+        found = next((n for n in CJK_FONTS if n in names), None)
+    return found
+
+
+@contextmanager
+def cjk_text() -> Iterator[str | None]:
+    """Make and save figures in this block with Chinese text drawn; yield the font used.
+
+    Latin text keeps the default font; characters it lacks come from :func:`cjk_font`.
+    Without one, text is drawn with boxes and one :class:`SimdomainWarning` says how
+    to install a font (instead of matplotlib's warning per missing character).
+    """
+    from simdomain.errors import SimdomainWarning
+
+    font = cjk_font()
+    families = [*matplotlib.rcParams["font.sans-serif"][:1], *([font] if font else [])]
+    # font.family as a list: matplotlib falls back glyph by glyph
+    with matplotlib.rc_context({"font.family": families}), \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield font
+    missing = False
+    for item in caught:
+        if re.match(_MISSING_GLYPH, str(item.message)):
+            missing = True
+        else:
+            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+    if missing:
+        warnings.warn(SimdomainWarning(
+            "no font with Chinese characters is installed, so Chinese names show as boxes in "
+            "the figures; install one (Debian/Ubuntu: apt install fonts-noto-cjk) and rerun "
+            "the report"), stacklevel=2)
 
 
 def _figure(width: float = 8, height: float = 4) -> tuple[Figure, Axes]:

@@ -89,7 +89,7 @@ def _name(folder: Path) -> str:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from simdomain.outputs import staged
+    from simdomain.outfolder import open_folder
     from simdomain.twin.calibrate import calibrate
     from simdomain.twin.history import build_history
     from simdomain.twin.write import write_twin
@@ -102,7 +102,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     twin = calibrate(history, spend=bundle.spend, referrals=bundle.referrals, base=base,
                      name=_name(Path(args.data)), horizon_days=args.horizon_days,
                      draws=args.draws, seed=args.seed)
-    with staged(args.out) as scratch:
+    with open_folder(args.out, "calibrate") as out, out.stage() as scratch:
         files = write_twin(twin, scratch)
         (scratch / "cleaning.txt").write_text(str(bundle.report) + "\n", encoding="utf-8")
         files.append("cleaning.txt")
@@ -126,7 +126,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     from simdomain.backtest import run_backtest
-    from simdomain.outputs import staged
+    from simdomain.outfolder import open_folder
 
     base = _base(args)
     bundle = _load(args)
@@ -137,7 +137,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             raise InputError([Problem("--cutoff", (), f"{cutoff} is not inside the data "
                                       f"({first}..{end})")])
     rows = []
-    with staged(args.out) as scratch:
+    with open_folder(args.out, "backtest") as out, out.stage() as scratch:
         for cutoff in cutoffs:
             folder = scratch if len(cutoffs) == 1 else scratch / f"cutoff-{cutoff}"
             folder.mkdir(parents=True, exist_ok=True)
