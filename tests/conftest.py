@@ -34,6 +34,21 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("SIMDOMAIN_HYPOTHESIS_PROFILE", "default"))
 
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slow", action="store_true",
+                     help="also run the slow statistical checks (marked slow)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Slow statistical checks run with ``--slow``; the rest is CI's fast subset."""
+    if config.getoption("--slow"):
+        return
+    skip = pytest.mark.skip(reason="slow statistical check: run with --slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
 STAGES = ("fan", "customer", "member", "koc")
 
 NO_TOUCHES: dict[str, Any] = {
