@@ -43,6 +43,8 @@ NOT_IN_DATA = "not in the data; none assumed"
 LEVEL = 0.9
 ADD_RATE = 0.1
 """Share of a channel's contacts who add, where the data has adds but not contacts."""
+MIN_COST_CNY = 1e-3
+"""The schema's least cost per contact."""
 MARKET_PER_PERSON = 20
 """Addressable market of referral, as a multiple of the pool, when no base gives one."""
 
@@ -385,8 +387,11 @@ def _channels(b: _Builder, history: History, spend: pd.DataFrame | None, base: S
         if len(spent) and spent["spend_cny"].sum() > 0:
             total = float(spent["spend_cny"].sum())
             got = float(sum(by_month.get(m, 0) for m in spent["month"]))
-            draws = ADD_RATE * total / np.maximum(b.rng.gamma(got + 0.5, 1.0, b.n), 1e-9)
-            b.fitted((*loc, "cost_per_contact_cny"), ADD_RATE * total / max(got, 1.0), draws,
+            # at least a tenth of a fen a contact, the schema's floor
+            draws = np.maximum(ADD_RATE * total / np.maximum(
+                b.rng.gamma(got + 0.5, 1.0, b.n), 1e-9), MIN_COST_CNY)
+            b.fitted((*loc, "cost_per_contact_cny"),
+                     max(ADD_RATE * total / max(got, 1.0), MIN_COST_CNY), draws,
                      f"{total:,.0f} yuan for {got:,.0f} adds in {len(spent)} months, "
                      f"times the add rate {ADD_RATE}")
             latest = spent.loc[spent["month"].isin(recent), "spend_cny"]
