@@ -24,6 +24,7 @@ from simdomain.outputs import staged, write_result, write_run
 from simdomain.planner import cli as planner_cli
 from simdomain.scenario import load_scenario
 from simdomain.simulation import simulate
+from simdomain.studio import cli as studio_cli
 from simdomain.tables import comparison_table, monthly_table, targets_table
 
 
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     experiments_cli.register(commands)
     planner_cli.register(commands)
     models_cli.register(commands)
+    studio_cli.register(commands)
     # further commands register here
     return parser
 
