@@ -59,6 +59,7 @@ def create_app(workspace: Workspace, *, token: str | None = None,
     routes = [
         Route("/", api.index),
         Route("/static/{name}", api.static),
+        Route("/favicon.ico", lambda request: Response(status_code=204)),
         Route("/api/scenarios", api.scenarios),
         Route("/api/scenario", api.scenario),
         Route("/api/validate", api.validate, methods=["POST"]),

@@ -64,6 +64,7 @@ def cmd_studio(args: argparse.Namespace) -> int:
     config = uvicorn.Config(None, host=args.host, port=args.port, log_level="warning",
                             lifespan="on")
     sock = config.bind_socket()  # bound first, so the port is known (--port 0)
+    sock.listen(128)  # connections made as soon as the address is printed wait, not fail
     port = sock.getsockname()[1]
     hosts = {f"{h}:{port}" for h in ("127.0.0.1", "localhost", "[::1]")} if loopback else None
     config.app = create_app(workspace, token=token, allowed_hosts=hosts, max_running=args.workers)

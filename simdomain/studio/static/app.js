@@ -144,8 +144,11 @@ function showProblems(problems) {
   for (const p of problems) {
     const target = [...document.querySelectorAll(".problem")].find((node) =>
       p.path && (p.path === node.dataset.for || p.path.startsWith(node.dataset.for + ".")));
-    if (target) target.textContent = p.text;
-    else general.push(p.text);
+    if (target) {
+      target.textContent = p.text;
+      const group = target.closest("details");
+      if (group) group.open = true;
+    } else general.push(p.text);
   }
   $("problems").replaceChildren(...general.map((t) => el("li", {}, t)));
   for (const id of ["run", "plan", "keep"]) $(id).disabled = problems.length > 0 || state.job !== null;
@@ -226,9 +229,12 @@ async function openRun(id) {
   else if (data.kind === "plan") showPlan(data, title);
 }
 
+const pending = [];  // figures drawn before Plotly.js has loaded (it loads async)
 function plot(node, figure) {
   if (window.Plotly) window.Plotly.react(node, figure.data, figure.layout, PLOT);
+  else pending.push([node, figure]);
 }
+$("plotly-js").addEventListener("load", () => { for (const [n, f] of pending.splice(0)) plot(n, f); });
 
 function showRun(data, title) {
   $("run-view").hidden = false;
