@@ -77,11 +77,11 @@ class Jobs:
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
-        """Start the fork server now rather than at the first run."""
-        _context()
+        """Start the fork server in the background now rather than at the first run."""
         if _context().get_start_method() == "forkserver":
             from multiprocessing import forkserver
-            forkserver.ensure_running()
+
+            threading.Thread(target=forkserver.ensure_running, daemon=True).start()
 
     def start(self, kind: str, spec: dict[str, Any], command: Callable[[Path], str]) -> Job:
         """Start a job of ``kind`` (``run``, ``compare``, ``plan``) on ``spec``;

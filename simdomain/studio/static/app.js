@@ -199,6 +199,7 @@ function showProgress(job) {
   const box = $("progress");
   box.hidden = false;
   box.dataset.status = job.status;
+  box.dataset.progress = job.progress;
   box.classList.toggle("indeterminate", job.status === "running" && job.progress < 0);
   box.querySelector(".fill").style.width = `${Math.max(0, Math.round(100 * job.progress))}%`;
   const share = job.progress >= 0 ? ` ${Math.round(100 * job.progress)}%` : "";

@@ -1,0 +1,149 @@
+"""The studio driven in real headless Chromium (Playwright), as a strategist uses it.
+
+Directions checked against the model: more monthly spend on a channel buys more
+contacts (up to its capacity), so with the same seeds (common random numbers) the
+new adds over the horizon rise; every test uses the small fixture scenario (60 days,
+a few thousand people) and a few replications.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import shutil
+
+import pytest
+from studio_support import MINIMAL, Studio, env_requires_browser
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+SPEND = "channels.sms.monthly_spend_cny"
+PER_WEEK = "touch_policy.one_to_one.per_week"
+
+if not env_requires_browser():
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (CI installs it and sets "
+                    "SIMDOMAIN_REQUIRE_BROWSER)", allow_module_level=True)
+    pytest.importorskip("playwright.sync_api")
+    pytest.importorskip("starlette")
+from playwright.sync_api import expect, sync_playwright  # noqa: E402 - after the skip
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    server = Studio(tmp_path_factory.mktemp("studio"), MINIMAL)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert CHROMIUM, "chromium is required (SIMDOMAIN_REQUIRE_BROWSER is set)"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, studio):
+    context = browser.new_context(viewport={"width": 1300, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.goto(studio.url)
+    page.wait_for_selector(f"input[type=number][data-path='{SPEND}']")
+    page.fill("#reps", "3")
+    yield page
+    context.close()
+    assert errors == []
+
+
+def run_and_read(page, kpi: str) -> float:
+    """Press Run, wait for the result, and read the KPI's mean over the horizon."""
+    before = page.get_attribute("#run-view", "data-run") or ""
+    page.click("#run")
+    expect(page.locator("#cancel")).to_be_enabled()
+    expect(page.locator("#run-view")).to_have_attribute(  # the page's CSP allows no eval
+        "data-run", re.compile(rf"^(?!{re.escape(before)}$).+"), timeout=60_000)
+    return float(page.get_attribute(f"#headline tr[data-kpi={kpi}] .mean", "data-value"))
+
+
+def test_more_spend_on_a_channel_brings_more_adds(page):
+    base = run_and_read(page, "new_adds")
+    expect(page.locator("#kpi-figures .js-plotly-plot")).to_have_count(6)  # charts drawn
+    slider = page.locator(f"input[type=range][data-path='{SPEND}']")
+    slider.fill("30000")  # a slider's value, as dragging it sets it
+    expect(page.locator(f"input[type=number][data-path='{SPEND}']")).to_have_value("30000")
+    expect(page.locator("#changes")).to_contain_text(f"{SPEND}=30000")
+    more = run_and_read(page, "new_adds")
+    assert more > base * 1.2
+    expect(page.locator("#command")).to_contain_text(f"--set {SPEND}=30000")
+
+
+def test_a_bad_value_shows_the_clis_message_beside_its_field(page):
+    page.fill(f"input[type=number][data-path='{PER_WEEK}']", "9")
+    message = page.locator(f".problem[data-for='{PER_WEEK}']")
+    expect(message).to_have_text(f"--set {PER_WEEK}=9: touch_policy -> one_to_one -> per_week: "
+                                 "Input should be less than or equal to 7 (got 9)")
+    expect(page.locator("#run")).to_be_disabled()
+    page.fill(f"input[type=number][data-path='{PER_WEEK}']", "3")
+    expect(message).to_have_text("")
+    expect(page.locator("#run")).to_be_enabled()
+
+
+def test_user_text_is_shown_as_text(page):
+    name = "<img src=x onerror=alert(1)>"
+    page.fill("#variant-name", name)
+    page.click("#keep")
+    expect(page.locator("#variants b")).to_have_text(name)
+    assert page.locator("#variants img").count() == 0
+
+
+def test_compare_two_variants(page):
+    page.locator(f"input[type=range][data-path='{SPEND}']").fill("30000")
+    page.fill("#variant-name", "more_sms")
+    page.click("#keep")
+    page.locator(f"input[type=range][data-path='{SPEND}']").fill("5000")
+    page.fill("#variant-name", "less_sms")
+    page.click("#keep")
+    page.click("#compare")
+    row = "#compare-table tr[data-variant='{}'][data-kpi='new_adds'] .diff"
+    page.wait_for_selector(row.format("more_sms"), timeout=60_000)
+    more = float(page.get_attribute(row.format("more_sms"), "data-value"))
+    less = float(page.get_attribute(row.format("less_sms"), "data-value"))
+    assert more > 0 > less
+    expect(page.locator("#diff-figures .js-plotly-plot").first).to_be_visible()
+    expect(page.locator("#command")).to_contain_text("--variant more_sms")
+
+
+def test_plan_and_download(page):
+    page.fill("input[type=number][data-path='targets.max_monthly_deletion_rate']", "0.2")
+    page.click("#plan")
+    link = page.locator("#downloads a", has_text="plan.csv")
+    link.wait_for(timeout=60_000)
+    expect(page.locator("#plan-status")).to_contain_text("Plan found")
+    with page.expect_download() as download:
+        link.click()
+    rows = list(csv.DictReader(io.StringIO(open(download.value.path()).read())))
+    assert {r["channel"] for r in rows} == {"sms"} and len(rows) >= 2
+    assert all(float(r["spend_cny"]) >= 0 for r in rows)
+    expect(page.locator("#plan-figure.js-plotly-plot")).to_have_count(1)
+
+
+def test_cancel_a_run(page, studio):
+    page.fill("#reps", "200")  # a long run: about a minute
+    page.fill("input[type=number][data-path='horizon_days']", "365")
+    expect(page.locator("#run")).to_be_enabled()
+    before = set((studio.out / "runs").iterdir())
+    page.click("#run")
+    expect(page.locator("#progress")).to_have_attribute("data-status", "running")
+    expect(page.locator("#progress")).to_have_attribute("data-progress",
+                                                        re.compile(r"^0\.0*[1-9]"))
+    page.click("#cancel")
+    expect(page.locator("#progress")).to_have_attribute("data-status", "cancelled")
+    expect(page.locator("#run")).to_be_enabled()
+    assert set((studio.out / "runs").iterdir()) == before
