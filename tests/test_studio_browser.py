@@ -47,9 +47,15 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser, studio):
+@pytest.fixture(scope="module")
+def context(browser):
     context = browser.new_context(viewport={"width": 1300, "height": 900}, accept_downloads=True)
+    yield context  # one cache: Plotly.js loads once
+    context.close()
+
+
+@pytest.fixture
+def page(context, studio):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -58,7 +64,7 @@ def page(browser, studio):
     page.wait_for_selector(f"input[type=number][data-path='{SPEND}']")
     page.fill("#reps", "3")
     yield page
-    context.close()
+    page.close()
     assert errors == []
 
 
