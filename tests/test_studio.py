@@ -5,17 +5,16 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from studio_support import MINIMAL, Studio, alive, wait_dead
 
 from simdomain import cli, load_scenario
 from simdomain.errors import InputError
 from simdomain.studio import levers
 from simdomain.studio.workspace import MAX_UPLOAD_BYTES, Workspace
-from studio_support import MINIMAL, Studio, alive, wait_dead
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
@@ -176,7 +175,7 @@ def test_stopping_the_server_keeps_finished_runs_and_ends_the_workers(tmp_path):
         _, done = server.request("/api/jobs", {"kind": "run", "scenario": "0/minimal.yaml",
                                                "reps": 2})
         assert server.wait(done["id"])["status"] == "done"
-        _, running = server.request("/api/jobs", {
+        server.request("/api/jobs", {
             "kind": "run", "scenario": "0/minimal.yaml", "reps": 200,
             "overrides": ["horizon_days=365", "campaigns=[]", "targets.pool_size=[]",
                           "targets.gmv=null"]})

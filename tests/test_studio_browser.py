@@ -28,7 +28,7 @@ if not env_requires_browser():
                     "SIMDOMAIN_REQUIRE_BROWSER)", allow_module_level=True)
     pytest.importorskip("playwright.sync_api")
     pytest.importorskip("starlette")
-from playwright.sync_api import expect, sync_playwright  # noqa: E402 - after the skip
+from playwright.sync_api import expect, sync_playwright
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,8 @@ def test_plan_and_download(page):
     expect(page.locator("#plan-status")).to_contain_text("Plan found")
     with page.expect_download() as download:
         link.click()
-    rows = list(csv.DictReader(io.StringIO(open(download.value.path()).read())))
+    with open(download.value.path(), encoding="utf-8") as file:
+        rows = list(csv.DictReader(io.StringIO(file.read())))
     assert {r["channel"] for r in rows} == {"sms"} and len(rows) >= 2
     assert all(float(r["spend_cny"]) >= 0 for r in rows)
     expect(page.locator("#plan-figure.js-plotly-plot")).to_have_count(1)

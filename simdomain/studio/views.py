@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from simdomain.kpi import ALL, horizon_kpis, interval
-from simdomain.studio.worker import META
+from simdomain.studio.workspace import META
 
 KPIS = {  # KPI: (label, monthly target that bounds it, unit)
     "new_adds": ("new adds", "monthly_new_adds", ""),

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from typing_extensions import Self
+
 import simdomain.simulation
 from simdomain.compare import compare
 from simdomain.errors import InputError
@@ -26,10 +28,7 @@ from simdomain.planner.export import write_plan
 from simdomain.scenario.io import validate_scenario
 from simdomain.simulation import simulate
 from simdomain.studio.levers import problems_json
-from simdomain.studio.workspace import slug
-
-META = "studio.json"
-"""What the studio ran, in each run's folder."""
+from simdomain.studio.workspace import META, slug
 
 
 def main(kind: str, spec: dict[str, Any], runs: str, run_id: str, conn: Any) -> None:
@@ -131,10 +130,10 @@ class _Bar:
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> _Bar:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         pass
 
 

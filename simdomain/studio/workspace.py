@@ -22,6 +22,8 @@ from simdomain.scenario.io import read_yaml, validate_scenario
 SCENARIO_FILE = "scenario.yaml"
 """A twin is a folder holding this file."""
 MAX_UPLOAD_BYTES = 256 * 1024
+META = "studio.json"
+"""What the studio ran, in each run's folder."""
 SUFFIXES = (".yaml", ".yml")
 
 
