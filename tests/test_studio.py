@@ -137,6 +137,26 @@ def test_bad_requests_get_messages_and_the_server_stays_up(studio):
     assert studio.request("/api/scenarios")[0] == 200
 
 
+def test_save_and_upload_stay_in_the_output_folder(studio):
+    status, saved = studio.request("/api/save", {"scenario": "0/minimal.yaml",
+                                                 "overrides": [f"{SPEND}=25000"],
+                                                 "name": "../../more sms"})
+    assert status == 200, saved
+    path = studio.out / "scenarios" / "more_sms.yaml"
+    assert saved["path"].endswith("scenarios/more_sms.yaml") and path.is_file()
+    assert "+    monthly_spend_cny: 25000" in saved["diff"]
+    assert load_scenario(path).channels["sms"].monthly_spend_cny == 25000
+    assert any(s["id"] == saved["id"] for s in saved["scenarios"])
+    status, answer = studio.request("/api/save", {"scenario": "0/minimal.yaml",
+                                                  "overrides": ["horizon_days=0"], "name": "x"})
+    assert status == 400 and "horizon_days" in answer["problems"][0]["text"]
+    assert not (studio.out / "scenarios" / "x.yaml").exists()
+    status, up = studio.request("/api/upload", {"name": "mine.yaml", "text": MINIMAL.read_text()})
+    assert status == 200 and (studio.out / "uploads" / "mine.yaml").is_file()
+    status, _ = studio.request(f"/api/scenario?id={up['id']}")
+    assert status == 200
+
+
 def test_a_token_is_needed_off_loopback(tmp_path):
     server = Studio(tmp_path, MINIMAL, extra=("--host", "0.0.0.0"))
     try:
@@ -169,6 +189,7 @@ def test_cancel_leaves_nothing_and_two_jobs_do_not_clash(studio):
     assert not [p for p in runs.iterdir() if p.name.startswith(".staging")]
 
 
+@pytest.mark.slow
 def test_stopping_the_server_keeps_finished_runs_and_ends_the_workers(tmp_path):
     server = Studio(tmp_path, MINIMAL)
     try:
@@ -191,6 +212,7 @@ def test_stopping_the_server_keeps_finished_runs_and_ends_the_workers(tmp_path):
     assert sorted(p.name for p in runs.iterdir()) == [done["id"]]
 
 
+@pytest.mark.slow
 def test_workers_die_when_the_server_is_killed(tmp_path):
     server = Studio(tmp_path, MINIMAL)
     try:

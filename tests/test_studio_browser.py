@@ -30,6 +30,8 @@ if not env_requires_browser():
     pytest.importorskip("starlette")
 from playwright.sync_api import expect, sync_playwright
 
+pytestmark = pytest.mark.slow  # about 30 s in all: a server, a browser, a dozen small runs
+
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):

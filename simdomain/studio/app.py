@@ -252,7 +252,7 @@ class _Api:
             problems = levers.check(raw, source, overrides)
         if problems:
             return JSONResponse({"problems": problems}, status_code=400)
-        spec = {"raw": raw, "source": source, "scenario": ident, "overrides": overrides,
+        spec = {"source": source, "scenario": ident, "overrides": overrides,
                 "variants": variants or None, "seed": seed, "reps": reps,
                 "verify": reps if kind == "plan" and body.get("verify") else 0}
         job = self.jobs.start(kind, spec, lambda folder: levers.command(

@@ -25,7 +25,7 @@ from simdomain.errors import InputError
 from simdomain.outputs import staged, write_result
 from simdomain.planner import PlanOptions, plan, verify
 from simdomain.planner.export import write_plan
-from simdomain.scenario.io import validate_scenario
+from simdomain.scenario.io import load_scenario
 from simdomain.simulation import simulate
 from simdomain.studio.levers import problems_json
 from simdomain.studio.workspace import META, slug
@@ -60,7 +60,7 @@ def main(kind: str, spec: dict[str, Any], runs: str, run_id: str, conn: Any) -> 
 
 
 def _run(spec: dict[str, Any], folder: Path, reporter: Reporter) -> None:
-    scenario = validate_scenario(spec["raw"], spec["source"], spec["overrides"])
+    scenario = load_scenario(spec["source"], spec["overrides"])
     result = simulate(scenario, seed=spec["seed"], reps=spec["reps"], keep_agents=False,
                       progress=True)
     reporter.say(0.99, "writing")
@@ -68,9 +68,9 @@ def _run(spec: dict[str, Any], folder: Path, reporter: Reporter) -> None:
 
 
 def _compare(spec: dict[str, Any], folder: Path, reporter: Reporter) -> None:
-    variants = {"base": validate_scenario(spec["raw"], spec["source"], [])}
+    variants = {"base": load_scenario(spec["source"])}
     for name, overrides in spec["variants"].items():
-        variants[name] = validate_scenario(spec["raw"], spec["source"], overrides)
+        variants[name] = load_scenario(spec["source"], overrides)
     comparison = compare(variants, seed=spec["seed"], reps=spec["reps"], progress=True)
     reporter.say(0.99, "writing")
     comparison.table.to_csv(folder / "comparison.csv", index=False)
@@ -79,7 +79,7 @@ def _compare(spec: dict[str, Any], folder: Path, reporter: Reporter) -> None:
 
 
 def _plan(spec: dict[str, Any], folder: Path, reporter: Reporter) -> None:
-    scenario = validate_scenario(spec["raw"], spec["source"], spec["overrides"])
+    scenario = load_scenario(spec["source"], spec["overrides"])
     reporter.say(-1.0, "planning")
     result = plan(scenario, PlanOptions(), seed=spec["seed"])
     verification = None
