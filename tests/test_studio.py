@@ -35,8 +35,17 @@ def workspace(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def studio(tmp_path_factory):
-    server = Studio(tmp_path_factory.mktemp("studio"))
+def earlier(tmp_path_factory):
+    """An output folder of ``simdomain compare``, made before the studio starts."""
+    folder = tmp_path_factory.mktemp("earlier")
+    assert cli.main(["compare", str(MINIMAL), "--variant", "more", f"{SPEND}=20000",
+                     "--reps", "2", "--quiet", "--out", str(folder)]) == 0
+    return folder
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory, earlier):
+    server = Studio(tmp_path_factory.mktemp("studio"), MINIMAL, earlier)
     yield server
     server.stop()
 
@@ -112,6 +121,23 @@ def test_the_shown_command_reproduces_the_run(studio, tmp_path):
     assert cli.main([*argv, "--quiet"]) == 0
     mine = pd.read_csv(studio.out / "runs" / job["id"] / "monthly.csv")
     pd.testing.assert_frame_equal(mine, pd.read_csv(tmp_path / "cli" / "monthly.csv"))
+
+
+def test_output_folders_given_at_start_reopen(studio, earlier):
+    _, runs = studio.request("/api/runs")
+    given = [r for r in runs["runs"] if r["id"] == "given-0"]
+    assert given and given[0]["kind"] == "compare" and given[0]["source"] == str(earlier)
+    status, shown = studio.request("/api/runs/given-0")
+    assert status == 200 and shown["base"] == "base"
+    table = pd.read_csv(earlier / "comparison.csv")
+    row = table[(table["variant"] == "more") & (table["month"] == "total")
+                & (table["kpi"] == "new_adds")].iloc[0]
+    mine = next(r for r in shown["table"] if r["variant"] == "more" and r["kpi"] == "new_adds")
+    assert mine["diff_mean"] == pytest.approx(row["diff_mean"]) and row["diff_mean"] > 0
+    status, data = studio.request("/api/runs/given-0/files/comparison.csv")
+    assert status == 200 and data.decode().startswith("variant,month,kpi")
+    assert studio.request("/api/runs/given-1")[0] == 400
+    assert studio.request("/api/runs/given-0/files/variants")[0] == 404
 
 
 def test_bad_requests_get_messages_and_the_server_stays_up(studio):

@@ -130,6 +130,7 @@ def test_compare_two_variants(page):
 
 def test_plan_and_download(page):
     page.fill("input[type=number][data-path='targets.max_monthly_deletion_rate']", "0.2")
+    page.check("#verify")
     page.click("#plan")
     link = page.locator("#downloads a", has_text="plan.csv")
     link.wait_for(timeout=60_000)
@@ -141,6 +142,8 @@ def test_plan_and_download(page):
     assert {r["channel"] for r in rows} == {"sms"} and len(rows) >= 2
     assert all(float(r["spend_cny"]) >= 0 for r in rows)
     expect(page.locator("#plan-figure.js-plotly-plot")).to_have_count(1)
+    expect(page.locator("#plan-targets")).to_contain_text("chance met (simulated)")
+    expect(page.locator("#command")).to_contain_text("--verify 3")
 
 
 def test_cancel_a_run(page, studio):
@@ -156,3 +159,24 @@ def test_cancel_a_run(page, studio):
     expect(page.locator("#progress")).to_have_attribute("data-status", "cancelled")
     expect(page.locator("#run")).to_be_enabled()
     assert set((studio.out / "runs").iterdir()) == before
+
+
+def test_two_tabs_run_at_once_without_clashing(page, context, studio):
+    other = context.new_page()
+    try:
+        other.goto(studio.url)
+        other.wait_for_selector(f"input[type=number][data-path='{SPEND}']")
+        other.fill("#reps", "3")
+        other.locator(f"input[type=range][data-path='{SPEND}']").fill("30000")
+        expect(other.locator("#changes")).to_contain_text(f"{SPEND}=30000")
+        page.click("#run")
+        other.click("#run")  # while the first tab's run goes on
+        for tab in (page, other):
+            expect(tab.locator("#headline tr[data-kpi=new_adds]")).to_be_visible(timeout=60_000)
+        ids = {tab.get_attribute("#run-view", "data-run") for tab in (page, other)}
+        assert len(ids) == 2
+        adds = [float(tab.get_attribute("#headline tr[data-kpi=new_adds] .mean", "data-value"))
+                for tab in (page, other)]
+        assert adds[1] > adds[0] * 1.2  # each tab shows its own run
+    finally:
+        other.close()

@@ -252,12 +252,12 @@ class _Api:
             problems = levers.check(raw, source, overrides)
         if problems:
             return JSONResponse({"problems": problems}, status_code=400)
+        verify = reps if kind == "plan" and body.get("verify") is True else 0
         spec = {"source": source, "scenario": ident, "overrides": overrides,
-                "variants": variants or None, "seed": seed, "reps": reps,
-                "verify": reps if kind == "plan" and body.get("verify") else 0}
+                "variants": variants or None, "seed": seed, "reps": reps, "verify": verify}
         job = self.jobs.start(kind, spec, lambda folder: levers.command(
             kind, source, overrides, reps=reps, seed=seed, out=self.ws.display(folder),
-            variants=variants))
+            variants=variants, verify=verify))
         return JSONResponse(job.state())
 
     @_handled
@@ -276,12 +276,12 @@ class _Api:
 
     @_handled
     async def runs(self, request: Request) -> Response:
-        return JSONResponse({"runs": views.past_runs(self.ws.runs)})
+        return JSONResponse({"runs": views.past_runs(self.ws.run_folders())})
 
     @_handled
     async def run(self, request: Request) -> Response:
-        folder = self.ws.run_folder(request.path_params["id"])
-        return JSONResponse(views.view(folder))
+        ident = request.path_params["id"]
+        return JSONResponse(views.view(self.ws.run_folder(ident), ident))
 
     @_handled
     async def download(self, request: Request) -> Response:
@@ -289,7 +289,7 @@ class _Api:
         name = request.path_params["name"]
         if name not in views.DOWNLOADS or not (folder / name).is_file():
             return _error("not found", 404)
-        return FileResponse(folder / name, filename=f"{folder.name}-{name}")
+        return FileResponse(folder / name, filename=name)
 
 
 async def _json(request: Request) -> dict[str, Any]:

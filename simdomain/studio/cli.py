@@ -11,6 +11,7 @@ import argparse
 import ipaddress
 import os
 import secrets
+import socket
 import threading
 import webbrowser
 from pathlib import Path
@@ -63,8 +64,7 @@ def cmd_studio(args: argparse.Namespace) -> int:
     workspace = Workspace(sources, Path(args.out))
     config = uvicorn.Config(None, host=args.host, port=args.port, log_level="warning",
                             lifespan="on")
-    sock = config.bind_socket()  # bound first, so the port is known (--port 0)
-    sock.listen(128)  # connections made as soon as the address is printed wait, not fail
+    sock = _listen(args.host, args.port)  # bound first, so the port is known (--port 0)
     port = sock.getsockname()[1]
     hosts = {f"{h}:{port}" for h in ("127.0.0.1", "localhost", "[::1]")} if loopback else None
     config.app = create_app(workspace, token=token, allowed_hosts=hosts, max_running=args.workers)
@@ -76,6 +76,20 @@ def cmd_studio(args: argparse.Namespace) -> int:
         threading.Timer(0.5, webbrowser.open, [url]).start()
     uvicorn.Server(config).run(sockets=[sock])
     return OK
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket; connections made as soon as the address is printed wait."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except (OSError, OverflowError) as exc:
+        raise InputError([Problem("--port", (), f"cannot listen on {host}:{port}: "
+                                                f"{getattr(exc, 'strerror', None) or exc}")]) from None
+    return sock
 
 
 def _is_loopback(host: str) -> bool:

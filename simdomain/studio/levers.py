@@ -141,7 +141,7 @@ def _dump(raw: dict[str, Any]) -> str:
 
 
 def command(kind: str, source: str, overrides: list[str], *, reps: int, seed: int, out: str,
-            variants: dict[str, list[str]] | None = None) -> str:
+            variants: dict[str, list[str]] | None = None, verify: int = 0) -> str:
     """The CLI command that does what the page did."""
     words = ["simdomain", kind, source]
     if kind == "compare":
@@ -152,7 +152,8 @@ def command(kind: str, source: str, overrides: list[str], *, reps: int, seed: in
             words += ["--set", text]
     if kind in ("run", "compare"):
         words += ["--reps", str(reps), "--seed", str(seed)]
-    elif seed:
-        words += ["--seed", str(seed)]
+    else:
+        words += ["--verify", str(verify)] if verify else []
+        words += ["--seed", str(seed)] if seed else []
     words += ["--out", out]
     return shlex.join(words)

@@ -43,11 +43,12 @@ def kind_of(folder: Path) -> str | None:
     return None
 
 
-def view(folder: Path) -> dict[str, Any]:
-    """Everything the page shows of a run folder."""
+def view(folder: Path, ident: str) -> dict[str, Any]:
+    """Everything the page shows of a run folder (``ident``: its id for the page)."""
     kind = kind_of(folder)
     meta = _meta(folder)
-    out: dict[str, Any] = {"id": folder.name, "kind": kind, "meta": meta,
+    meta.setdefault("source", str(folder))
+    out: dict[str, Any] = {"id": ident, "kind": kind, "meta": meta,
                            "downloads": sorted(p.name for p in folder.iterdir()
                                                if p.name in DOWNLOADS)}
     if kind == "run":
@@ -59,16 +60,15 @@ def view(folder: Path) -> dict[str, Any]:
     return _plain(out)
 
 
-def past_runs(runs: Path, limit: int = 50) -> list[dict[str, Any]]:
-    """The most recent run folders, newest first."""
+def past_runs(folders: list[tuple[str, Path]], limit: int = 50) -> list[dict[str, Any]]:
+    """Rows of the past runs table, for (id, folder) pairs."""
     rows = []
-    for folder in sorted((p for p in runs.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                         reverse=True)[:limit]:
+    for ident, folder in folders[:limit]:
         kind = kind_of(folder)
         if kind is None:
             continue
         meta = _meta(folder)
-        rows.append({"id": folder.name, "kind": kind, "source": meta.get("source", ""),
+        rows.append({"id": ident, "kind": kind, "source": meta.get("source", str(folder)),
                      "finished": meta.get("finished", ""),
                      "overrides": len(meta.get("overrides") or [])})
     return rows

@@ -35,7 +35,8 @@ class Workspace:
     ----------
     sources
         Scenario files, twin folders or folders of scenarios given at start; the page
-        may read scenario files in their folders only.
+        may read scenario files in their folders only. Output folders (of ``simdomain
+        run``, ``compare`` or ``plan``) among them are listed with the past runs.
     out
         The one folder written to: ``runs/`` (one folder per run), ``scenarios/``
         (saved variants) and ``uploads/``. It is also readable.
@@ -45,11 +46,14 @@ class Workspace:
     out: Path
     roots: list[Path] = field(init=False)
     preferred: list[str] = field(init=False)
+    outputs: list[Path] = field(init=False)
 
     def __post_init__(self) -> None:
         self.out = self.out.resolve()
         roots: list[Path] = []
         self.preferred = []
+        self.outputs = [s.resolve() for s in self.sources if is_output(s)]
+        self.sources = [s for s in self.sources if not is_output(s)]
         for source in self.sources:
             source = source.resolve()
             folder = source if source.is_dir() and not (source / SCENARIO_FILE).exists() \
@@ -166,8 +170,19 @@ class Workspace:
         tmp.replace(path)
         return path
 
+    def run_folders(self) -> list[tuple[str, Path]]:
+        """Past runs, as (id, folder): output folders given at start, then the studio's
+        own runs, newest first."""
+        given = [(f"given-{i}", folder) for i, folder in enumerate(self.outputs)]
+        own = sorted((p for p in self.runs.iterdir() if RUN_ID.fullmatch(p.name)
+                      and p.is_dir()), reverse=True)
+        return given + [(p.name, p) for p in own]
+
     def run_folder(self, run_id: str) -> Path:
         """An existing run's folder, by its id (a plain name, checked)."""
+        given = re.fullmatch(r"given-([0-9]{1,4})", run_id or "")
+        if given and int(given[1]) < len(self.outputs):
+            return self.outputs[int(given[1])]
         if not RUN_ID.fullmatch(run_id or ""):
             raise InputError([Problem("studio", (), f"unknown run {run_id!r}")])
         folder = self.runs / run_id
@@ -176,6 +191,12 @@ class Workspace:
         return folder
 
 
+def is_output(path: Path) -> bool:
+    """Whether a folder holds a run's, a comparison's or a plan's outputs."""
+    return path.is_dir() and any((path / name).is_file() for name in OUTPUT_MARKERS)
+
+
+OUTPUT_MARKERS = ("summary.json", "comparison.csv", "plan.json")
 RUN_ID = re.compile(r"[0-9]{8}-[0-9]{6}-[a-z]+-[0-9a-f]{6}")
 
 

@@ -161,6 +161,7 @@ async function startJob(kind) {
   const body = { kind, scenario: state.scenario, overrides: overrides(),
     reps: $("reps").value, seed: $("seed").value };
   if (kind === "compare") body.variants = state.variants;
+  if (kind === "plan") body.verify = $("verify").checked;
   const { ok, data } = await api("/api/jobs", body);
   if (!ok) return showProblems(data.problems);
   state.job = data.id;
@@ -279,20 +280,35 @@ function showPlan(data, title) {
   $("plan-title").textContent = title;
   $("plan-status").textContent = data.status === "optimal"
     ? `Plan found: total cost ¥${fmt(data.total_cost_cny)}.`
-    : "No plan meets every target: " + JSON.stringify(data.diagnosis);
+    : `No plan meets every target. ${describe(data.diagnosis)}`;
   $("downloads").replaceChildren("Download: ", ...data.downloads.filter((n) => n.startsWith("plan") || n === "diagnostics.json")
     .map((n) => el("a", { href: `/api/runs/${encodeURIComponent(data.id)}/files/${encodeURIComponent(n)}`, download: n, class: "download" }, n, " ")));
   plot($("plan-figure"), data.figures.plan);
-  const rows = [el("tr", {}, ...["target", "period", "goal", "plan", "met", "marginal cost"].map((t) => el("th", {}, t)))];
+  const verified = data.targets.some((t) => t.probability_met !== undefined && t.probability_met !== null);
+  const head = ["target", "period", "goal", "plan", "met", "marginal cost (yuan)"];
+  if (verified) head.push("chance met (simulated)");
+  const rows = [el("tr", {}, ...head.map((t) => el("th", {}, t)))];
   for (const t of data.targets) {
-    rows.push(el("tr", {}, el("td", {}, t.target), el("td", {}, t.period), el("td", {}, fmt(t.goal, t.target)),
-      el("td", {}, fmt(t.plan, t.target)), el("td", {}, t.met ? "yes" : "no"), el("td", {}, fmt(t.marginal_cost))));
+    const row = el("tr", {}, el("td", {}, t.target), el("td", {}, t.period), el("td", {}, fmt(t.goal, t.target)),
+      el("td", {}, fmt(t.plan, t.target)), el("td", {}, t.met ? "yes" : "no"), el("td", {}, fmt(t.marginal_cost)));
+    if (verified) row.append(el("td", {}, t.probability_met === null ? "–" : `${Math.round(100 * t.probability_met)}%`));
+    rows.push(row);
   }
   $("plan-targets").replaceChildren(...rows);
   const items = data.binding.map((b) => el("li", {}, `${b.constraint} (${b.family})`));
   for (const m of data.marginal_costs) items.push(el("li", {}, `${m.constraint}: one more unit costs ¥${fmt(m.value)}`));
   $("plan-binding").replaceChildren(...items);
   $("plan-view").dataset.run = data.id;
+}
+
+function describe(d) {
+  if (!d) return "";
+  const parts = [];
+  for (const [k, v] of Object.entries(d.within_budget_shortfall || {})) parts.push(`${k}: short by ${fmt(v)} within the budget`);
+  for (const [k, v] of Object.entries(d.budget_needed_cny || {})) parts.push(`${k} would need ¥${fmt(v)}`);
+  for (const [k, v] of Object.entries(d.unreachable_shortfall || {})) parts.push(`${k}: short by ${fmt(v)} at any budget`);
+  if ((d.exhausted || []).length) parts.push(`${d.exhausted.length} channel-months at capacity`);
+  return parts.join("; ");
 }
 
 async function loadPast() {
