@@ -180,3 +180,13 @@ def test_two_tabs_run_at_once_without_clashing(page, context, studio):
         assert adds[1] > adds[0] * 1.2  # each tab shows its own run
     finally:
         other.close()
+
+
+def test_save_a_variant_shows_its_diff_and_keeps_the_levers(page, studio):
+    page.locator(f"input[type=range][data-path='{SPEND}']").fill("25000")
+    page.fill("#variant-name", "more_sms")
+    page.click("#save")
+    expect(page.locator("#save-diff")).to_contain_text("+    monthly_spend_cny: 25000")
+    expect(page.locator("#changes")).to_contain_text(f"{SPEND}=25000")
+    expect(page.locator("#scenario option", has_text="more_sms")).to_have_count(1)
+    assert (studio.out / "scenarios" / "more_sms.yaml").is_file()

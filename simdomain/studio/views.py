@@ -25,8 +25,10 @@ KPIS = {  # KPI: (label, monthly target that bounds it, unit)
     "gmv_cny": ("GMV (yuan)", None, "¥"),
     "cost_per_member_cny": ("cost per member (yuan)", None, "¥"),
 }
-HEADLINE = ["new_adds", "new_members", "deletions", "gmv_cny", "spend_cny",
-            "cost_per_member_cny", "deletion_rate"]
+HEADLINE = {"new_adds": "new adds", "new_members": "new members", "deletions": "deletions",
+            "gmv_cny": "GMV (yuan)", "spend_cny": "spend (yuan)",
+            "cost_per_member_cny": "cost per member (yuan)", "deletion_rate": "deletion rate"}
+"""KPIs over the horizon shown as numbers, with their labels."""
 STAGE_COLORS = {"fan": "#9ecae1", "customer": "#4292c6", "member": "#08519c", "koc": "#f16913"}
 DOWNLOADS = {"plan.csv", "plan.xlsx", "plan.json", "diagnostics.json", "comparison.csv",
              "monthly.csv", "targets.csv", "summary.json", "scenario.resolved.yaml"}
@@ -188,13 +190,16 @@ def compare_view(folder: Path) -> dict[str, Any]:
                  "error_x": {"type": "data", "symmetric": False,
                              "array": (rows["diff_high"] - rows["diff_mean"]).tolist(),
                              "arrayminus": (rows["diff_mean"] - rows["diff_low"]).tolist()}}]
-        layout = _layout(f"{name}: change vs {base} (90% confidence interval)")
+        layout = _layout(f"{HEADLINE[name]}: change vs {base} (90% confidence interval)")
         layout["shapes"] = [{"type": "line", "x0": 0, "x1": 0, "yref": "paper", "y0": 0, "y1": 1,
                              "line": {"color": "#888", "dash": "dot"}}]
         layout["yaxis"] = {"automargin": True}
         layout["height"] = 120 + 40 * len(rows)
         figures.append(figures_entry(name, data, layout))
-    rows = total[total["kpi"].isin(HEADLINE)].to_dict(orient="records")
+    order = {name: i for i, name in enumerate(HEADLINE)}
+    shown = total[total["kpi"].isin(list(HEADLINE))]
+    shown = shown.iloc[sorted(range(len(shown)), key=lambda i: order[shown["kpi"].iloc[i]])]
+    rows = shown.to_dict(orient="records")  # by KPI, the variants in their order
     return {"base": base, "table": rows, "figures": {"diffs": figures}}
 
 

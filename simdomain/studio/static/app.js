@@ -46,13 +46,13 @@ function fmt(x, kpi) {
 
 // ---- scenarios and levers ----------------------------------------------------------
 
-async function loadScenarios(select) {
+async function loadScenarios(select, reopen = true) {
   const { data } = await api("/api/scenarios");
   const box = $("scenario");
   box.replaceChildren(...(data.scenarios || []).map((s) =>
     el("option", { value: s.id }, `${s.label}${s.kind === "file" ? "" : ` (${s.kind})`}`)));
   if (select) box.value = select;
-  if (box.value) await openScenario(box.value);
+  if (box.value && reopen) await openScenario(box.value);
 }
 
 async function openScenario(id) {
@@ -262,10 +262,9 @@ function showCompare(data, title) {
   $("compare-title").textContent = title;
   const rows = [el("tr", {}, ...["variant", "KPI", "mean", "change vs base", "90% CI"].map((t) => el("th", {}, t)))];
   for (const r of data.table) {
-    const cls = r.variant === data.base ? "" : r.diff_mean > 0 ? "up" : r.diff_mean < 0 ? "down" : "";
     rows.push(el("tr", { "data-variant": r.variant, "data-kpi": r.kpi },
       el("td", {}, r.variant), el("td", {}, LABELS[r.kpi] || r.kpi), el("td", {}, fmt(r.mean, r.kpi)),
-      el("td", { class: `diff ${cls}`, "data-value": r.diff_mean }, r.variant === data.base ? "" : fmt(r.diff_mean, r.kpi)),
+      el("td", { class: "diff", "data-value": r.diff_mean }, r.variant === data.base ? "" : fmt(r.diff_mean, r.kpi)),
       el("td", {}, r.variant === data.base ? "" : `${fmt(r.diff_low, r.kpi)} – ${fmt(r.diff_high, r.kpi)}`)));
   }
   $("compare-table").replaceChildren(...rows);
@@ -283,6 +282,7 @@ function showPlan(data, title) {
     : `No plan meets every target. ${describe(data.diagnosis)}`;
   $("downloads").replaceChildren("Download: ", ...data.downloads.filter((n) => n.startsWith("plan") || n === "diagnostics.json")
     .map((n) => el("a", { href: `/api/runs/${encodeURIComponent(data.id)}/files/${encodeURIComponent(n)}`, download: n, class: "download" }, n, " ")));
+  $("plan-figure").hidden = data.figures.plan.data.length === 0;
   plot($("plan-figure"), data.figures.plan);
   const verified = data.targets.some((t) => t.probability_met !== undefined && t.probability_met !== null);
   const head = ["target", "period", "goal", "plan", "met", "marginal cost (yuan)"];
@@ -347,8 +347,7 @@ async function saveVariant() {
   $("save-view").hidden = false;
   $("save-path").textContent = `Wrote ${data.path}; the change against the base:`;
   $("save-diff").textContent = data.diff || "(no change)";
-  const current = $("scenario").value;
-  await loadScenarios(current);
+  await loadScenarios(state.scenario, false);  // list the saved file; keep the levers as set
 }
 
 async function uploadFile(event) {
