@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -195,16 +196,17 @@ class _Api:
     async def scenario(self, request: Request) -> Response:
         ident = request.query_params.get("id", "")
         raw, source = self.ws.read(ident)
+        problems = await run_in_threadpool(levers.check, raw, source, [])
         return JSONResponse({"id": ident, "source": source, "name": raw.get("name", ""),
-                             "levers": _plain(levers.levers(raw)),
-                             "problems": levers.check(raw, source, [])})
+                             "levers": _plain(levers.levers(raw)), "problems": problems})
 
     @_handled
     async def validate(self, request: Request) -> Response:
         body = await _json(request)
         raw, source = self.ws.read(str(body.get("scenario", "")))
         overrides = levers.clean_overrides(body.get("overrides", []))
-        return JSONResponse({"problems": levers.check(raw, source, overrides)})
+        problems = await run_in_threadpool(levers.check, raw, source, overrides)
+        return JSONResponse({"problems": problems})
 
     @_handled
     async def upload(self, request: Request) -> Response:
@@ -255,7 +257,7 @@ class _Api:
         verify = reps if kind == "plan" and body.get("verify") is True else 0
         spec = {"source": source, "scenario": ident, "overrides": overrides,
                 "variants": variants or None, "seed": seed, "reps": reps, "verify": verify}
-        job = self.jobs.start(kind, spec, lambda folder: levers.command(
+        job = await run_in_threadpool(self.jobs.start, kind, spec, lambda folder: levers.command(
             kind, source, overrides, reps=reps, seed=seed, out=self.ws.display(folder),
             variants=variants, verify=verify))
         return JSONResponse(job.state())
@@ -281,7 +283,8 @@ class _Api:
     @_handled
     async def run(self, request: Request) -> Response:
         ident = request.path_params["id"]
-        return JSONResponse(views.view(self.ws.run_folder(ident), ident))
+        shown = await run_in_threadpool(views.view, self.ws.run_folder(ident), ident)
+        return JSONResponse(shown)
 
     @_handled
     async def download(self, request: Request) -> Response:

@@ -154,6 +154,7 @@ class Jobs:
         if job.status != "running":
             job.seconds = time.monotonic() - job.started
             job.process.join(1)
+            job.conn.close()
         return job.status
 
 
