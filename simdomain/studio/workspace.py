@@ -140,7 +140,7 @@ class Workspace:
 
     def upload(self, name: str, text: str) -> str:
         """Validate an uploaded scenario and keep it in ``uploads/``; return its id."""
-        source = f"upload {slug(name) or 'scenario'}"
+        source = f"upload {Path(str(name)).name[:100] or 'scenario'}"  # shown as text only
         if len(text.encode("utf-8")) > MAX_UPLOAD_BYTES:
             raise InputError([Problem(source, (), f"the file is larger than "
                                                   f"{MAX_UPLOAD_BYTES // 1024} KiB")])

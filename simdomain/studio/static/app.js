@@ -137,12 +137,13 @@ function onLeverChange() {
   }, 150);
 }
 
-function showProblems(problems) {
+function showProblems(problems, beside = true) {
+  // beside: a problem whose field is in the form shows under that field; else in the list
   problems = problems || [];
   for (const node of document.querySelectorAll(".problem")) node.textContent = "";
   const general = [];
   for (const p of problems) {
-    const target = [...document.querySelectorAll(".problem")].find((node) =>
+    const target = beside && [...document.querySelectorAll(".problem")].find((node) =>
       p.path && (p.path === node.dataset.for || p.path.startsWith(node.dataset.for + ".")));
     if (target) {
       target.textContent = p.text;
@@ -357,7 +358,7 @@ async function uploadFile(event) {
   const text = await file.text();
   const { ok, data } = await api("/api/upload", { name: file.name, text });
   event.target.value = "";
-  if (!ok) return showProblems(data.problems);
+  if (!ok) return showProblems(data.problems, false);  // about the file, not the form
   await loadScenarios(data.id);
 }
 
