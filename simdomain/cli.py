@@ -30,6 +30,7 @@ from simdomain.scenario import load_scenario
 from simdomain.simulation import simulate
 from simdomain.synth import cli as synth_cli
 from simdomain.twin import cli as twin_cli
+from simdomain.studio import cli as studio_cli
 from simdomain.tables import comparison_table, monthly_table, targets_table
 
 
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     models_cli.register(commands)
     synth_cli.register(commands)
     twin_cli.register(commands)
+    studio_cli.register(commands)
     # further commands register here
     return parser
 
