@@ -13,9 +13,14 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from simdomain.errors import InputError, Problem
+from simdomain.scenario import safeyaml
 from simdomain.scenario.model import FieldError, Scenario
+from simdomain.textio import read_text
 
 Loc = tuple[str | int, ...]
+
+MAX_YAML_BYTES = 4 * 1024 * 1024
+"""Largest scenario or experiment file (real ones are a few kilobytes)."""
 
 
 def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
@@ -39,22 +44,37 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, turning every failure into an :class:`InputError`."""
+    """Read a YAML mapping, turning every failure into an :class:`InputError`.
+
+    The file is read by :func:`simdomain.textio.read_text` (at most
+    :data:`MAX_YAML_BYTES`, any supported encoding) and parsed by
+    :func:`simdomain.scenario.safeyaml.load` (alias, nesting and repeated-key checks).
+    """
     source = str(path)
+    raw = parse_yaml(read_text(path, limit=MAX_YAML_BYTES), source)
+    if not isinstance(raw, dict):
+        raise InputError([Problem(source, (), f"expected a mapping of fields, got {_kind(raw)}")])
+    return raw
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """Parse YAML text within the loader's limits, or raise an :class:`InputError`."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError([Problem(source, (), f"cannot read the file: {exc.strerror}")]) from None
-    try:
-        raw = yaml.safe_load(text)
+        return safeyaml.load(text)
+    except safeyaml.LimitError as exc:
+        raise InputError([Problem(source, (), f"line {exc.line}: {exc}")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         reason = getattr(exc, "problem", None) or str(exc)
         raise InputError([Problem(source, (), f"invalid YAML{where}: {reason}")]) from None
-    if not isinstance(raw, dict):
-        raise InputError([Problem(source, (), f"expected a mapping of fields, got {_kind(raw)}")])
-    return raw
+    except (ValueError, OverflowError, RecursionError) as exc:
+        raise InputError([Problem(source, (), f"cannot read a value: {_reason(exc)}")]) from None
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    return "a number has too many digits" if text.startswith("Exceeds the limit") else text
 
 
 def validate_scenario(
@@ -85,9 +105,12 @@ def apply_overrides(
             problems.append(Problem("--set", (), f"expected path=value, got {text!r}"))
             continue
         try:
-            value = yaml.safe_load(value_text)
+            value = safeyaml.load(value_text)
         except yaml.YAMLError:
             value = value_text
+        except (safeyaml.LimitError, ValueError, OverflowError) as exc:
+            problems.append(Problem("--set", loc, f"cannot read the value: {_reason(exc)}"))
+            continue
         node: Any = raw
         for depth, key in enumerate(loc[:-1]):
             child = _child(node, key)
