@@ -165,7 +165,7 @@ def explain(
             known = _fields_at(model, loc[:-1])
             close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
             message += f"; did you mean {close[0]!r}?" if close else f"; expected one of {known}"
-        elif error["type"] != "missing":
+        elif error["type"] not in ("missing", "value_error"):  # a value error quotes it
             message += f" (got {_show(error.get('input'))})"
         origin = next(
             (text for path, text in (overridden or {}).items() if loc[: len(path)] == path), None
