@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from simdomain.cliutil import INTERNAL_ERROR, INTERRUPTED, OK, positive_int
+from simdomain.cliutil import INTERNAL_ERROR, INTERRUPTED, OK, seconds, workers
+from simdomain.experiments.spec import MAX_SIMULATIONS
 
 if TYPE_CHECKING:
     from simdomain.experiments.runner import ExperimentReport
@@ -25,16 +26,19 @@ def register(commands: Any) -> None:
         description="Run every design point of an experiment file, locally or on a Dask "
                     "cluster. Rerun the same command after a crash or Ctrl-C to finish.")
     parser.add_argument("file", metavar="FILE", help="an experiment file (experiments/*.yaml)")
-    parser.add_argument("--workers", type=positive_int,
+    parser.add_argument("--workers", type=workers,
                         help="local worker processes (default: the cores available)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="run on a dask.distributed cluster, e.g. tcp://host:8786")
     parser.add_argument("--out", metavar="DIR", help="results folder (default out/NAME)")
     parser.add_argument("--fresh", action="store_true",
                         help="discard the results already in DIR (needed after a change)")
-    parser.add_argument("--checkpoint", type=float, default=30.0, metavar="SECONDS",
+    parser.add_argument("--checkpoint", type=seconds, default=30.0, metavar="SECONDS",
                         help="write finished runs at least this often (default 30); "
                              "Ctrl-C writes them at once")
+    parser.add_argument("--force", action="store_true",
+                        help=f"run a design past {MAX_SIMULATIONS:,} simulations (runs x replications); "
+                             "without it, such a design is refused before it starts")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or report")
     parser.set_defaults(command=cmd_experiment)
 
@@ -44,7 +48,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     from simdomain.experiments.spec import load_experiment
     from simdomain.experiments.store import finished_runs
 
-    experiment = load_experiment(args.file)
+    experiment = load_experiment(args.file, force=args.force)
     out = Path(args.out) if args.out else Path("out") / experiment.spec.name
     try:
         report = run_experiment(experiment, out, workers=args.workers, scheduler=args.scheduler,
