@@ -30,6 +30,8 @@ MAX_COUNT = 10**10
 """Largest count of people or contacts: more than the world's population."""
 FIRST_DATE, LAST_DATE = dt.date(2000, 1, 1), dt.date(2100, 12, 31)
 """The supported window of dates."""
+MAX_NAMED = 200
+"""Most segments, and most channels: the engine's rate tables grow with their product."""
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 NonNegative = Annotated[float, Field(ge=0.0, le=MAX_FACTOR)]
@@ -406,8 +408,8 @@ class Scenario(Strict):
     start_date: dt.date
     horizon_days: Annotated[int, Field(gt=0, le=3660)]
     initial_pool: InitialPool = InitialPool()
-    segments: dict[str, Segment] = Field(min_length=1)
-    channels: dict[str, Channel] = {}
+    segments: dict[str, Segment] = Field(min_length=1, max_length=MAX_NAMED)
+    channels: dict[str, Channel] = Field({}, max_length=MAX_NAMED)
     touch_policy: TouchPolicy = TouchPolicy()
     lifecycle: Lifecycle
     referral: Referral | None = None
