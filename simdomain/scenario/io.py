@@ -170,7 +170,13 @@ def explain(
         origin = next(
             (text for path, text in (overridden or {}).items() if loc[: len(path)] == path), None
         )
-        problems.append(Problem(f"--set {origin}" if origin else source, loc, message))
+        if origin:
+            source_here = f"--set {origin}"
+        elif overridden and not loc:  # about the whole scenario, the overrides included
+            source_here = f"{source} with --set {' '.join(overridden.values())}"
+        else:
+            source_here = source
+        problems.append(Problem(source_here, loc, message))
     return problems
 
 
