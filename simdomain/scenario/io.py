@@ -175,7 +175,8 @@ def explain(
         elif error["type"] not in ("missing", "value_error"):  # a value error quotes it
             message += f" (got {_show(error.get('input'))})"
         origin = next(
-            (text for path, text in (overridden or {}).items() if loc[: len(path)] == path), None
+            (text for path, text in (overridden or {}).items()
+             if loc[: len(path)] == path or (loc and path[: len(loc)] == loc)), None
         )
         if origin:
             source_here = f"--set {origin}"
