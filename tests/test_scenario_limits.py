@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -10,6 +11,7 @@ from pydantic import Field, ValidationError
 
 from simdomain.scenario import load_scenario, safeyaml, validate_scenario
 from simdomain.scenario.capacity import BYTES_PER_PERSON, expected_people, month_lengths
+from simdomain.scenario.io import apply_overrides
 from simdomain.scenario.model import Strict
 from simdomain.sim.population import FIELDS
 from simdomain.sim.world import Calendar
@@ -77,3 +79,14 @@ def test_limits_hold_at_their_edges():
                              ["start_date=2000-01-01", "campaigns=[]", "targets={}"])
     assert validate_scenario(raw.model_dump(mode="json"), "x",
                              ["channels.sms.monthly_spend_cny=1000000000000"])
+
+
+def test_overrides_copy_only_their_paths_and_leave_the_input_alone():
+    raw = load_scenario("tests/fixtures/minimal.yaml").model_dump(mode="json")
+    before = copy.deepcopy(raw)
+    new, _ = apply_overrides(raw, ["channels.sms.funnel.click=0.5", "campaigns.0.days=9",
+                                   "channels.sms.cost_per_contact_cny=1"])
+    assert raw == before
+    assert new["channels"]["sms"]["funnel"] == {"click": 0.5, "add": 0.2}
+    assert new["campaigns"][0]["days"] == 9 and new["channels"]["sms"]["cost_per_contact_cny"] == 1
+    assert new["lifecycle"] is raw["lifecycle"]  # untouched parts are shared, not copied

@@ -100,9 +100,11 @@ def apply_overrides(
 ) -> tuple[dict[str, Any], dict[Loc, str]]:
     """Return a copy of ``raw`` with each ``path=value`` set, and the paths set.
 
-    A list element is addressed by its index (``campaigns.0.days=5``).
+    A list element is addressed by its index (``campaigns.0.days=5``). Only the mappings
+    and lists along each path are copied: the rest is shared with ``raw``, which is
+    never changed (an experiment sets its factors on thousands of copies).
     """
-    raw = copy.deepcopy(raw)
+    raw = dict(raw)
     overridden: dict[Loc, str] = {}
     problems = []
     for text in overrides:
@@ -118,13 +120,20 @@ def apply_overrides(
         except (safeyaml.LimitError, ValueError, OverflowError) as exc:
             problems.append(Problem("--set", loc, f"cannot read the value: {_reason(exc)}"))
             continue
+        if len(loc) > safeyaml.MAX_DEPTH:
+            problems.append(Problem("--set", (), f"the path has {len(loc)} parts; the limit "
+                                                 f"is {safeyaml.MAX_DEPTH}"))
+            continue
         node: Any = raw
-        for depth, key in enumerate(loc[:-1]):
+        for key in loc[:-1]:
             child = _child(node, key)
             if child is None:
                 if not isinstance(node, dict):
                     break
-                child = node[key] = {}
+                child = {}
+            elif isinstance(child, (dict, list)):
+                child = copy.copy(child)
+            node[key] = child
             node = child
         else:
             if isinstance(node, dict):
