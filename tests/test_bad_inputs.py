@@ -221,6 +221,15 @@ def test_bad_set_values_are_refused(tmp_path, capsys, command, setting, expected
     assert_refused(code, err, expected, "--set", out)
 
 
+@pytest.mark.parametrize(("setting", "expected"), SET_CASES[:4] + SET_CASES[-2:],
+                         ids=[c[0][:40] for c in SET_CASES[:4] + SET_CASES[-2:]])
+def test_bad_compare_variants_are_refused(tmp_path, capsys, setting, expected):
+    out = tmp_path / "out"
+    argv = ["compare", str(MINIMAL), "--variant", "v", setting, "--reps", "2", "--out", str(out)]
+    code, _, err = call(argv, capsys)
+    assert_refused(code, err, expected, "--set " + setting.partition("=")[0], out)
+
+
 def test_validate_says_ok_only_for_what_run_can_run(tmp_path, capsys):
     """The memory estimate refuses in validate what run could not hold."""
     path = tmp_path / "big.yaml"
@@ -442,3 +451,16 @@ def test_force_lets_a_large_design_through_the_size_check(tmp_path):
     with pytest.raises(InputError, match="pass --force"):
         load_experiment(path)
     assert load_experiment(path, force=True).spec.runs == 60_000
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    (RANDOM_BYTES, "cannot read the file as text"),
+    (b"channel,members_per_add\nsms,inf\n", "must be between 0 and 1"),
+    (b"channel,value\nsms,0.3\n", "missing columns ['members_per_add']"),
+], ids=["random-bytes", "inf", "wrong-columns"])
+def test_bad_channel_value_tables_are_refused(tmp_path, capsys, data, expected):
+    path, out = tmp_path / "values.csv", tmp_path / "out"
+    path.write_bytes(data)
+    argv = ["plan", str(MINIMAL), "--channel-values", str(path), "--out", str(out)]
+    code, _, err = call(argv, capsys)
+    assert_refused(code, err, expected, str(path), out)

@@ -22,6 +22,7 @@ from simdomain.planner.problem import BASES, OBJECTIVES, PlanOptions
 from simdomain.planner.verify import plan_with_confidence, verify
 from simdomain.scenario import Scenario, load_scenario
 from simdomain.scenario.model import MAX_CNY
+from simdomain.textio import detect_encoding
 
 MAX_MEMBER_WINDOW = 120
 """Most months after the add month that ``--member-window`` may count (ten years)."""
@@ -112,9 +113,12 @@ def read_channel_values(path: str, channels: list[str]) -> dict[str, float]:
     members_per_add`` (the channel value table of ``simdomain fit``: its ``segment ==
     "all"`` rows; rows of other sources, such as referral, are left out)."""
     try:
-        table = pd.read_csv(path)
+        with open(path, "rb") as handle:
+            encoding = detect_encoding(handle.read(1 << 20), path)
+        table = pd.read_csv(path, encoding=encoding)
     except (OSError, ValueError) as exc:
-        raise InputError([Problem(path, (), f"cannot read the channel values: {exc}")]) from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise InputError([Problem(path, (), f"cannot read the channel values: {reason}")]) from None
     missing = [c for c in ("channel", "members_per_add") if c not in table.columns]
     if missing:
         raise InputError([Problem(path, (), f"missing columns {missing}; "

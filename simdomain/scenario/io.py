@@ -118,7 +118,8 @@ def apply_overrides(
         except yaml.YAMLError:
             value = value_text
         except (safeyaml.LimitError, ValueError, OverflowError) as exc:
-            problems.append(Problem("--set", loc, f"cannot read the value: {_reason(exc)}"))
+            problems.append(Problem(f"--set {path.strip()}=...", (),
+                                    f"cannot read the value: {_reason(exc)}"))
             continue
         if len(loc) > safeyaml.MAX_DEPTH:
             problems.append(Problem("--set", (), f"the path has {len(loc)} parts; the limit "
