@@ -125,8 +125,9 @@ def read_transactions(path: str | Path, *, min_customers: int = MIN_CUSTOMERS,
     if customers < min_customers or span < min_span_days:
         raise InputError([Problem(source, (), (
             f"too little data to fit: {_count(customers, 'customer')} with "
-            f"{_count(len(tx.orders), 'order')} over {_count(span, 'day')}; need at least {min_customers} customers and "
-            f"{min_span_days} days from the first order to the last"))])
+            f"{_count(len(tx.orders), 'order')} over {_count(span, 'day')}; need at least "
+            f"{min_customers} customers and {min_span_days} days from the first order to the last"
+        ))])
     return tx
 
 

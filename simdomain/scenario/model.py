@@ -195,7 +195,8 @@ class Content(Strict):
 
     share: Probability
     uplift: NonNegative = Field(0.0, description="added to engagement per view")
-    fatigue: float = Field(0.0, ge=-1.0, le=MAX_FACTOR, description="added to fatigue per view; < 0 soothes")
+    fatigue: float = Field(0.0, ge=-1.0, le=MAX_FACTOR,
+                           description="added to fatigue per view; < 0 soothes")
 
 
 class Targeting(Strict):
