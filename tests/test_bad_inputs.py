@@ -302,6 +302,9 @@ EXPERIMENT_CASES: list[tuple[str, dict[str, Any], str]] = [
                                  "derived": {"channels.sms.monthly_spend_cny": "1 / a"}},
      "divides by zero"),
     ("set-inf", {"set": {"channels.sms.monthly_spend_cny": math.inf}}, "finite"),
+    ("morris-levels-10**9", {"factors": [RANGE], "design": {"kind": "morris", "samples": 4,
+                                                            "levels": 10**9}},
+     "less than or equal to 100"),
 ]
 
 

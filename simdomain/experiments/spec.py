@@ -175,7 +175,7 @@ class Design(Strict):
                   "morris"] = "grid"
     samples: int | None = Field(None, ge=1)
     second_order: bool = Field(False, description="also second-order Sobol indices")
-    levels: int = Field(4, ge=2, description="grid levels of a Morris design")
+    levels: int = Field(4, ge=2, le=100, description="grid levels of a Morris design")
 
     @model_validator(mode="after")
     def _check(self) -> Design:
