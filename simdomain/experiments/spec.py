@@ -57,6 +57,8 @@ MAX_SIMULATIONS = 100_000
 MAX_RUNS = 1_000_000
 """Design points an experiment may have even when forced: each is held in memory."""
 MAX_SEED = 2**63 - 1
+MAX_VALUES = 10_000
+"""Most listed values of one factor (each is checked against the base scenario)."""
 _MONTHS = r"^(each|\d{4}-\d{2}(\.\.\d{4}-\d{2})?)$"
 
 
@@ -72,7 +74,7 @@ class Factor(Strict):
                              description="column name and name in derived; default: the path")
     path: str | None = Field(None, pattern=PATH,
                              description="scenario field set, e.g. touch_policy.one_to_one.per_week")
-    values: list[Any] | None = Field(None, min_length=1)
+    values: list[Any] | None = Field(None, min_length=1, max_length=MAX_VALUES)
     low: float | None = None
     high: float | None = None
     integer: bool = False
