@@ -96,7 +96,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     base = _base(args)
     bundle = _load(args, args.as_of)
-    as_of = args.as_of or bundle.span[1]
+    as_of = args.as_of or bundle.span[1].date()
     history = build_history(bundle.orders, as_of, contacts=bundle.contacts,
                             members=bundle.members, referrals=bundle.referrals)
     twin = calibrate(history, spend=bundle.spend, referrals=bundle.referrals, base=base,
@@ -130,12 +130,12 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
     base = _base(args)
     bundle = _load(args)
-    end = args.end or bundle.span[1]
+    first, end = bundle.span[0].date(), args.end or bundle.span[1].date()
     cutoffs = sorted(set(args.cutoff))
     for cutoff in cutoffs:
-        if not bundle.span[0] < cutoff < end:
+        if not first < cutoff < end:
             raise InputError([Problem("--cutoff", (), f"{cutoff} is not inside the data "
-                                      f"({bundle.span[0]}..{end})")])
+                                      f"({first}..{end})")])
     rows = []
     with staged(args.out) as scratch:
         for cutoff in cutoffs:
