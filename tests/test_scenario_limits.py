@@ -25,9 +25,10 @@ def test_bytes_per_person_match_the_engine_arrays():
     assert BYTES_PER_PERSON == sum(np.dtype(dtype).itemsize for dtype, _ in FIELDS.values())
 
 
-@pytest.mark.parametrize("path", EXAMPLES)
-def test_people_estimate_is_the_engine_sizing_plus_the_referral_market(path):
-    scenario = load_scenario(path)
+@pytest.mark.parametrize(("path", "overrides"), [(path, []) for path in EXAMPLES] + [
+    ("tests/fixtures/minimal.yaml", ["channels.sms.free_adds_per_month=700", "referral=null"])])
+def test_people_estimate_is_the_engine_sizing_plus_the_referral_market(path, overrides):
+    scenario = load_scenario(path, overrides)
     calendar = Calendar.of(scenario.start_date, scenario.horizon_days)
     assert month_lengths(scenario.start_date, scenario.horizon_days) == list(calendar.month_length)
     market = scenario.referral.addressable_market if scenario.referral else 0

@@ -33,7 +33,7 @@ def month_lengths(start: dt.date, days: int) -> list[int]:
 
 def expected_people(scenario: Scenario) -> float:
     """People the scenario may hold: the initial pool, the adds its channels buy (mean,
-    up to staff capacity) and, with referral, the whole addressable market.
+    up to staff capacity) or get free and, with referral, the whole addressable market.
 
     The first two are the engine's own sizing estimate; the market is an upper bound on
     the people word of mouth brings.
@@ -44,7 +44,7 @@ def expected_people(scenario: Scenario) -> float:
             adds = scenario.expected_monthly_adds(name, channel.spend_in_month(m))
             if channel.staff is not None:
                 adds = min(adds, channel.staff.daily_capacity * length)
-            total += adds
+            total += adds + channel.free_adds_per_month
     if scenario.referral is not None:
         total += scenario.referral.addressable_market
     return total
