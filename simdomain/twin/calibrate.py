@@ -34,6 +34,7 @@ from simdomain.twin.rates import (
     fit_word_of_mouth,
 )
 from simdomain.twin.season import MIN_DAYS, fit_season
+from simdomain.twin.selfcheck import order_model_error
 from simdomain.twin.value import Tier, fit_value_tiers, tier_of
 
 Loc = tuple[str | int, ...]
@@ -128,6 +129,7 @@ def calibrate(
     draws: int = 200,
     seed: int = 0,
     seasons: bool = True,
+    holdout_days: int = 90,
 ) -> Twin:
     """Fit every process the data shows and assemble the twin.
 
@@ -149,6 +151,9 @@ def calibrate(
     seasons
         Fit a month index and sale spikes (:mod:`simdomain.twin.season`) and carry them
         into the horizon as campaigns.
+    holdout_days
+        Measure the order model's error on this many last days of the data
+        (:mod:`simdomain.twin.selfcheck`) and carry it in the draws; 0 to skip.
     """
     rng = np.random.default_rng(seed)
     people = history.people
@@ -213,6 +218,17 @@ def calibrate(
                            "estimate": spike.multiplier, "low": np.nan, "high": np.nan,
                            "basis": f"{spike.days} days from {spike.first_seen}"})
 
+    error = order_model_error(history, season) if holdout_days else None
+    if error is not None:
+        b.latent("model.order_level", 1.0, error.level_draws(draws, rng),
+                 f"model error on the last {holdout_days} days: log sd {error.sigma:.3f} "
+                 f"beyond Poisson noise ({len(error.blocks)} blocks)")
+        messages.append(f"model error: a level error of log sd {error.sigma:.3f} on repeat "
+                        f"orders, from the twin's own last {holdout_days} days, is in every "
+                        "parameter draw")
+    elif holdout_days:
+        messages.append("model error: too little data to hold out; intervals carry "
+                        "parameter uncertainty and chance only")
     first = fit_first_order(people)
     _step(b, ("lifecycle", "first_order"), first.late, "first orders after the new-user days",
           base, messages, channels_loc="first_order")
@@ -258,6 +274,8 @@ def calibrate(
 
 
 def _point(column: str, b: _Builder, fit: btyd.ParetoNBDFit, deletion: DeletionFit | None) -> float:
+    if column.startswith("model."):
+        return 1.0
     if column.startswith("pnbd."):
         return float(getattr(fit.params, column.removeprefix("pnbd.")))
     if column == "deletion.shape":
