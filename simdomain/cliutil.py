@@ -1,8 +1,13 @@
-"""What every ``simdomain`` subcommand shares: exit codes and common arguments."""
+"""What every ``simdomain`` subcommand shares: exit codes, common arguments and the
+argparse types that refuse a bad flag value with one line (exit 2) before work starts."""
 
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Callable
+
+from simdomain.scenario.model import MAX_CNY
 
 OK = 0
 INTERNAL_ERROR = 1
@@ -12,23 +17,70 @@ ALL_FAILED = 4
 INTERRUPTED = 130
 """Exit codes, documented in the README."""
 
+MAX_REPS = 10_000
+"""Most replications of one command (``--reps``, ``--verify``)."""
+MAX_SEED = 2**63 - 1
+"""Largest root seed (seeds are stored as 64-bit integers)."""
+MAX_WORKERS = 1024
+"""Most local worker processes."""
 
-def positive_int(text: str) -> int:
-    """An argparse type: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+
+def int_in(low: int, high: int, what: str = "an integer") -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what} from {low:,} to {high:,}, "
+                                             f"got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {what} from {low:,} to {high:,}, "
+                                             f"got {text}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in its messages
+    return parse
+
+
+def number_in(low: float, high: float, what: str = "a number", *,
+              low_open: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number from ``low`` (excluded if ``low_open``) to ``high``."""
+    span = f"{'above' if low_open else 'from'} {low:g} up to {high:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        inside = (value > low if low_open else value >= low) and value <= high
+        if not (math.isfinite(value) and inside):
+            raise argparse.ArgumentTypeError(f"expected {what} {span}, got {text!r}")
+        return value
+
+    parse.__name__ = what
+    return parse
+
+
+positive_int = int_in(1, 2**31 - 1, "a positive integer")
+"""An argparse type: an integer of at least 1."""
+replications = int_in(1, MAX_REPS, "a number of replications")
+"""An argparse type: replications, 1 to :data:`MAX_REPS`."""
+workers = int_in(1, MAX_WORKERS, "a number of workers")
+"""An argparse type: worker processes, 1 to :data:`MAX_WORKERS`."""
+seed = int_in(0, MAX_SEED, "a seed")
+"""An argparse type: a root seed, 0 to :data:`MAX_SEED`."""
+amount = number_in(0.0, MAX_CNY, "an amount in yuan")
+"""An argparse type: money, 0 to :data:`simdomain.scenario.model.MAX_CNY`."""
+seconds = number_in(0.0, 7 * 86400.0, "a number of seconds", low_open=True)
+"""An argparse type: a duration above 0, up to a week."""
 
 
 def add_simulation_args(parser: argparse.ArgumentParser, *, reps: int = 10) -> None:
     """``--reps``, ``--seed``, ``--set``, ``--out`` and ``--quiet``."""
-    parser.add_argument("--reps", type=positive_int, default=reps,
-                        help=f"replications (default {reps})")
-    parser.add_argument("--seed", type=int, default=0, help="root seed (default 0)")
+    parser.add_argument("--reps", type=replications, default=reps,
+                        help=f"replications (default {reps}, at most {MAX_REPS:,})")
+    parser.add_argument("--seed", type=seed, default=0, help="root seed (default 0)")
     parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                         help="override a scenario field, e.g. touch_policy.one_to_one.per_week=3")
     parser.add_argument("--out", metavar="DIR", help="output folder")

@@ -55,12 +55,32 @@ def detect_encoding(data: bytes, source: str) -> str:
     except UnicodeDecodeError as exc:
         if exc.start >= len(data[:_SAMPLE_BYTES]) - 3 and len(data) > _SAMPLE_BYTES:
             return "utf-8"  # a character cut by the sample's end
+    if _looks_chinese(data[:_SAMPLE_BYTES]):
+        return "gb18030"
     guess = _guess(data[:_SAMPLE_BYTES])
     if guess in _CHINESE:
         return "big5" if guess.startswith("big5") or guess == "cp950" else "gb18030"
     looks = f"it looks like {guess}" if guess else "its encoding is not recognised"
     raise InputError([Problem(source, (), f"cannot read the file as text ({looks}); "
                               "save it as UTF-8")])
+
+
+def _looks_chinese(sample: bytes) -> bool:
+    """Whether ``sample`` is GB18030 text whose non-ASCII characters are nearly all Chinese.
+
+    A scenario is mostly ASCII keys with a few Chinese names, too little for a
+    statistical detector; a strict decode plus the share of CJK characters decides it.
+    """
+    try:
+        text = sample.decode("gb18030")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(sample) - 3:
+            return False
+        text = sample[: exc.start].decode("gb18030")  # a character cut by the sample's end
+    wide = [c for c in text if ord(c) > 127]
+    cjk = sum(1 for c in wide if "\u4e00" <= c <= "\u9fff" or "\u3000" <= c <= "\u303f"
+              or "\uff00" <= c <= "\uffef")
+    return bool(wide) and cjk >= 0.9 * len(wide)
 
 
 def _guess(sample: bytes) -> str | None:

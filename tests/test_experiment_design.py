@@ -30,6 +30,33 @@ def test_grid_is_the_full_product_first_factor_slowest() -> None:
     assert [str(t) for t in table.dtypes] == ["int64", "int64", "int64", "float64", "int64"]
 
 
+@pytest.mark.parametrize(("low", "high", "levels"), [(1, 4, 3), (1, 4, 4), (0, 9, 7), (0, 3, 50),
+                                                     (0, 3, 10**12)])
+def test_integer_grid_counts_whole_numbers_without_building_every_level(
+        low: int, high: int, levels: int) -> None:
+    factor = {"name": "k", "low": low, "high": high, "integer": True, "levels": levels}
+    experiment = spec([factor], {"kind": "grid"})
+    points = build_design(experiment)
+    assert len(points) == experiment.runs == min(levels, high - low + 1)
+    assert points.values[0]["k"] == low and points.values[-1]["k"] == high
+
+
+def test_size_limits_are_checked_before_building() -> None:
+    wide = [{"name": f"f{i}", "low": 0, "high": 1, "levels": 10**4} for i in range(2)]
+    grid = spec(wide, {"kind": "grid"})
+    assert grid.runs == 10**8
+    assert "100,000,000 runs; the limit is 1,000,000" in (grid.size_problem() or "")
+    assert "100,000,000 runs; the limit is 1,000,000" in (grid.size_problem(force=True) or "")
+    with pytest.raises(ValueError, match="the limit is"):
+        build_design(grid)
+    lhs = spec([{"name": "a", "low": 0, "high": 1}], {"kind": "latin_hypercube", "samples": 10**9})
+    assert "1,000,000,000 runs" in (lhs.size_problem(force=True) or "")
+    big = spec([{"name": "a", "low": 0, "high": 1}], {"kind": "latin_hypercube", "samples": 2000})
+    big = big.model_copy(update={"replications": 100})
+    assert "200,000 simulations; the limit is 100,000 (pass --force" in (big.size_problem() or "")
+    assert big.size_problem(force=True) is None
+
+
 def test_latin_hypercube_puts_one_point_in_each_stratum() -> None:
     n = 16
     design = build_design(spec([{"name": "x", "low": 10, "high": 20},
@@ -52,7 +79,7 @@ def test_sampler_sizes_and_ranges(design: dict[str, object], runs: int) -> None:
     factors = [{"name": "a", "low": -1, "high": 1}, {"name": "b", "low": 0, "high": 10},
                {"name": "c", "low": 2, "high": 5, "integer": True}]
     points = build_design(spec(factors, design))
-    assert len(points) == runs
+    assert len(points) == runs == spec(factors, design).runs
     table = points.table()
     assert table["a"].between(-1, 1).all() and table["b"].between(0, 10).all()
     assert set(table["c"]) <= {2, 3, 4, 5}

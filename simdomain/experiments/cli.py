@@ -10,7 +10,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from simdomain.cliutil import ALL_FAILED, INTERNAL_ERROR, INTERRUPTED, OK, positive_int
+from simdomain.cliutil import ALL_FAILED, INTERNAL_ERROR, INTERRUPTED, OK, seconds, workers
+from simdomain.experiments.spec import MAX_SIMULATIONS
 from simdomain.outfolder import default_out
 from simdomain.workers import is_scheduler_address
 
@@ -28,16 +29,19 @@ def register(commands: Any) -> None:
         epilog="exit codes: 0 done (some runs may have failed: they are listed), 2 bad input, "
                "4 every run failed, 130 interrupted (rerun to finish)")
     parser.add_argument("file", metavar="FILE", help="an experiment file (experiments/*.yaml)")
-    parser.add_argument("--workers", type=positive_int,
+    parser.add_argument("--workers", type=workers,
                         help="local worker processes (default: the cores available)")
     parser.add_argument("--scheduler", metavar="ADDRESS", type=_address,
                         help="run on a dask.distributed cluster, e.g. tcp://host:8786")
     parser.add_argument("--out", metavar="DIR", help="results folder (default out/NAME)")
     parser.add_argument("--fresh", action="store_true",
                         help="discard the results already in DIR (needed after a change)")
-    parser.add_argument("--checkpoint", type=float, default=30.0, metavar="SECONDS",
+    parser.add_argument("--checkpoint", type=seconds, default=30.0, metavar="SECONDS",
                         help="write finished runs at least this often (default 30); "
                              "Ctrl-C writes them at once")
+    parser.add_argument("--force", action="store_true",
+                        help=f"run a design past {MAX_SIMULATIONS:,} simulations (runs x replications); "
+                             "without it, such a design is refused before it starts")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or report")
     parser.set_defaults(command=cmd_experiment)
 
@@ -54,7 +58,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     from simdomain.experiments.spec import load_experiment
     from simdomain.experiments.store import finished_runs
 
-    experiment = load_experiment(args.file)
+    experiment = load_experiment(args.file, force=args.force)
     out = args.out if args.out is not None else default_out(experiment.spec.name, source=args.file)
     try:
         report = run_experiment(experiment, out, workers=args.workers, scheduler=args.scheduler,

@@ -69,6 +69,9 @@ class DesignPoints:
 
 def build_design(spec: ExperimentSpec) -> DesignPoints:
     """The design points of an experiment, in run order."""
+    too_large = spec.size_problem(force=True)
+    if too_large:
+        raise ValueError(too_large)
     factors = spec.factors
     unit = None
     if spec.design.kind == "grid":
@@ -97,6 +100,8 @@ def _grid_axis(factor: Factor) -> list[Any]:
     if factor.values is not None:
         return list(factor.values)
     assert factor.low is not None and factor.high is not None and factor.levels is not None
+    if factor.integer and factor.grid_levels < factor.levels:  # every whole number is a point
+        return list(range(int(factor.low), int(factor.high) + 1))
     points = np.linspace(factor.low, factor.high, factor.levels)
     if factor.integer:
         return sorted({round(p) for p in points})

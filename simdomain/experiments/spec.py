@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,13 @@ PATH = r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$"
 RESERVED_COLUMNS = ("run", "replication", "seed", "error")
 """Columns of the results table that factors and outcomes may not be named."""
 SENSITIVITY_DESIGNS = ("sobol_sensitivity", "morris")
+MAX_SIMULATIONS = 100_000
+"""Simulations (runs x replications) an experiment may ask for unless forced."""
+MAX_RUNS = 1_000_000
+"""Design points an experiment may have even when forced: each is held in memory."""
+MAX_SEED = 2**63 - 1
+MAX_VALUES = 10_000
+"""Most listed values of one factor (each is checked against the base scenario)."""
 _MONTHS = r"^(each|\d{4}-\d{2}(\.\.\d{4}-\d{2})?)$"
 
 
@@ -66,7 +74,7 @@ class Factor(Strict):
                              description="column name and name in derived; default: the path")
     path: str | None = Field(None, pattern=PATH,
                              description="scenario field set, e.g. touch_policy.one_to_one.per_week")
-    values: list[Any] | None = Field(None, min_length=1)
+    values: list[Any] | None = Field(None, min_length=1, max_length=MAX_VALUES)
     low: float | None = None
     high: float | None = None
     integer: bool = False
@@ -80,6 +88,15 @@ class Factor(Strict):
     @property
     def is_range(self) -> bool:
         return self.values is None
+
+    @property
+    def grid_levels(self) -> int:
+        """Points of the factor in a grid: its values, or its levels (for an integer
+        range, at most one per whole number: points closer than 1 round together)."""
+        if self.values is not None:
+            return len(self.values)
+        assert self.levels is not None and self.low is not None and self.high is not None
+        return min(self.levels, int(self.high - self.low) + 1) if self.integer else self.levels
 
     def checked_values(self) -> list[Any]:
         """The values validated against the base scenario: all listed ones, or both ends."""
@@ -160,7 +177,7 @@ class Design(Strict):
                   "morris"] = "grid"
     samples: int | None = Field(None, ge=1)
     second_order: bool = Field(False, description="also second-order Sobol indices")
-    levels: int = Field(4, ge=2, description="grid levels of a Morris design")
+    levels: int = Field(4, ge=2, le=100, description="grid levels of a Morris design")
 
     @model_validator(mode="after")
     def _check(self) -> Design:
@@ -189,8 +206,35 @@ class ExperimentSpec(Strict):
     derived: dict[str, str] = Field({}, description="fields computed from named factors")
     design: Design = Design()
     replications: int = Field(1, ge=1, description="replications of each design point")
-    seed: int = Field(0, ge=0, description="root of every run's seed")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="root of every run's seed")
     outcomes: list[Outcome] = Field(min_length=1)
+
+    @property
+    def runs(self) -> int:
+        """Design points (runs) of the design, counted without building it."""
+        design, dims = self.design, len(self.factors)
+        if design.kind == "grid":
+            return math.prod(f.grid_levels for f in self.factors)
+        assert design.samples is not None  # checked by Design
+        if design.kind == "sobol_sensitivity":
+            return design.samples * ((2 if design.second_order else 1) * dims + 2)
+        if design.kind == "morris":
+            return design.samples * (dims + 1)
+        return design.samples
+
+    def size_problem(self, *, force: bool = False) -> str | None:
+        """Why the design is too large to start, or ``None``: past :data:`MAX_RUNS` runs,
+        or (unless ``force``) past :data:`MAX_SIMULATIONS` simulations."""
+        runs = self.runs
+        simulations = runs * self.replications
+        if runs > MAX_RUNS:
+            return (f"the design has {runs:,} runs; the limit is {MAX_RUNS:,} (each run's "
+                    "values are held in memory); use fewer samples, levels or values")
+        if simulations > MAX_SIMULATIONS and not force:
+            return (f"the design has {runs:,} runs x {self.replications:,} replications = "
+                    f"{simulations:,} simulations; the limit is {MAX_SIMULATIONS:,} "
+                    "(pass --force if you mean it)")
+        return None
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentSpec:
@@ -287,8 +331,14 @@ class Experiment:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-def load_experiment(path: str | Path) -> Experiment:
+def load_experiment(path: str | Path, *, force: bool = False) -> Experiment:
     """Read an experiment file and check it against its base scenario.
+
+    Parameters
+    ----------
+    force
+        Accept a design past :data:`MAX_SIMULATIONS` simulations (up to :data:`MAX_RUNS`
+        runs).
 
     Raises
     ------
@@ -301,6 +351,9 @@ def load_experiment(path: str | Path) -> Experiment:
         spec = ExperimentSpec.model_validate(raw)
     except ValidationError as exc:
         raise InputError(explain(exc, ExperimentSpec, source)) from None
+    too_large = spec.size_problem(force=force)
+    if too_large:
+        raise InputError([Problem(source, ("design",), too_large)])
     scenario_file = Path(path).parent / spec.scenario
     base = read_yaml(scenario_file)
     scenario_at(base, {}, str(scenario_file))

@@ -15,6 +15,10 @@ column                required  meaning
 ====================  ========  ===========================================================
 
 Other columns are ignored, unless a name is close to one of these (a likely typo).
+The file may be UTF-8, UTF-16 or GB18030 (GBK) text, as :mod:`simdomain.textio` detects.
+Dates must lie in the supported window (2000..2100) and span at most
+:data:`MAX_SPAN_DAYS`; fitting needs at least :data:`MIN_CUSTOMERS` customers over
+:data:`MIN_SPAN_DAYS` days.
 Every problem is reported with its row as a spreadsheet numbers it (the header is row
 1, the first order row 2) and its column, e.g. ``orders.csv: row 7 -> date: cannot read
 '2027-02-30' as a date (expected YYYY-MM-DD)``. The last date in the file is taken as
@@ -38,12 +42,20 @@ import numpy as np
 import pandas as pd
 
 from simdomain.errors import InputError, Problem
+from simdomain.scenario.model import FIRST_DATE, LAST_DATE
 from simdomain.simulation import SimulationResult
+from simdomain.textio import detect_encoding
 
 REQUIRED = ("customer_id", "date", "amount")
 OPTIONAL = ("channel", "member_join_date")
 MAX_PROBLEMS = 20
 """Problems listed before the rest are only counted."""
+MAX_SPAN_DAYS = 3660
+"""Longest span of order dates (ten years): fitting the rates takes time in proportion."""
+MIN_CUSTOMERS = 5
+MIN_SPAN_DAYS = 30
+"""Least data to fit on: customers, and days from the first order to the last (the
+labels look 30 days ahead of each cutoff)."""
 
 TX_FEATURES = ("channel", "tenure_days", "orders", "spend_cny", "recency_days", "orders_30d",
                "orders_90d", "spend_90d_cny", "aov_cny", "member", "member_tenure_days")
@@ -79,24 +91,48 @@ class Transactions:
         return self.start + dt.timedelta(days=self.end_day)
 
 
-def read_transactions(path: str | Path) -> Transactions:
+def read_transactions(path: str | Path, *, min_customers: int = MIN_CUSTOMERS,
+                      min_span_days: int = MIN_SPAN_DAYS) -> Transactions:
     """Read and check an order log (see the module docstring).
+
+    Parameters
+    ----------
+    min_customers, min_span_days
+        Least data to fit on (0 for none).
 
     Raises
     ------
     InputError
         Listing each bad row and column (missing columns, unreadable dates, amounts
-        that are not numbers or negative, duplicate rows, ...).
+        that are not numbers or negative, duplicate rows, ...), or saying there is too
+        little data to fit on.
     """
     source = str(path)
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        with open(path, "rb") as handle:
+            encoding = detect_encoding(handle.read(1 << 20), source)
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
+                            encoding=encoding)
     except FileNotFoundError:
         raise InputError([Problem(source, (), "no such file")]) from None
+    except IsADirectoryError:
+        raise InputError([Problem(source, (), "is a folder, expected a CSV file")]) from None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         reason = "the file is empty" if isinstance(exc, pd.errors.EmptyDataError) else str(exc)
         raise InputError([Problem(source, (), f"cannot read it as CSV: {reason}")]) from None
-    return check_transactions(frame, source)
+    tx = check_transactions(frame, source)
+    customers, span = len(tx.customers), tx.end_day
+    if customers < min_customers or span < min_span_days:
+        raise InputError([Problem(source, (), (
+            f"too little data to fit: {_count(customers, 'customer')} with "
+            f"{_count(len(tx.orders), 'order')} over {_count(span, 'day')}; need at least "
+            f"{min_customers} customers and {min_span_days} days from the first order to the last"
+        ))])
+    return tx
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def check_transactions(frame: pd.DataFrame, source: str = "<transactions>") -> Transactions:
@@ -137,6 +173,11 @@ def check_transactions(frame: pd.DataFrame, source: str = "<transactions>") -> T
         problems += _conflicts(customer, member, row, source)
     if problems:
         raise InputError(_capped(problems, source))
+    span = (date.max() - date.min()).days
+    if span > MAX_SPAN_DAYS:
+        raise InputError([Problem(source, ("date",), (
+            f"the orders span {span:,} days ({date.min():%Y-%m-%d}..{date.max():%Y-%m-%d}); "
+            f"the limit is {MAX_SPAN_DAYS:,} (ten years): keep the recent years"))])
     return _assemble(frame, customer, date, amount, member, source)
 
 
@@ -169,6 +210,10 @@ def _dates(text: pd.Series, row: np.ndarray, column: str, source: str,
             problems.append(Problem(source, (f"row {r}", column),
                                     f"cannot read {raw!r} as a date (expected YYYY-MM-DD)"
                                     if raw else "is empty"))
+    outside = ~parsed.between(pd.Timestamp(FIRST_DATE), pd.Timestamp(LAST_DATE)) & parsed.notna()
+    for r, raw in zip(row[outside.to_numpy()], cleaned[outside]):
+        problems.append(Problem(source, (f"row {r}", column), f"{raw} is outside the supported "
+                                                              f"window {FIRST_DATE}..{LAST_DATE}"))
     return parsed
 
 

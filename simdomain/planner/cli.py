@@ -7,20 +7,28 @@ Exit codes: 0 a plan was found; 3 no plan meets every target (or, with
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-from simdomain.cliutil import INFEASIBLE, OK, positive_int
+from simdomain.cliutil import INFEASIBLE, MAX_REPS, OK, amount, int_in, seed
 from simdomain.errors import InputError, Problem
 from simdomain.outfolder import default_out, open_folder
 from simdomain.planner.export import diagnosis_text, plan_text, verification_text, write_plan
-from simdomain.planner.milp import SOLVERS
+from simdomain.planner.milp import SOLVERS, available_solvers
 from simdomain.planner.planning import plan
 from simdomain.planner.problem import BASES, OBJECTIVES, PlanOptions
 from simdomain.planner.verify import plan_with_confidence, verify
 from simdomain.scenario import Scenario, load_scenario
+from simdomain.scenario.model import MAX_CNY
+from simdomain.textio import detect_encoding
+
+MAX_MEMBER_WINDOW = 120
+"""Most months after the add month that ``--member-window`` may count (ten years)."""
+MAX_PLAN_PIECES = 100_000
+"""Spend pieces (channels x months x breakpoints) a plan may have unless forced."""
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -31,14 +39,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--objective", choices=OBJECTIVES, default="min-cost",
                         help="min-cost (default): cheapest plan meeting every target; max-*: "
                              "the most members/adds/GMV within the budget")
-    parser.add_argument("--budget", type=_amount, metavar="CNY",
+    parser.add_argument("--budget", type=amount, metavar="CNY",
                         help="total budget over the horizon (replaces the scenario's)")
-    parser.add_argument("--monthly-budget", type=_amount, metavar="CNY",
+    parser.add_argument("--monthly-budget", type=amount, metavar="CNY",
                         help="budget per month (replaces the scenario's)")
     parser.add_argument("--lock", action="append", default=[], metavar="CH=SPEND",
                         help="fix a channel's monthly spend (one amount, or one per month "
                              "separated by commas); repeatable")
-    parser.add_argument("--verify", type=positive_int, metavar="N",
+    parser.add_argument("--verify", type=int_in(1, MAX_REPS, "a number of replications"),
+                        metavar="N",
                         help="simulate the plan N times and report each target's chance")
     parser.add_argument("--confidence", type=_probability, metavar="P",
                         help="raise the planned targets until the simulated chance of "
@@ -49,28 +58,22 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--members-basis", choices=BASES, default="cohort",
                         help="cohort (default): members a month's adds bring within the "
                              "window; calendar: members who join in the month")
-    parser.add_argument("--member-window", type=int, default=6, metavar="MONTHS",
+    parser.add_argument("--member-window", type=int_in(0, MAX_MEMBER_WINDOW, "months"),
+                        default=6, metavar="MONTHS",
                         help="months after the add month that count (default 6)")
     parser.add_argument("--channel-values", metavar="CSV",
                         help="channel value table: columns channel, members_per_add")
     parser.add_argument("--solver", choices=SOLVERS, default="cbc",
                         help="cbc (default, bundled with PuLP) or highs (needs highspy)")
-    parser.add_argument("--seed", type=int, default=0, help="root seed of simulations")
+    parser.add_argument("--seed", type=seed, default=0, help="root seed of simulations")
     parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                         help="override a scenario field")
     parser.add_argument("--out", metavar="DIR", help="output folder (default out/<name>-plan)")
+    parser.add_argument("--force", action="store_true",
+                        help=f"plan past {MAX_PLAN_PIECES:,} spend pieces (channels x months x "
+                             "breakpoints); without it, such a plan is refused before it starts")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or tables")
     parser.set_defaults(command=cmd_plan)
-
-
-def _amount(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an amount in yuan, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected an amount >= 0, got {text!r}")
-    return value
 
 
 def _probability(text: str) -> float:
@@ -96,6 +99,10 @@ def parse_locks(items: list[str]) -> dict[str, float | list[float]]:
         if not sep or not name.strip() or not amounts:
             problems.append(Problem("--lock", (), f"expected CH=SPEND, got {item!r}"))
             continue
+        if not all(math.isfinite(a) and 0 <= a <= MAX_CNY for a in amounts):
+            problems.append(Problem("--lock", (), f"spend must be from 0 up to {MAX_CNY:g} "
+                                                  f"yuan, got {item!r}"))
+            continue
         locks[name.strip()] = amounts[0] if len(amounts) == 1 else amounts
     if problems:
         raise InputError(problems)
@@ -107,9 +114,12 @@ def read_channel_values(path: str, channels: list[str]) -> dict[str, float]:
     members_per_add`` (the channel value table of ``simdomain fit``: its ``segment ==
     "all"`` rows; rows of other sources, such as referral, are left out)."""
     try:
-        table = pd.read_csv(path)
+        with open(path, "rb") as handle:
+            encoding = detect_encoding(handle.read(1 << 20), path)
+        table = pd.read_csv(path, encoding=encoding)
     except (OSError, ValueError) as exc:
-        raise InputError([Problem(path, (), f"cannot read the channel values: {exc}")]) from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise InputError([Problem(path, (), f"cannot read the channel values: {reason}")]) from None
     missing = [c for c in ("channel", "members_per_add") if c not in table.columns]
     if missing:
         raise InputError([Problem(path, (), f"missing columns {missing}; "
@@ -125,10 +135,30 @@ def read_channel_values(path: str, channels: list[str]) -> dict[str, float]:
     return dict(zip(table["channel"].astype(str), values.astype(float)))
 
 
+def check_solver(name: str) -> None:
+    """Refuse a solver that is not installed here, saying how to install it."""
+    available = available_solvers()
+    if name not in available:
+        how = "pip install highspy" if name == "highs" else "reinstall PuLP (pip install pulp)"
+        raise InputError([Problem("--solver", (), f"{name} is not installed here ({how}); "
+                                                  f"available: {', '.join(available) or 'none'}")])
+
+
+def check_plan_size(scenario: Scenario, options: PlanOptions, source: str, *,
+                    force: bool = False) -> None:
+    """Refuse, unless ``force``, a plan of more than :data:`MAX_PLAN_PIECES` spend pieces."""
+    channels, months = len(scenario.channels), scenario.months
+    pieces = channels * months * options.max_breakpoints
+    if pieces > MAX_PLAN_PIECES and not force:
+        raise InputError([Problem(source, ("channels",), (
+            f"the plan has {channels:,} channels x {months} months x {options.max_breakpoints} "
+            f"breakpoints = {pieces:,} spend pieces; the limit is {MAX_PLAN_PIECES:,} "
+            "(pass --force if you mean it)"))])
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.file, args.set)
-    if args.member_window < 0:
-        raise InputError([Problem("--member-window", (), f"expected >= 0, got {args.member_window}")])
+    check_solver(args.solver)
     values = read_channel_values(args.channel_values, list(scenario.channels)) \
         if args.channel_values else {}
     options = PlanOptions(
@@ -138,6 +168,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         member_window_months=args.member_window,
         members_per_add=values,
     )
+    check_plan_size(scenario, options, args.file, force=args.force)
     out = args.out if args.out is not None else default_out(scenario.name, suffix="-plan", source=args.file)
     with open_folder(out, "plan"):  # refused at once if taken, not after the solve
         return _plan_into(args, scenario, options, out)

@@ -13,9 +13,14 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from simdomain.errors import InputError, Problem
+from simdomain.scenario import safeyaml
 from simdomain.scenario.model import FieldError, Scenario
+from simdomain.textio import read_text
 
 Loc = tuple[str | int, ...]
+
+MAX_YAML_BYTES = 4 * 1024 * 1024
+"""Largest scenario or experiment file (real ones are a few kilobytes)."""
 
 
 def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
@@ -46,22 +51,37 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, turning every failure into an :class:`InputError`."""
+    """Read a YAML mapping, turning every failure into an :class:`InputError`.
+
+    The file is read by :func:`simdomain.textio.read_text` (at most
+    :data:`MAX_YAML_BYTES`, any supported encoding) and parsed by
+    :func:`simdomain.scenario.safeyaml.load` (alias, nesting and repeated-key checks).
+    """
     source = str(path)
+    raw = parse_yaml(read_text(path, limit=MAX_YAML_BYTES), source)
+    if not isinstance(raw, dict):
+        raise InputError([Problem(source, (), f"expected a mapping of fields, got {_kind(raw)}")])
+    return raw
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """Parse YAML text within the loader's limits, or raise an :class:`InputError`."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError([Problem(source, (), f"cannot read the file: {exc.strerror}")]) from None
-    try:
-        raw = yaml.safe_load(text)
+        return safeyaml.load(text)
+    except safeyaml.LimitError as exc:
+        raise InputError([Problem(source, (), f"line {exc.line}: {exc}")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         reason = getattr(exc, "problem", None) or str(exc)
         raise InputError([Problem(source, (), f"invalid YAML{where}: {reason}")]) from None
-    if not isinstance(raw, dict):
-        raise InputError([Problem(source, (), f"expected a mapping of fields, got {_kind(raw)}")])
-    return raw
+    except (ValueError, OverflowError, RecursionError) as exc:
+        raise InputError([Problem(source, (), f"cannot read a value: {_reason(exc)}")]) from None
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    return "a number has too many digits" if text.startswith("Exceeds the limit") else text
 
 
 def validate_scenario(
@@ -80,9 +100,11 @@ def apply_overrides(
 ) -> tuple[dict[str, Any], dict[Loc, str]]:
     """Return a copy of ``raw`` with each ``path=value`` set, and the paths set.
 
-    A list element is addressed by its index (``campaigns.0.days=5``).
+    A list element is addressed by its index (``campaigns.0.days=5``). Only the mappings
+    and lists along each path are copied: the rest is shared with ``raw``, which is
+    never changed (an experiment sets its factors on thousands of copies).
     """
-    raw = copy.deepcopy(raw)
+    raw = dict(raw)
     overridden: dict[Loc, str] = {}
     problems = []
     for text in overrides:
@@ -92,16 +114,27 @@ def apply_overrides(
             problems.append(Problem("--set", (), f"expected path=value, got {text!r}"))
             continue
         try:
-            value = yaml.safe_load(value_text)
+            value = safeyaml.load(value_text)
         except yaml.YAMLError:
             value = value_text
+        except (safeyaml.LimitError, ValueError, OverflowError) as exc:
+            problems.append(Problem(f"--set {path.strip()}=...", (),
+                                    f"cannot read the value: {_reason(exc)}"))
+            continue
+        if len(loc) > safeyaml.MAX_DEPTH:
+            problems.append(Problem("--set", (), f"the path has {len(loc)} parts; the limit "
+                                                 f"is {safeyaml.MAX_DEPTH}"))
+            continue
         node: Any = raw
-        for depth, key in enumerate(loc[:-1]):
+        for key in loc[:-1]:
             child = _child(node, key)
             if child is None:
                 if not isinstance(node, dict):
                     break
-                child = node[key] = {}
+                child = {}
+            elif isinstance(child, (dict, list)):
+                child = copy.copy(child)
+            node[key] = child
             node = child
         else:
             if isinstance(node, dict):
@@ -149,12 +182,19 @@ def explain(
             known = _fields_at(model, loc[:-1])
             close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
             message += f"; did you mean {close[0]!r}?" if close else f"; expected one of {known}"
-        elif error["type"] != "missing":
+        elif error["type"] not in ("missing", "value_error"):  # a value error quotes it
             message += f" (got {_show(error.get('input'))})"
         origin = next(
-            (text for path, text in (overridden or {}).items() if loc[: len(path)] == path), None
+            (text for path, text in (overridden or {}).items()
+             if loc[: len(path)] == path or (loc and path[: len(loc)] == loc)), None
         )
-        problems.append(Problem(f"--set {origin}" if origin else source, loc, message))
+        if origin:
+            source_here = f"--set {origin}"
+        elif overridden and not loc:  # about the whole scenario, the overrides included
+            source_here = f"{source} with --set {' '.join(overridden.values())}"
+        else:
+            source_here = source
+        problems.append(Problem(source_here, loc, message))
     return problems
 
 

@@ -13,13 +13,31 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from simdomain.scenario.capacity import memory_problem
+
 STAGES = ("fan", "customer", "member", "koc")
 """Consumer stages in the order of the role upgrade."""
 
+MAX_CNY = 1e12
+"""Largest amount of money (spend, cost, budget, target): a trillion yuan."""
+MAX_ORDER_CNY = 1e8
+"""Largest mean order value."""
+MIN_COST_PER_CONTACT_CNY = 1e-3
+"""Cheapest contact: a tenth of a fen (an SMS costs a few fen)."""
+MAX_FACTOR = 1e6
+"""Largest multiplier, propensity, uplift, half-life or per-account rate."""
+MAX_COUNT = 10**10
+"""Largest count of people or contacts: more than the world's population."""
+FIRST_DATE, LAST_DATE = dt.date(2000, 1, 1), dt.date(2100, 12, 31)
+"""The supported window of dates."""
+MAX_NAMED = 200
+"""Most segments, and most channels: the engine's rate tables grow with their product."""
+
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-NonNegative = Annotated[float, Field(ge=0.0)]
-Positive = Annotated[float, Field(gt=0.0)]
-Count = Annotated[int, Field(ge=0)]
+NonNegative = Annotated[float, Field(ge=0.0, le=MAX_FACTOR)]
+Positive = Annotated[float, Field(gt=0.0, le=MAX_FACTOR)]
+Money = Annotated[float, Field(ge=0.0, le=MAX_CNY)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 Stage = Literal["fan", "customer", "member", "koc"]
 
 RESERVED_SOURCES = ("initial", "organic", "referral")
@@ -29,9 +47,10 @@ _SHARE_TOLERANCE = 1e-6
 
 
 class Strict(BaseModel):
-    """Base of all scenario models: unknown keys are refused, values are checked."""
+    """Base of all scenario models: unknown keys are refused, values are checked, and
+    every number must be finite (``.inf`` and ``.nan`` are refused in any float field)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class FieldError(ValueError):
@@ -87,7 +106,8 @@ class Segment(Strict):
     """A group of consumers sharing order value and propensities."""
 
     share: Probability = Field(description="share of the initial pool")
-    order_value_cny: Positive = Field(description="mean order value")
+    order_value_cny: Annotated[float, Field(gt=0.0, le=MAX_ORDER_CNY)] = Field(
+        description="mean order value")
     order_value_cv: NonNegative = Field(
         0.5, description="coefficient of variation of the (lognormal) order value"
     )
@@ -99,7 +119,7 @@ class Staff(Strict):
 
     accounts: Count
     adds_per_account_per_day: Positive = 100.0
-    monthly_cost_per_account_cny: NonNegative = 0.0
+    monthly_cost_per_account_cny: Money = 0.0
 
     @property
     def daily_capacity(self) -> int:
@@ -110,10 +130,10 @@ class Channel(Strict):
     """An acquisition channel: spend buys contacts, a funnel turns contacts into adds."""
 
     description: str = ""
-    monthly_spend_cny: NonNegative | list[NonNegative] = Field(
+    monthly_spend_cny: Money | list[Money] = Field(
         description="spend per month, or one value per month of the horizon"
     )
-    cost_per_contact_cny: Positive
+    cost_per_contact_cny: Annotated[float, Field(ge=MIN_COST_PER_CONTACT_CNY, le=MAX_CNY)]
     funnel: dict[str, Probability] = Field(
         min_length=1, description="pass rate of each step from contact to add request"
     )
@@ -123,14 +143,14 @@ class Channel(Strict):
     max_contacts_per_month: Count | None = Field(
         None, description="contacts available per month (parcels, phone list); none = unlimited"
     )
-    saturation_contacts: Positive | None = Field(
+    saturation_contacts: Annotated[float, Field(gt=0.0, le=MAX_COUNT)] | None = Field(
         None, description="diminishing returns: effective contacts are S(1 - exp(-c/S))"
     )
-    fixed_cost_cny: NonNegative = Field(0.0, description="per month in which the channel spends")
-    min_spend_cny: NonNegative = Field(
+    fixed_cost_cny: Money = Field(0.0, description="per month in which the channel spends")
+    min_spend_cny: Money = Field(
         0.0, description="planner: least monthly spend in a month the channel is on"
     )
-    max_spend_cny: NonNegative | None = Field(
+    max_spend_cny: Money | None = Field(
         None, description="planner: most monthly spend; none = up to the contact capacity"
     )
     audience: dict[str, Probability] | None = Field(
@@ -189,7 +209,8 @@ class Content(Strict):
 
     share: Probability
     uplift: NonNegative = Field(0.0, description="added to engagement per view")
-    fatigue: float = Field(0.0, ge=-1.0, description="added to fatigue per view; < 0 soothes")
+    fatigue: float = Field(0.0, ge=-1.0, le=MAX_FACTOR,
+                           description="added to fatigue per view; < 0 soothes")
 
 
 class Targeting(Strict):
@@ -346,8 +367,8 @@ class Lifecycle(Strict):
 
 
 class RewardTier(Strict):
-    invites: Annotated[int, Field(gt=0)]
-    gift_cny: NonNegative
+    invites: Annotated[int, Field(gt=0, le=MAX_COUNT)]
+    gift_cny: Money
 
 
 class Referral(Strict):
@@ -362,7 +383,7 @@ class Referral(Strict):
     external_rate: Probability = 0.0
     word_of_mouth: dict[Stage, NonNegative] = {}
     audience: dict[str, Probability] | None = None
-    gift_per_invitee_cny: NonNegative = Field(0.0, description="new-user gift per referred add")
+    gift_per_invitee_cny: Money = Field(0.0, description="new-user gift per referred add")
     reward_tiers: list[RewardTier] = Field([], description="gifts for referrers at invite counts")
     fraud_share: Probability = Field(
         0.0, description="share of referred adds that are fake: they never buy, upgrade, "
@@ -395,8 +416,8 @@ class Campaign(Strict):
 
     name: str
     start: dt.date
-    days: Annotated[int, Field(gt=0)]
-    cost_cny: NonNegative = 0.0
+    days: Annotated[int, Field(gt=0, le=3660)]
+    cost_cny: Money = 0.0
     multipliers: CampaignMultipliers = CampaignMultipliers()
     channels: list[str] | None = Field(None, description="channels whose adds rise; all if none")
 
@@ -408,7 +429,7 @@ class PoolTarget(Strict):
 
 class GmvTarget(Strict):
     by: dt.date
-    total_cny: NonNegative
+    total_cny: Money
 
 
 class Targets(Strict):
@@ -422,8 +443,8 @@ class Targets(Strict):
 
 
 class Budget(Strict):
-    monthly_cny: NonNegative | None = None
-    total_cny: NonNegative | None = None
+    monthly_cny: Money | None = None
+    total_cny: Money | None = None
 
 
 class PopulationFiles(Strict):
@@ -450,8 +471,8 @@ class Scenario(Strict):
     start_date: dt.date
     horizon_days: Annotated[int, Field(gt=0, le=3660)]
     initial_pool: InitialPool = InitialPool()
-    segments: dict[str, Segment] = Field(min_length=1)
-    channels: dict[str, Channel] = {}
+    segments: dict[str, Segment] = Field(min_length=1, max_length=MAX_NAMED)
+    channels: dict[str, Channel] = Field({}, max_length=MAX_NAMED)
     touch_policy: TouchPolicy = TouchPolicy()
     lifecycle: Lifecycle
     referral: Referral | None = None
@@ -492,6 +513,13 @@ class Scenario(Strict):
         return (ch.add_rate * propensity * ch.propensity.add
                 * ch.effective_contacts(ch.contacts(spend_cny)))
 
+    @field_validator("start_date")
+    @classmethod
+    def _supported_date(cls, value: dt.date) -> dt.date:
+        if not FIRST_DATE <= value <= LAST_DATE:
+            raise ValueError(f"{value} is outside the supported window {FIRST_DATE}..{LAST_DATE}")
+        return value
+
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:
         _check_shares({k: s.share for k, s in self.segments.items()}, "segment shares",
@@ -523,6 +551,12 @@ class Scenario(Strict):
             self._within_horizon(pool.date, ("targets", "pool_size", i, "date"))
         if self.targets.gmv is not None:
             self._within_horizon(self.targets.gmv.by, ("targets", "gmv", "by"))
+        if self.end_date > LAST_DATE:
+            raise FieldError(("horizon_days",), f"ends on {self.end_date}, after the supported "
+                                                f"window {FIRST_DATE}..{LAST_DATE}")
+        memory = memory_problem(self)
+        if memory:
+            raise FieldError((), memory)
         return self
 
     def _within_horizon(self, date: dt.date, loc: tuple[str | int, ...]) -> None:

@@ -1,0 +1,79 @@
+"""How many people a scenario brings, and whether this machine's memory could hold them.
+
+The engine keeps one slot per person in numpy arrays (``simdomain.sim.population``);
+this module estimates their number from the scenario alone, so that validation can
+refuse a scenario that ``run`` could not hold before any array is allocated. It does
+not import the engine: :data:`BYTES_PER_PERSON` is checked against the engine's
+arrays by a test.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from simdomain.scenario.model import Scenario
+
+BYTES_PER_PERSON = 79
+"""Bytes of one person's slot in the engine's arrays (``simdomain.sim.population.FIELDS``)."""
+PEAK_FACTOR = 4
+"""Peak memory over the arrays' size: growth copies them and steps use scratch arrays."""
+
+
+def month_lengths(start: dt.date, days: int) -> list[int]:
+    """Calendar days of each month the ``days`` from ``start`` touch."""
+    end = start + dt.timedelta(days=days - 1)
+    months = (end.year - start.year) * 12 + end.month - start.month + 1
+    first = start.year * 12 + start.month - 1
+    return [calendar.monthrange((first + m) // 12, (first + m) % 12 + 1)[1] for m in range(months)]
+
+
+def expected_people(scenario: Scenario) -> float:
+    """People the scenario may hold: the initial pool, the adds its channels buy (mean,
+    up to staff capacity) or get free and, with referral, the whole addressable market.
+
+    The first two are the engine's own sizing estimate; the market is an upper bound on
+    the people word of mouth brings.
+    """
+    total = float(scenario.initial_pool.total)
+    for m, length in enumerate(month_lengths(scenario.start_date, scenario.horizon_days)):
+        for name, channel in scenario.channels.items():
+            adds = scenario.expected_monthly_adds(name, channel.spend_in_month(m))
+            if channel.staff is not None:
+                adds = min(adds, channel.staff.daily_capacity * length)
+            total += adds + channel.free_adds_per_month
+    if scenario.referral is not None:
+        total += scenario.referral.addressable_market
+    return total
+
+
+def machine_memory() -> int:
+    """This machine's physical memory in bytes (0 if the system does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system
+        return 0
+
+
+def memory_problem(scenario: Scenario) -> str | None:
+    """Why this machine could not simulate ``scenario``, or ``None`` if it could."""
+    people = expected_people(scenario)
+    need = people * BYTES_PER_PERSON * PEAK_FACTOR
+    have = machine_memory()
+    if not have or need <= have:
+        return None
+    return (f"would hold about {people:.3g} people (the initial pool, the adds its channels "
+            f"buy{' and the referral market' if scenario.referral else ''}), needing about "
+            f"{_bytes(need)} of memory at {BYTES_PER_PERSON * PEAK_FACTOR} bytes each; this "
+            f"machine has {_bytes(have)}")
+
+
+def _bytes(count: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if count < 1024:
+            return f"{count:.3g} {unit}"
+        count /= 1024
+    return f"{count:.3g} PB"
