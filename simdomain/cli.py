@@ -28,10 +28,10 @@ from simdomain.outputs import write_result, write_run
 from simdomain.planner import cli as planner_cli
 from simdomain.scenario import load_scenario
 from simdomain.simulation import simulate
-from simdomain.synth import cli as synth_cli
-from simdomain.twin import cli as twin_cli
 from simdomain.studio import cli as studio_cli
+from simdomain.synth import cli as synth_cli
 from simdomain.tables import comparison_table, monthly_table, targets_table
+from simdomain.twin import cli as twin_cli
 
 
 def main(argv: Sequence[str] | None = None) -> int:
