@@ -23,7 +23,7 @@ from simdomain.data import clean as rules
 from simdomain.data.columns import TABLES, read_mapping
 from simdomain.data.cut import count_future, cut, cut_end, span_of
 from simdomain.data.orders import clean_orders
-from simdomain.data.parse import Rejects, parse_table
+from simdomain.data.parse import Rejects, take_text, parse_table
 from simdomain.data.read import find_tables, read_table
 from simdomain.data.report import CleaningReport
 from simdomain.errors import InputError, Problem
@@ -160,10 +160,10 @@ def load_bundle(folder: str | Path, *, as_of: dt.date | dt.datetime | str | None
         except InputError as exc:
             problems += exc.problems
             continue
-        for line in raw.bad_lines:
-            rejects.parts.append(pd.DataFrame({"file": [raw.source], "row": [pd.NA],
-                                               "column": [""], "value": [line],
-                                               "reason": ["wrong number of cells"]}))
+        for row, reason, text in raw.bad_lines:
+            rejects.parts.append(pd.DataFrame({"file": [raw.source], "row": [row],
+                                               "column": [""], "value": [text],
+                                               "reason": [reason]}))
         frame, dictionaries[table] = parse_table(raw, rejects)
         _row_checks(frame, table, raw, rejects)
         parsed[table] = frame
@@ -179,8 +179,11 @@ def load_bundle(folder: str | Path, *, as_of: dt.date | dt.datetime | str | None
         lines = int((bad["file"] == files[table].name).sum() - dropped) if len(bad) else 0
         rows[table]["rejected"] = dropped + max(lines, 0)
         if dropped or lines > 0:
+            mine = bad[bad["file"] == files[table].name].drop_duplicates("row").head(3)
             skipped.append({"table": table, "kind": "bad_rows_skipped",
-                            "count": dropped + max(lines, 0), "examples": []})
+                            "count": dropped + max(lines, 0), "examples": [
+                                f"row {r.row}: {r.column or 'line'}={r.value}"
+                                for r in mine.itertuples()]})
         parsed[table] = (frame[~frame["_bad"].to_numpy()] if dropped else frame).drop(
             columns="_bad")
     if parsed["orders"].empty:
@@ -197,7 +200,7 @@ def _row_checks(frame: pd.DataFrame, table: str, raw, rejects: Rejects) -> None:
     if table == "spend" and "spend_cny" in frame:
         negative = (frame["spend_cny"] < 0).to_numpy(bool) & ~frame["_bad"].to_numpy()
         index = np.flatnonzero(negative)
-        rejects.add(raw, index, "spend_cny", frame["spend_cny"].to_numpy()[index],
+        rejects.add(raw, index, "spend_cny", take_text(raw.columns["spend_cny"], index),
                     "is negative (spend is 0 or more)")
         frame["_bad"] |= negative
     if table == "touches" and "count" not in frame:
@@ -214,8 +217,9 @@ def _row_checks(frame: pd.DataFrame, table: str, raw, rejects: Rejects) -> None:
 def _bad_cell_problems(bad: pd.DataFrame, folder: Path) -> list[Problem]:
     problems = []
     for cell in bad.head(MAX_SHOWN).itertuples(index=False):
-        if pd.isna(cell.row):
-            problems.append(Problem(cell.file, (), f"{cell.value}"))
+        if not cell.column:
+            problems.append(Problem(cell.file, (f"row {cell.row}",),
+                                    f"{cell.reason}: {cell.value!r}"))
             continue
         value = "" if cell.reason.startswith("is empty") else f"{cell.value!r} "
         problems.append(Problem(cell.file, (f"row {cell.row}", cell.column),

@@ -108,11 +108,11 @@ def read_mapping(folder: Path, given: dict | None) -> dict[str, dict[str, str]]:
     sources = []
     if path.exists():
         try:
-            sources.append((str(path), yaml.safe_load(read_text(path)) or {}))
+            sources.append((path.name, yaml.safe_load(read_text(path)) or {}))
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" (line {mark.line + 1})" if mark else ""
-            raise InputError([Problem(str(path), (), f"not valid YAML{where}")]) from None
+            raise InputError([Problem(path.name, (), f"not valid YAML{where}")]) from None
     if given:
         sources.append(("columns argument", given))
     for source, raw in sources:

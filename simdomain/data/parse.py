@@ -90,7 +90,8 @@ def parse_table(raw: RawTable, rejects: Rejects) -> tuple[pd.DataFrame, dict[str
             failed = None
         if failed is not None and failed.any():
             index = np.flatnonzero(failed)
-            shown = _take_text(array, index)
+            shown = take_text(array, index)
+            reason = reason[index] if isinstance(reason, np.ndarray) else reason
             reasons = np.where(pd.isna(shown), "is empty", reason)
             rejects.add(raw, index, column.name, shown, reasons)
             bad |= failed
@@ -104,7 +105,7 @@ def parse_table(raw: RawTable, rejects: Rejects) -> tuple[pd.DataFrame, dict[str
     return frame, {name: value.dictionary for name, value in ids.items()}
 
 
-def _take_text(array: pa.ChunkedArray, index: np.ndarray) -> np.ndarray:
+def take_text(array: pa.ChunkedArray, index: np.ndarray) -> np.ndarray:
     taken = array.take(pa.array(index))
     if pa.types.is_dictionary(taken.type):
         taken = taken.cast(taken.type.value_type)
@@ -197,9 +198,10 @@ def parse_time(array: pa.ChunkedArray):
     failed = valid & (nat | (values < EARLIEST.to_datetime64())
                       | (values > latest_plausible().to_datetime64()))
     values = np.where(failed, np.datetime64("NaT"), values).astype("datetime64[ns]")
-    return values, failed, (f"is not a time between {EARLIEST:%Y-%m-%d} and "
-                            f"{latest_plausible():%Y-%m-%d} (YYYY-MM-DD [HH:MM:SS], "
-                            "YYYY/MM/DD or unix seconds)")
+    reason = np.where(nat, "is not a date or time (expected YYYY-MM-DD [HH:MM:SS], "
+                      "YYYY/MM/DD or unix seconds)", f"is outside the plausible dates "
+                      f"{EARLIEST:%Y-%m-%d} to {latest_plausible():%Y-%m-%d}")
+    return values, failed, reason
 
 
 def _unix(numbers: np.ndarray) -> np.ndarray:
