@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -187,6 +188,21 @@ def test_vectorised_rules_match_the_reference_and_account_for_every_yuan(tmp_pat
                                           + m["cancelled_cny"])
     assert m["orders_cny"] == pytest.approx(b.orders["amount"].sum())
     assert (b.orders["amount"] >= 0).all()
+
+
+def test_hash_collisions_never_merge_different_orders(tmp_path, monkeypatch):
+    import simdomain.data.orders as orders
+
+    monkeypatch.setattr(orders, "string_hash", lambda array: np.zeros(len(array), np.uint64))
+    rows = [("a", 1, 10.0, "o1"), ("a", 2, 20.0, "o2"), ("b", 2, 5.0, "o1"),
+            ("a", 3, -5.0, "o1"), ("a", 3, 7.0, "o2"), ("a", 4, 1.0, "o3")]
+    (tmp_path / "orders.csv").write_text("customer_id,ordered_at,amount,order_id\n" + "".join(
+        f"{c},2024-01-0{d},{a},{o}\n" for c, d, a, o in rows))
+    b = load_bundle(tmp_path)
+    got = sorted((str(r.customer_id), r.ordered_at.day, r.amount, r.order_id)
+                 for r in b.orders.itertuples())
+    assert got == reference([(i, *r) for i, r in enumerate(rows)], False)[0]
+    assert b.report.count("order_lines_merged") == 2
 
 
 def test_string_hash_equal_strings_agree():

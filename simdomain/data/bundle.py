@@ -36,7 +36,7 @@ ID_COLUMNS = {"orders": ("customer_id",), "contacts": ("customer_id",),
               "touches": ("customer_id",)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Bundle:
     """A brand's clean data.
 

@@ -150,7 +150,8 @@ def parse_category(array: pa.ChunkedArray):
 
 def parse_text(array: pa.ChunkedArray):
     """Text kept as is (trimmed), as pyarrow-backed strings; empty is missing."""
-    text = pc.if_else(pc.equal(_as_string(array), ""), None, _as_string(array))
+    text = _as_string(array)
+    text = pc.if_else(pc.equal(text, ""), None, text)
     return pd.Series(pd.arrays.ArrowStringArray(text.combine_chunks())), None, ""
 
 
