@@ -4,8 +4,8 @@ naming file, row and column; with skip_bad_rows the bad rows become rejects inst
 from __future__ import annotations
 
 import pytest
-
 from data_support import FIXTURES
+
 from simdomain.data import load_bundle
 from simdomain.data.parse import latest_plausible
 from simdomain.errors import InputError

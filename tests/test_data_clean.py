@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
-
 from data_support import bundle
+
 from simdomain.data import load_bundle
 
 ORDERS = """customer_id,ordered_at,amount

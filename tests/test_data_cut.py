@@ -5,27 +5,27 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
-
 from data_support import bundle
+
 from simdomain.data import load_bundle
 
-TABLES = dict(
-    orders="""customer_id,ordered_at,amount,order_id
+TABLES = {
+    "orders": """customer_id,ordered_at,amount,order_id
         c1,2024-01-05 10:00,100,o1
         c1,2024-02-03,-40,o1
         c2,2024-01-20,50,
         c2,2024-02-10,-20,
         c3,2024-02-01 00:00,30,""",
-    contacts="""customer_id,added_at,channel,deleted_at,deleted_by
+    "contacts": """customer_id,added_at,channel,deleted_at,deleted_by
         c1,2024-01-01,qr,2024-01-25,customer
         c2,2024-01-10,sms,2024-02-20,staff
         c4,2024-02-05,qr,,""",
-    members="""customer_id,joined_at
+    "members": """customer_id,joined_at
         c1,2024-01-06
         c2,2024-02-02""",
-    spend="""month,channel,spend_cny
+    "spend": """month,channel,spend_cny
         2024-01,qr,100
-        2024-02,qr,200""")
+        2024-02,qr,200"""}
 
 
 def test_until_equals_loading_as_of(tmp_path):

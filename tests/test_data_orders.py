@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from data_support import bundle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from data_support import bundle
 from simdomain.data import load_bundle
 
 
@@ -191,7 +191,7 @@ def test_vectorised_rules_match_the_reference_and_account_for_every_yuan(tmp_pat
 
 
 def test_hash_collisions_never_merge_different_orders(tmp_path, monkeypatch):
-    import simdomain.data.orders as orders
+    from simdomain.data import orders
 
     monkeypatch.setattr(orders, "string_hash", lambda array: np.zeros(len(array), np.uint64))
     rows = [("a", 1, 10.0, "o1"), ("a", 2, 20.0, "o2"), ("b", 2, 5.0, "o1"),

@@ -8,8 +8,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from data_support import bundle
+
 from simdomain.data import load_bundle
 from simdomain.errors import InputError
 
