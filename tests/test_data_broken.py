@@ -90,3 +90,11 @@ def test_many_bad_cells_first_ten_then_a_count():
     b = load_bundle(folder, skip_bad_rows=True)
     assert len(b.rejects) == 15 and len(b.orders) == 1
     assert b.rejects["row"].tolist() == list(range(2, 17))
+
+
+def test_spreadsheet_files_and_bad_as_of(tmp_path):
+    (tmp_path / "orders.xlsx").write_bytes(b"PK")
+    with pytest.raises(InputError, match="orders.xlsx: save it as CSV"):
+        load_bundle(tmp_path)
+    with pytest.raises(InputError, match="as_of: cannot read '2024-02-30' as a date"):
+        load_bundle(FIXTURES / "bad_amount", as_of="2024-02-30")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 
 import pandas as pd
@@ -117,3 +118,17 @@ def test_ids_are_trimmed_and_shared(tmp_path):
         c1,2024-01-01,qr"""))
     assert b.orders["customer_id"].cat.codes.tolist() == [0, 0]
     assert b.customers.tolist() == ["c1", "c2"]
+
+
+def test_parquet_types(tmp_path):
+    pq.write_table(pa.table({
+        "customer_id": pa.array(["a", "b"]).dictionary_encode(),
+        "ordered_at": pa.array([dt.date(2024, 1, 5), dt.date(2024, 1, 6)]),
+        "amount": pa.array([1, 2], pa.decimal128(10, 2)),
+        "items": pa.array([1, None], pa.int32())}), tmp_path / "orders.parquet")
+    b = load_bundle(tmp_path)
+    assert b.orders["ordered_at"].tolist() == [pd.Timestamp("2024-01-05"),
+                                               pd.Timestamp("2024-01-06")]
+    assert b.orders["amount"].tolist() == [1.0, 2.0]
+    assert b.orders["items"].tolist() == [1, pd.NA]
+    assert b.orders["order_id"].isna().all() and b.orders["order_id"].dtype == "string"

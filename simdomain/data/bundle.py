@@ -146,6 +146,7 @@ def load_bundle(folder: str | Path, *, as_of: dt.date | dt.datetime | str | None
         unreadable file, a cell that cannot be read (the first few, then a count).
     """
     folder = Path(folder)
+    end = cut_end(as_of) if as_of is not None else None
     mapping = read_mapping(folder, columns)
     files = find_tables(folder)
     rejects = Rejects()
@@ -190,7 +191,6 @@ def load_bundle(folder: str | Path, *, as_of: dt.date | dt.datetime | str | None
         raise InputError([Problem(files["orders"].name, (), "no usable orders: every row "
                                   "has a cell that cannot be read")])
     _share_ids(parsed, dictionaries)
-    end = cut_end(as_of) if as_of is not None else None
     return _build(parsed, end=end, as_of=_stamp(as_of), aggregate=aggregate_duplicates, source=str(folder),
                   rejects=bad if skip_bad_rows else None, rows=rows, skipped=skipped)
 

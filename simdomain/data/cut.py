@@ -13,6 +13,7 @@ import datetime as dt
 import pandas as pd
 
 from simdomain.data.report import CleaningReport, examples
+from simdomain.errors import InputError, Problem
 
 TIME_COLUMN = {"orders": "ordered_at", "contacts": "added_at", "members": "joined_at",
                "referrals": "at", "touches": "at"}
@@ -20,8 +21,20 @@ TIME_COLUMN = {"orders": "ordered_at", "contacts": "added_at", "members": "joine
 
 def cut_end(at: dt.date | dt.datetime | str | pd.Timestamp) -> pd.Timestamp:
     """The exclusive end of the data known at ``at``: a date (or ``YYYY-MM-DD``) includes
-    that whole day; a time with a clock part includes everything up to that instant."""
-    stamp = pd.Timestamp(at)
+    that whole day; a time with a clock part includes everything up to that instant.
+
+    Raises
+    ------
+    InputError
+        When ``at`` is not a date.
+    """
+    try:
+        stamp = pd.Timestamp(at)
+    except (ValueError, TypeError):
+        raise InputError([Problem("as_of", (), f"cannot read {at!r} as a date "
+                                  "(expected YYYY-MM-DD)")]) from None
+    if pd.isna(stamp):
+        raise InputError([Problem("as_of", (), "is empty (expected YYYY-MM-DD)")])
     if isinstance(at, dt.datetime) and stamp != stamp.normalize():
         return stamp.tz_localize(None) + pd.Timedelta(1, "ns")
     return stamp.normalize().tz_localize(None) + pd.Timedelta(days=1)

@@ -77,7 +77,8 @@ def _assemble(frame, final, cust, t, amount, items, oid) -> pd.DataFrame:
         "ordered_at": t[final].view("datetime64[ns]"),
         "amount": amount[final],
         "order_id": (pd.arrays.ArrowStringArray(oid.take(pa.array(final)))
-                     if oid is not None else pd.array([None] * len(final), dtype="str")),
+                     if oid is not None else pd.arrays.ArrowStringArray(pa.nulls(len(final),
+                                                                                 pa.string()))),
         "channel": (frame["channel"].array.take(final) if "channel" in frame
                     else pd.Categorical([None] * len(final))),
         "items": pd.arrays.IntegerArray(np.where(missing, 0, values).astype(np.int64), missing),

@@ -67,7 +67,12 @@ def find_tables(folder: Path) -> dict[str, Path]:
     problems = [Problem(str(folder), (), f"two files for the {table} table: "
                         f"{', '.join(p.name for p in paths)}; keep one")
                 for table, paths in found.items() if len(paths) > 1]
-    if "orders" not in found:
+    for path in sorted(folder.iterdir()):
+        stem, _, suffix = path.name.lower().partition(".")
+        if stem in TABLES and stem not in found and suffix in ("xlsx", "xls", "txt", "json"):
+            problems.append(Problem(path.name, (), "save it as CSV (UTF-8) or Parquet: "
+                                    f"{stem}.csv, {stem}.csv.gz or {stem}.parquet"))
+    if "orders" not in found and not problems:
         present = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
         problems.append(Problem(str(folder), (), "no orders file (orders.csv, orders.csv.gz "
                                 f"or orders.parquet); the folder holds {present}"))
