@@ -196,13 +196,7 @@ def load_bundle(folder: str | Path, *, as_of: dt.date | dt.datetime | str | None
 
 
 def _row_checks(frame: pd.DataFrame, table: str, raw, rejects: Rejects) -> None:
-    """Rules on a whole row: spend is 0 or more; touch events name their customer."""
-    if table == "spend" and "spend_cny" in frame:
-        negative = (frame["spend_cny"] < 0).to_numpy(bool) & ~frame["_bad"].to_numpy()
-        index = np.flatnonzero(negative)
-        rejects.add(raw, index, "spend_cny", take_text(raw.columns["spend_cny"], index),
-                    "is negative (spend is 0 or more)")
-        frame["_bad"] |= negative
+    """A rule on a whole row: touch events (rows without a count) name their customer."""
     if table == "touches" and "count" not in frame:
         if "customer_id" not in frame:
             raise InputError([Problem(raw.source, ("columns",), "touch events need "

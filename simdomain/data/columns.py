@@ -24,7 +24,7 @@ class Column:
     """One column of the contract.
 
     ``kind`` says how its cells are read: ``id`` (text identifying a person), ``time``,
-    ``money`` (yuan), ``count`` (a whole number 0 or more), ``text`` (kept as is),
+    ``money`` (yuan), ``spend`` (yuan, 0 or more), ``count`` (a whole number 0 or more), ``text`` (kept as is),
     ``category`` (a short code), ``deleted_by``, ``touch_kind`` or ``month``.
     """
 
@@ -78,7 +78,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
     "spend": (
         Column("month", "month", True, ("period", "月份")),
         Column("channel", "category", True, ("channel_code", "渠道")),
-        Column("spend_cny", "money", True, ("spend", "cost", "cost_cny", "花费", "费用")),
+        Column("spend_cny", "spend", True, ("spend", "cost", "cost_cny", "花费", "费用")),
         Column("contacts", "count", False, ("reached", "contacts_reached", "触达人数")),
     ),
 }

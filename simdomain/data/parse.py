@@ -80,7 +80,7 @@ def parse_table(raw: RawTable, rejects: Rejects) -> tuple[pd.DataFrame, dict[str
     for column in TABLES[raw.table]:
         if column.name not in raw.columns:
             continue
-        array = raw.columns[column.name]
+        array = raw.columns.pop(column.name)  # freed once parsed
         parser = _PARSERS[column.kind]
         values, failed, reason = parser(array)
         missing = np.asarray(array.is_null(), dtype=bool) if column.required else None
@@ -170,6 +170,14 @@ def parse_money(array: pa.ChunkedArray):
         values = pd.to_numeric(pd.Series(cleaned.to_pandas()), errors="coerce").to_numpy(float)
     failed = ~np.isfinite(values) & np.asarray(text.is_valid())
     return values, failed, "is not a number of yuan"
+
+
+def parse_spend(array: pa.ChunkedArray):
+    """Spend in yuan as float64: 0 or more."""
+    values, failed, reason = parse_money(array)
+    negative = np.nan_to_num(values) < 0
+    return values, failed | negative, np.where(negative, "is negative (spend is 0 or more)",
+                                               reason)
 
 
 def parse_count(array: pa.ChunkedArray):
@@ -288,7 +296,7 @@ def parse_enum(mapping: dict[str, str], expected: str):
 
 
 _PARSERS = {"id": parse_id, "category": parse_category, "text": parse_text,
-            "money": parse_money, "count": parse_count, "time": parse_time,
+            "money": parse_money, "spend": parse_spend, "count": parse_count, "time": parse_time,
             "month": parse_month,
             "deleted_by": parse_enum(_DELETED_BY, "customer or staff"),
             "touch_kind": parse_enum(_TOUCH_KIND, "one_to_one, group or moments")}
