@@ -23,7 +23,7 @@ from simdomain.data import clean as rules
 from simdomain.data.columns import TABLES, read_mapping
 from simdomain.data.cut import count_future, cut, cut_end, span_of
 from simdomain.data.orders import clean_orders
-from simdomain.data.parse import Rejects, parse_table, take_text
+from simdomain.data.parse import Rejects, parse_table
 from simdomain.data.read import find_tables, read_table
 from simdomain.data.report import CleaningReport
 from simdomain.errors import InputError, Problem
