@@ -132,3 +132,14 @@ def test_parquet_types(tmp_path):
     assert b.orders["amount"].tolist() == [1.0, 2.0]
     assert b.orders["items"].tolist() == [1, pd.NA]
     assert b.orders["order_id"].isna().all() and b.orders["order_id"].dtype == "string"
+
+
+def test_flat_mapping_applies_to_every_table_and_progress(tmp_path):
+    folder = bundle(tmp_path, orders="""uid,ordered_at,amount
+        u1,2024-01-05,10""", contacts="""uid,added_at,channel
+        u1,2024-01-01,qr""")
+    b = load_bundle(folder, columns={"uid": "customer_id"}, progress=True)
+    assert b.report.count("buyers_not_contacts") == 0
+    assert b.contacts.loc[0, "customer_id"] == "u1"
+    with pytest.raises(InputError, match="unknown column 'amout'; did you mean 'amount'"):
+        load_bundle(folder, columns={"orders": {"paid": "amout"}})
