@@ -82,16 +82,19 @@ def parse_table(raw: RawTable, rejects: Rejects) -> tuple[pd.DataFrame, dict[str
             continue
         array = raw.columns.pop(column.name)  # freed once parsed
         parser = _PARSERS[column.kind]
-        values, failed, reason = parser(array)
-        missing = np.asarray(array.is_null(), dtype=bool) if column.required else None
+        values, failed, reason = parser(array)  # reason: text, or one per failed cell
+        own = failed
         if column.required and column.kind not in ("id", "category"):
-            failed = failed | missing
+            failed = failed | np.asarray(array.is_null(), dtype=bool)
         if not column.required and column.kind == "id":
             failed = None
         if failed is not None and failed.any():
             index = np.flatnonzero(failed)
+            if isinstance(reason, np.ndarray):
+                per_cell = np.full(len(index), "", dtype=object)
+                per_cell[own[index]] = reason
+                reason = per_cell
             shown = take_text(array, index)
-            reason = reason[index] if isinstance(reason, np.ndarray) else reason
             reasons = np.where(pd.isna(shown), "is empty", reason)
             rejects.add(raw, index, column.name, shown, reasons)
             bad |= failed
@@ -176,8 +179,9 @@ def parse_spend(array: pa.ChunkedArray):
     """Spend in yuan as float64: 0 or more."""
     values, failed, reason = parse_money(array)
     negative = np.nan_to_num(values) < 0
-    return values, failed | negative, np.where(negative, "is negative (spend is 0 or more)",
-                                               reason)
+    failed = failed | negative
+    return values, failed, np.where(negative[failed], "is negative (spend is 0 or more)",
+                                    reason)
 
 
 def parse_count(array: pa.ChunkedArray):
@@ -207,7 +211,7 @@ def parse_time(array: pa.ChunkedArray):
     failed = valid & (nat | (values < EARLIEST.to_datetime64())
                       | (values > latest_plausible().to_datetime64()))
     values = np.where(failed, np.datetime64("NaT"), values).astype("datetime64[ns]")
-    reason = np.where(nat, "is not a date or time (expected YYYY-MM-DD [HH:MM:SS], "
+    reason = np.where(nat[failed], "is not a date or time (expected YYYY-MM-DD [HH:MM:SS], "
                       "YYYY/MM/DD or unix seconds)", f"is outside the plausible dates "
                       f"{EARLIEST:%Y-%m-%d} to {latest_plausible():%Y-%m-%d}")
     return values, failed, reason
