@@ -113,10 +113,12 @@ def test_two_files_for_one_table(tmp_path):
 def test_ids_are_trimmed_and_shared(tmp_path):
     b = load_bundle(bundle(tmp_path, orders="""customer_id,ordered_at,amount
         " c1 ",2024-01-05,10
-        c1,2024-01-06,10""", contacts="""customer_id,added_at,channel
+        c1,2024-01-06,10
+        " ",2024-01-06,10""", contacts="""customer_id,added_at,channel
         c2,2024-01-01,qr
-        c1,2024-01-01,qr"""))
+        c1,2024-01-01,qr"""), skip_bad_rows=True)
     assert b.orders["customer_id"].cat.codes.tolist() == [0, 0]
+    assert b.rejects["row"].tolist() == [4]
     assert b.customers.tolist() == ["c1", "c2"]
 
 

@@ -234,7 +234,11 @@ def _share_ids(parsed: dict[str, pd.DataFrame],
              if c in parsed[t]]
     chunks = [dictionaries[t][c].cast(pa.string()) for t, c in pairs]
     shared = pc.unique(pa.chunked_array(chunks, type=pa.string()))
-    dtype = pd.CategoricalDtype(pd.Index(shared.to_pandas(), dtype="str"))
+    categories = pd.Index(shared.to_pandas(), dtype="str")
+    try:  # pc.unique's values are unique: skip pandas' slow check of millions of ids
+        dtype = pd.CategoricalDtype._from_fastpath(categories, ordered=False)
+    except AttributeError:
+        dtype = pd.CategoricalDtype(categories)
     for (table, column), dictionary in zip(pairs, chunks):
         codes = parsed[table][column].to_numpy(np.int32)
         if not shared.slice(0, len(dictionary)).equals(dictionary):

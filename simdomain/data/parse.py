@@ -115,25 +115,35 @@ def take_text(array: pa.ChunkedArray, index: np.ndarray) -> np.ndarray:
     return np.asarray(taken.to_pandas(), dtype=object)
 
 
-def _as_string(array: pa.ChunkedArray) -> pa.ChunkedArray:
+def _as_string(array: pa.ChunkedArray, *, trim: bool = True) -> pa.ChunkedArray:
     if pa.types.is_dictionary(array.type):
         array = array.cast(array.type.value_type)
     if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
         array = array.cast(pa.string())
-    return pc.utf8_trim_whitespace(array)
+    return pc.utf8_trim_whitespace(array) if trim else array
 
 
 def parse_id(array: pa.ChunkedArray):
     """Identifiers as ``(codes, dictionary)``: int32 codes (-1 where empty) into a
     pyarrow string array; an empty cell is a reject. The bundle turns the codes into
-    one categorical shared by every table."""
+    one categorical shared by every table. Spaces around an id are trimmed (in the
+    dictionary: ids repeat, so that is the cheap place)."""
     if pa.types.is_floating(array.type):  # ids saved as numbers by a spreadsheet
         array = pc.cast(array, pa.int64(), safe=False)
-    text = _as_string(array)
-    empty = np.asarray(pc.fill_null(pc.equal(text, ""), True), dtype=bool)
-    encoded = pc.dictionary_encode(pc.if_else(pc.equal(text, ""), None, text).combine_chunks())
+    encoded = pc.dictionary_encode(_as_string(array, trim=False).combine_chunks())
     codes = np.asarray(encoded.indices.fill_null(-1), dtype=np.int32)
-    return Ids(codes, encoded.dictionary), empty, "is empty (a customer id is required)"
+    dictionary = pc.utf8_trim_whitespace(encoded.dictionary)
+    if not dictionary.equals(encoded.dictionary):  # " c1" and "c1" are one id
+        again = pc.dictionary_encode(dictionary)
+        remap = np.asarray(again.indices, dtype=np.int32)
+        codes = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1).astype(np.int32)
+        dictionary = again.dictionary
+    blank = np.asarray(pc.equal(dictionary, ""), dtype=bool)
+    if blank.any():  # an empty id is no id
+        remap = np.where(blank, -1, np.cumsum(~blank) - 1).astype(np.int32)
+        codes = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1).astype(np.int32)
+        dictionary = dictionary.filter(pa.array(~blank))
+    return Ids(codes, dictionary), codes < 0, "is empty (a customer id is required)"
 
 
 class Ids:
@@ -164,12 +174,12 @@ def parse_money(array: pa.ChunkedArray):
             pa.types.is_decimal(array.type):
         values = np.asarray(pc.cast(array, pa.float64()).to_numpy(), dtype=float)
         return values, ~np.isfinite(values) & np.asarray(array.is_valid()), "is not a number"
-    text = _as_string(array)
+    text = _as_string(array, trim=False)
     try:
         values = np.asarray(pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False),
                             dtype=float)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        cleaned = pc.replace_substring_regex(text, r"^[¥￥]|,", "")
+        cleaned = pc.replace_substring_regex(pc.utf8_trim_whitespace(text), r"^[¥￥]|,", "")
         values = pd.to_numeric(pd.Series(cleaned.to_pandas()), errors="coerce").to_numpy(float)
     failed = ~np.isfinite(values) & np.asarray(text.is_valid())
     return values, failed, "is not a number of yuan"
@@ -205,7 +215,7 @@ def parse_time(array: pa.ChunkedArray):
     elif pa.types.is_integer(array.type) or pa.types.is_floating(array.type):
         ns = _unix(np.asarray(pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)))
     else:
-        ns = _parse_text_times(_as_string(array).combine_chunks())
+        ns = _parse_text_times(_as_string(array, trim=False).combine_chunks())
     values = ns.view("datetime64[ns]")
     nat = np.isnat(values)
     failed = valid & (nat | (values < EARLIEST.to_datetime64())
@@ -228,7 +238,7 @@ def _unix(numbers: np.ndarray) -> np.ndarray:
     return out
 
 
-def _parse_text_times(text: pa.Array) -> np.ndarray:
+def _parse_text_times(text: pa.Array, *, trimmed: bool = False) -> np.ndarray:
     n = len(text)
     out = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
     todo = np.flatnonzero(np.asarray(text.is_valid(), dtype=bool) &
@@ -243,7 +253,10 @@ def _parse_text_times(text: pa.Array) -> np.ndarray:
             seconds = pc.cast(parsed, pa.int64()).to_numpy(zero_copy_only=False)
             out[todo[ok]] = seconds[ok].astype(np.int64) * 1_000_000_000
             todo = todo[~ok]
-    if len(todo):
+    if len(todo) and not trimmed:  # the rest again without spaces around
+        out[todo] = _parse_text_times(pc.utf8_trim_whitespace(text.take(pa.array(todo))),
+                                      trimmed=True)
+    elif len(todo):
         part = pd.Series(text.take(pa.array(todo)).to_pandas(), dtype=object)
         digits = part.str.fullmatch(r"\d{9,13}(\.\d+)?").fillna(False).to_numpy(bool)
         numbers = pd.to_numeric(part.where(digits), errors="coerce").to_numpy(float)
