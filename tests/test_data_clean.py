@@ -22,7 +22,9 @@ def test_contacts_one_row_per_person(tmp_path):
         c1,2024-01-02,qr_store,s1,2024-02-01,customer
         c2,2024-01-04,sms,s1,2024-03-01,staff
         c2,2024-01-06,,s3,2024-02-15,customer
-        c3,2024-01-05,,s1,2023-12-01,staff"""))
+        c3,2024-01-05,,s1,2023-12-01,staff
+        c4,2024-01-05,qr,,2024-01-09,
+        c4,2024-01-07,qr,s4,2024-01-08,staff"""))
     c = b.contacts.set_index("customer_id")
     assert list(b.contacts.columns) == ["customer_id", "added_at", "channel", "staff_id",
                                         "deleted_at", "deleted_by", "n_staff"]
@@ -33,13 +35,17 @@ def test_contacts_one_row_per_person(tmp_path):
     assert c.loc["c2", "deleted_at"] == pd.Timestamp("2024-03-01")  # both deleted: the last
     assert c.loc["c2", "deleted_by"] == "staff"
     assert c.loc["c3", "channel"] == "unknown" and pd.isna(c.loc["c3", "deleted_at"])
+    # the earliest row's staff even when empty; the latest deletion's author even when empty
+    assert pd.isna(c.loc["c4", "staff_id"]) and c.loc["c4", "n_staff"] == 2
+    assert c.loc["c4", "deleted_at"] == pd.Timestamp("2024-01-09")
+    assert pd.isna(c.loc["c4", "deleted_by"])
     r = b.report
-    assert r.count("added_by_several_staff") == 2
+    assert r.count("added_by_several_staff") == 3
     assert r.count("no_channel") == 2
     assert r.count("deleted_before_added") == 1
     assert r.count("orders_before_add") == 1  # c1 on 01-05 is after its add; c2 01-01 before
     assert r.count("buyers_not_contacts") == 1  # c9
-    assert r.count("contacts_not_buyers") == 1  # c3
+    assert r.count("contacts_not_buyers") == 2  # c3, c4
 
 
 def test_orders_before_add_counted_exactly(tmp_path):
