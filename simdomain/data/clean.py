@@ -74,7 +74,7 @@ def clean_contacts(frame: pd.DataFrame, report: CleaningReport) -> pd.DataFrame:
 
 
 def clean_members(frame: pd.DataFrame, report: CleaningReport) -> pd.DataFrame:
-    """One row per member: the earliest join, the tier of the latest row."""
+    """One row per member: the earliest join, the latest tier given."""
     frame = frame.copy()
     if "tier" not in frame:
         frame["tier"] = pd.Categorical([None] * len(frame))
