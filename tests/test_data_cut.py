@@ -72,3 +72,11 @@ def test_span_and_customers(tmp_path):
     assert b.span == (pd.Timestamp("2024-01-01"), pd.Timestamp("2024-02-20"))
     assert b.customers.tolist() == ["c1", "c2", "c3", "c4"]
     assert b.as_of is None and b.rejects is None
+
+
+def test_cut_before_everything_gives_empty_frames(tmp_path):
+    b = load_bundle(bundle(tmp_path, **TABLES)).until("2023-06-30")
+    assert b.orders.empty and b.contacts.empty and b.members.empty and b.spend.empty
+    assert list(b.orders.columns) == ["customer_id", "ordered_at", "amount", "order_id",
+                                      "channel", "items"]
+    assert b.span[0] is pd.NaT or pd.isna(b.span[0])
