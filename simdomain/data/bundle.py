@@ -258,7 +258,7 @@ def _build(parsed: dict[str, pd.DataFrame], *, end: pd.Timestamp | None,
            as_of: pd.Timestamp | None, aggregate: bool,
            source: str, rejects: pd.DataFrame | None, rows: dict[str, dict[str, int]],
            skipped: list[dict]) -> Bundle:
-    report = CleaningReport(entries=list(skipped), rows=rows)
+    report = CleaningReport(entries=[dict(e) for e in skipped], rows=rows)
     tables = cut(parsed, end, report) if end is not None else dict(parsed)
     if end is None:
         count_future(tables, report)
