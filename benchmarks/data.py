@@ -99,7 +99,6 @@ def measure(folder: Path) -> dict:
     seconds, load_cpu = time.perf_counter() - start, _cpu() - cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     held = sum(f.memory_usage(deep=True).sum() for f in (bundle.orders, bundle.contacts))
-    kept = sum(f.memory_usage(deep=True).sum() for f in bundle._parsed.values())
     start, cpu = time.perf_counter(), _cpu()
     for name in ("orders.csv", "contacts.csv"):
         pcsv.read_csv(folder / name)
@@ -109,7 +108,6 @@ def measure(folder: Path) -> dict:
             "ratio_to_pyarrow_read": round(seconds / floor, 2),
             "cpu_ratio_to_pyarrow_read": round(load_cpu / floor_cpu, 2),
             "peak_rss_gib": round(peak, 2), "clean_frames_gib": round(held / 2**30, 2),
-            "kept_for_until_gib": round(kept / 2**30, 2),
             "orders_kept": len(bundle.orders), "contacts_kept": len(bundle.contacts),
             "customers": len(bundle.customers),
             "warnings": {k: int(c) for k, c in bundle.report.warnings.groupby("kind")["count"]

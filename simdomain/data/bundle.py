@@ -86,9 +86,8 @@ class Bundle:
     span: tuple[pd.Timestamp, pd.Timestamp]
     as_of: pd.Timestamp | None
     source: str
-    _end: pd.Timestamp | None = field(repr=False, compare=False)
-    _parsed: dict[str, pd.DataFrame] = field(repr=False, compare=False)
-    _aggregate_duplicates: bool = field(default=False, repr=False, compare=False)
+    _end: pd.Timestamp | None = field(repr=False)
+    _options: dict = field(default_factory=dict, repr=False)
 
     @property
     def customers(self) -> pd.Index:
@@ -100,16 +99,14 @@ class Bundle:
 
         Everything after it is removed before cleaning (so a later refund does not
         reduce an earlier order), deletions after it undone, spend months after it
-        removed. Equals ``load_bundle(folder, as_of=date)`` without reading again.
+        removed: the folder is read again with ``as_of=date`` and the same options
+        (never beyond this bundle's own ``as_of``), so a large bundle holds no second
+        copy of its data.
         """
-        end, as_of = cut_end(date), _stamp(date)
-        if self._end is not None and self._end < end:
-            end, as_of = self._end, self.as_of
-        return _build(self._parsed, end=end, as_of=as_of, aggregate=self._aggregate_duplicates,
-                      source=self.source, rejects=self.rejects,
-                      rows={t: dict(r) for t, r in self.report.rows.items()},
-                      skipped=[e for e in self.report.entries
-                               if e["kind"] == "bad_rows_skipped"])
+        at = date
+        if self._end is not None and self._end < cut_end(date):
+            at = self.as_of
+        return load_bundle(self.source, as_of=at, **self._options)
 
 
 def load_bundle(folder: str | Path, *, as_of: dt.date | dt.datetime | str | None = None,
@@ -191,7 +188,9 @@ def load_bundle(folder: str | Path, *, as_of: dt.date | dt.datetime | str | None
         raise InputError([Problem(files["orders"].name, (), "no usable orders: every row "
                                   "has a cell that cannot be read")])
     _share_ids(parsed, dictionaries)
-    return _build(parsed, end=end, as_of=_stamp(as_of), aggregate=aggregate_duplicates, source=str(folder),
+    options = {"columns": columns, "skip_bad_rows": skip_bad_rows,
+               "aggregate_duplicates": aggregate_duplicates, "progress": progress}
+    return _build(parsed, end=end, as_of=_stamp(as_of), options=options, source=str(folder),
                   rejects=bad if skip_bad_rows else None, rows=rows, skipped=skipped)
 
 
@@ -255,16 +254,18 @@ def _stamp(at) -> pd.Timestamp | None:
 
 
 def _build(parsed: dict[str, pd.DataFrame], *, end: pd.Timestamp | None,
-           as_of: pd.Timestamp | None, aggregate: bool,
+           as_of: pd.Timestamp | None, options: dict,
            source: str, rejects: pd.DataFrame | None, rows: dict[str, dict[str, int]],
            skipped: list[dict]) -> Bundle:
-    report = CleaningReport(entries=[dict(e) for e in skipped], rows=rows)
-    tables = cut(parsed, end, report) if end is not None else dict(parsed)
-    if end is None:
-        count_future(tables, report)
+    report = CleaningReport(entries=skipped, rows=rows)
+    if end is not None:
+        cut(parsed, end, report)
+    else:
+        count_future(parsed, report)
+    tables = parsed
     clean = {
         "orders": clean_orders(tables["orders"], report,
-                                     aggregate_duplicates=aggregate),
+                                     aggregate_duplicates=options["aggregate_duplicates"]),
         "contacts": rules.clean_contacts(tables["contacts"], report)
         if "contacts" in tables else None,
         "members": rules.clean_members(tables["members"], report)
@@ -282,5 +283,5 @@ def _build(parsed: dict[str, pd.DataFrame], *, end: pd.Timestamp | None,
             clean[table] = frame.drop(columns="_row")
     return Bundle(**clean, report=report, rejects=rejects,
                   span=span_of(clean), as_of=as_of, source=source, _end=end,
-                  _parsed=parsed, _aggregate_duplicates=aggregate)
+                  _options=options)
 
