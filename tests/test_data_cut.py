@@ -80,3 +80,15 @@ def test_cut_before_everything_gives_empty_frames(tmp_path):
     assert list(b.orders.columns) == ["customer_id", "ordered_at", "amount", "order_id",
                                       "channel", "items"]
     assert b.span[0] is pd.NaT or pd.isna(b.span[0])
+
+
+def test_until_keeps_the_options(tmp_path):
+    folder = bundle(tmp_path, orders="""customer_id,ordered_at,amount
+        c1,2024-01-05,30
+        c1,2024-01-05,30
+        c2,2024-01-0x,5
+        c3,2024-03-01,1""")
+    b = load_bundle(folder, skip_bad_rows=True, aggregate_duplicates=True).until("2024-01-31")
+    assert b.orders["amount"].tolist() == [60.0]
+    assert b.rejects["row"].tolist() == [4]
+    assert b.report.count("repeated_rows_merged") == 1
