@@ -81,7 +81,7 @@ def _assemble(frame, final, cust, t, amount, items, oid) -> pd.DataFrame:
                     else pd.Categorical([None] * len(final))),
         "items": pd.arrays.IntegerArray(np.where(missing, 0, values).astype(np.int64), missing),
         "_row": frame["_row"].to_numpy()[final]}
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, copy=False)  # fresh arrays: no copy
 
 
 def string_hash(array: pa.Array) -> np.ndarray:

@@ -100,7 +100,7 @@ def parse_table(raw: RawTable, rejects: Rejects) -> tuple[pd.DataFrame, dict[str
             bad |= failed
         out[column.name] = values
     ids = {name: out.pop(name) for name in list(out) if isinstance(out[name], Ids)}
-    frame = pd.DataFrame(out, index=pd.RangeIndex(n))
+    frame = pd.DataFrame(out, index=pd.RangeIndex(n), copy=False)
     for name, value in ids.items():
         frame[name] = value.codes
     frame["_row"] = np.arange(n, dtype=np.int64) + raw.first_row
