@@ -25,15 +25,16 @@ from simdomain.twin import btyd
 from simdomain.twin.deletion import DeletionFit, fit_deletion
 from simdomain.twin.history import NOT_A_CONTACT, History
 from simdomain.twin.rates import (
-    active_days,
     Hazard,
     StepFit,
+    active_days,
     fit_first_order,
     fit_join,
     fit_koc,
     fit_word_of_mouth,
 )
 from simdomain.twin.season import MIN_DAYS, fit_season
+from simdomain.twin.selfcheck import order_model_error
 from simdomain.twin.value import Tier, fit_value_tiers, tier_of
 
 Loc = tuple[str | int, ...]
@@ -128,6 +129,7 @@ def calibrate(
     draws: int = 200,
     seed: int = 0,
     seasons: bool = True,
+    holdout_days: int = 90,
 ) -> Twin:
     """Fit every process the data shows and assemble the twin.
 
@@ -149,6 +151,9 @@ def calibrate(
     seasons
         Fit a month index and sale spikes (:mod:`simdomain.twin.season`) and carry them
         into the horizon as campaigns.
+    holdout_days
+        Measure the order model's error on this many last days of the data
+        (:mod:`simdomain.twin.selfcheck`) and carry it in the draws; 0 to skip.
     """
     rng = np.random.default_rng(seed)
     people = history.people
@@ -213,6 +218,17 @@ def calibrate(
                            "estimate": spike.multiplier, "low": np.nan, "high": np.nan,
                            "basis": f"{spike.days} days from {spike.first_seen}"})
 
+    error = order_model_error(history, season) if holdout_days else None
+    if error is not None:
+        b.latent("model.order_level", 1.0, error.level_draws(draws, rng),
+                 f"model error on the last {holdout_days} days: log sd {error.sigma:.3f} "
+                 f"beyond Poisson noise ({len(error.blocks)} blocks)")
+        messages.append(f"model error: a level error of log sd {error.sigma:.3f} on repeat "
+                        f"orders, from the twin's own last {holdout_days} days, is in every "
+                        "parameter draw")
+    elif holdout_days:
+        messages.append("model error: too little data to hold out; intervals carry "
+                        "parameter uncertainty and chance only")
     first = fit_first_order(people)
     _step(b, ("lifecycle", "first_order"), first.late, "first orders after the new-user days",
           base, messages, channels_loc="first_order")
@@ -258,6 +274,8 @@ def calibrate(
 
 
 def _point(column: str, b: _Builder, fit: btyd.ParetoNBDFit, deletion: DeletionFit | None) -> float:
+    if column.startswith("model."):
+        return 1.0
     if column.startswith("pnbd."):
         return float(getattr(fit.params, column.removeprefix("pnbd.")))
     if column == "deletion.shape":
@@ -314,49 +332,68 @@ def _deletion(b: _Builder, fit: DeletionFit | None, base: Scenario | None,
                  f"{hazard.events:,.0f} deletions against {hazard.exposure:,.1f} expected")
 
 
+def _complete_months(as_of: dt.date, count: int) -> list[pd.Period]:
+    """The last ``count`` calendar months wholly in the data (ending on or before as_of)."""
+    last = pd.Timestamp(as_of).to_period("M")
+    if pd.Timestamp(as_of) < last.end_time.normalize():
+        last -= 1
+    return [last - i for i in range(count)]
+
+
 def _channels(b: _Builder, history: History, spend: pd.DataFrame | None, base: Scenario | None,
               first: Any, deletion: DeletionFit | None, messages: list[str]) -> None:
-    """Each channel's acquisition: cost per add from spend, or its recent adds as free adds."""
+    """Each channel's acquisition over the last 12 whole months: cost per add from spend,
+    spend as in the last 3; a channel without spend brings its last 3 months' adds free."""
     people = history.people
-    contacts = people[people["contact"] & (people["add_day"] >= -365)]
-    months = (pd.Timestamp(history.as_of) + pd.to_timedelta(contacts["add_day"], unit="D")
-              ).dt.to_period("M")
-    adds = contacts.groupby([contacts["source"], months.to_numpy()]).size()
-    sources = sorted(set(people.loc[people["contact"], "source"]) - set(RESERVED_SOURCES))
-    if (~people["contact"]).any():
+    year = _complete_months(history.as_of, 12)
+    recent = year[:3]
+    contacts = people[people["contact"]]
+    end = pd.Timestamp(history.as_of) + pd.Timedelta(days=1)
+    months = (end + pd.to_timedelta(contacts["add_day"], unit="D")).dt.to_period("M")
+    adds = contacts.groupby([contacts["source"].to_numpy(), months.to_numpy()]).size()
+    sources = sorted(set(contacts["source"]) - set(RESERVED_SOURCES))
+    others = people[~people["contact"]]
+    if len(others):
         loc = ("channels", NOT_A_CONTACT)
-        b.fixed((*loc, "description"), "buyers who are not contacts", "data")
-        b.fixed((*loc, "funnel", "add"), 1.0, "no new people come this way in the forecast")
+        b.fixed((*loc, "description"), "buyers who are not contacts (marketplaces, stores)",
+                "data")
+        b.fixed((*loc, "funnel", "add"), 1.0, "a new buyer of this kind is an add")
         b.fixed((*loc, "cost_per_contact_cny"), 1.0, "no spend")
         b.fixed((*loc, "monthly_spend_cny"), 0.0, "no spend")
+        arrived = (end + pd.to_timedelta(others["first_order_day"], unit="D")).dt.to_period("M")
+        count = float(arrived.isin(recent).sum())
+        b.fitted((*loc, "free_adds_per_month"), count / 3, b.rng.gamma(count + 0.5, 1.0, b.n) / 3,
+                 f"{count:,.0f} new buyers who are not contacts in {recent[-1]}..{recent[0]}")
+        base_rate = b.values.get(("lifecycle", "first_order"), 0.0)
+        b.fixed((*loc, "propensity", "first_order"), 1.0 / base_rate if base_rate > 0 else 1.0,
+                "they arrive with their first order (its probability on the first day is 1)")
         b.fixed((*loc, "propensity", "deletion"), 0.0, "not contacts: they cannot delete the "
                 "brand")
-    last_month = pd.Timestamp(history.as_of).to_period("M")
-    recent = [last_month - i for i in range(3)]
     for channel in sources:
         loc = ("channels", channel)
         b.fixed((*loc, "funnel", "add"), 1.0, "a contact here is an add (costs are per add)")
         by_month = adds.get(channel, pd.Series(dtype=float))
-        spent = (spend.loc[spend["channel"].astype(str) == channel]
-                 if spend is not None else pd.DataFrame())
+        spent = pd.DataFrame(columns=["month", "spend_cny"])
+        if spend is not None:
+            spent = spend.loc[spend["channel"].astype(str) == channel].assign(
+                month=lambda f: pd.PeriodIndex(f["month"].astype(str), freq="M"))
+            spent = spent.loc[spent["month"].isin(year)]
         if len(spent) and spent["spend_cny"].sum() > 0:
-            months_spent = pd.PeriodIndex(spent["month"].astype(str), freq="M")
             total = float(spent["spend_cny"].sum())
-            got = float(sum(by_month.get(m, 0) for m in months_spent))
-            cost = total / max(got, 1.0)
+            got = float(sum(by_month.get(m, 0) for m in spent["month"]))
             draws = total / np.maximum(b.rng.gamma(got + 0.5, 1.0, b.n), 1e-9)
-            b.fitted((*loc, "cost_per_contact_cny"), cost, draws,
-                     f"{total:,.0f} yuan for {got:,.0f} adds")
-            latest = spent.loc[months_spent.isin(recent), "spend_cny"]
+            b.fitted((*loc, "cost_per_contact_cny"), total / max(got, 1.0), draws,
+                     f"{total:,.0f} yuan for {got:,.0f} adds in {len(spent)} months")
+            latest = spent.loc[spent["month"].isin(recent), "spend_cny"]
             b.fixed((*loc, "monthly_spend_cny"), float(latest.mean()) if len(latest) else 0.0,
-                    "data: mean spend of the last 3 months")
+                    f"data: mean spend of {recent[-1]}..{recent[0]}")
         else:
             b.fixed((*loc, "cost_per_contact_cny"), 1.0, "no spend recorded: adds are free")
             b.fixed((*loc, "monthly_spend_cny"), 0.0, "no spend recorded")
             count = float(sum(by_month.get(m, 0) for m in recent))
             b.fitted((*loc, "free_adds_per_month"), count / 3,
                      b.rng.gamma(count + 0.5, 1.0, b.n) / 3,
-                     f"{count:,.0f} adds in the last 3 months")
+                     f"{count:,.0f} adds in {recent[-1]}..{recent[0]}")
     if base is not None:
         for channel in set(base.channels) - set(sources):
             messages.append(f"channels.{channel}: {ASSUMED}")

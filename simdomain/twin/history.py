@@ -140,7 +140,8 @@ def build_history(
     people["orders"] = people["orders"].fillna(0).astype(np.int64)
     people["order_days"] = people["order_days"].fillna(0).astype(np.int64)
     people["gmv_cny"] = people["gmv_cny"].fillna(0.0)
-    people["contact"] = people.get("contact", pd.Series(False, index=people.index)).fillna(False)
+    people["contact"] = people.get("contact", pd.Series(False, index=people.index)).fillna(
+        False).astype(bool)
     for column in ("add_day", "member_day", "deletion_day"):
         if column not in people:
             people[column] = NEVER

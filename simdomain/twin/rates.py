@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from simdomain.scenario.model import STAGES
-from simdomain.twin import btyd
 
 LEVEL = 0.9
 
@@ -85,44 +84,68 @@ def _stop(people: pd.DataFrame) -> pd.Series:
     return (people["deletion_day"] + 1).fillna(0.0).clip(upper=0.0)
 
 
-Activity = Callable[[pd.DataFrame, np.ndarray, np.ndarray], np.ndarray]
-"""Expected active days of each person between two days (see :func:`active_days`)."""
+Activity = Callable[[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+"""Expected active days of each person between two days, given a daily step rate each
+that they did not take (see :func:`active_days`)."""
 
 
-def active_days(params: tuple[float, float, float, float]) -> Activity:
-    """Days a customer was still active between ``start`` and ``stop`` (days from the
-    as-of date), by the fitted Pareto/NBD.
+def active_days(params: tuple[float, float, float, float], nodes: int = 16) -> Activity:
+    """Days a customer was active between ``start`` and ``stop`` (days from the as-of
+    date) without taking a step (joining, becoming KOC) that only active people take.
 
-    Active for sure until their last order; after it, active with the probability the
-    model gives to someone who has not ordered since (``p_alive`` at each day),
-    integrated by 4-point Gauss-Legendre quadrature. Steps that need an active person
-    (joining, becoming KOC) are at risk only then: dormant people do neither.
+    Under the fitted Pareto/NBD a customer with ``x`` repeat orders, the last ``t_x``
+    days after the first, is still active at the end ``b`` or stopped at some ``w`` in
+    ``(t_x, b)``, with weights ``(alpha+b)^-(r+x) (beta/(beta+b))^s`` and
+    ``(alpha+w)^-(r+x) s beta^s (beta+w)^-(s+1)``. Not having taken a step of daily rate
+    ``j`` while active multiplies them by ``exp(-j * active days)``, which is evidence of
+    having stopped: the expectation is over this posterior (Gauss-Legendre in ``w``).
     """
-    nodes, weights = np.polynomial.legendre.leggauss(4)
+    r, alpha, s, beta = (float(v) for v in params)
+    u, weights = np.polynomial.legendre.leggauss(nodes)
 
-    def days(people: pd.DataFrame, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    def days(people: pd.DataFrame, start: np.ndarray, stop: np.ndarray,
+             rate: np.ndarray) -> np.ndarray:
         first = people["first_order_day"].to_numpy(float)
         x, t_x = people["x"].to_numpy(float), people["t_x"].to_numpy(float)
         a, b = start - first, stop - first
-        sure = np.clip(np.minimum(b, t_x) - a, 0.0, None)
-        lo, hi = np.maximum(a, t_x), np.maximum(b, np.maximum(a, t_x))
-        after = np.zeros_like(sure)
-        for node, weight in zip(nodes, weights):
-            tau = lo + (hi - lo) * (node + 1) / 2
-            after += weight * btyd.p_alive(params, x, t_x, np.maximum(tau, t_x))
-        return np.where(np.isnan(first), stop - start, sure + after * (hi - lo) / 2)
+        b = np.maximum(b, t_x)
+        # log weights relative to the alive branch, for stability
+        alive = -(r + x) * np.log(alpha + b) + s * (np.log(beta) - np.log(beta + b))
+        log_alive = alive - rate * np.clip(b - a, 0.0, None)
+        w = t_x[None, :] + (b - t_x)[None, :] * (u[:, None] + 1) / 2  # nodes x people
+        dead = (-(r + x) * np.log(alpha + w) + np.log(s) + s * np.log(beta)
+                - (s + 1) * np.log(beta + w) - rate * np.clip(w - a, 0.0, None))
+        scale = np.maximum(log_alive, dead.max(axis=0))
+        half = (b - t_x) / 2
+        mass_alive = np.exp(log_alive - scale)
+        mass_dead = (weights[:, None] * np.exp(dead - scale)).sum(axis=0) * half
+        days_dead = (weights[:, None] * np.exp(dead - scale)
+                     * np.clip(w - a, 0.0, None)).sum(axis=0) * half
+        expected = (mass_alive * np.clip(b - a, 0.0, None) + days_dead) / (mass_alive + mass_dead)
+        return np.where(np.isnan(first), stop - start, expected)
 
     return days
 
 
 def _step(people: pd.DataFrame, start: pd.Series, event: pd.Series,
-          stop: pd.Series | None = None, active: Activity | None = None) -> StepFit:
+          stop: pd.Series | None = None, active: Activity | None = None,
+          iterations: int = 8) -> StepFit:
     stop = _stop(people) if stop is None else stop
     days, happened = _exposure(start, event, stop)
-    if active is not None:  # people who never had the event: only their active days
+    if active is not None:
+        # People who never took the step count only their expected active days, which
+        # depend on the step's rate (not taking it is evidence of having stopped): a
+        # fixed point, from the naive rate of each channel.
         waiting = ~happened & (days > 0)
-        days[waiting] = active(people[waiting], np.asarray(start, float)[waiting],
-                               np.asarray(stop, float)[waiting])
+        source = people["source"].to_numpy()
+        naive = days.copy()
+        who, first, last = people[waiting], np.asarray(start, float)[waiting], np.asarray(
+            stop, float)[waiting]
+        for _ in range(iterations):
+            sums = pd.DataFrame({"s": source, "d": days, "e": happened}).groupby("s").sum()
+            rate = (sums["e"] / sums["d"].where(sums["d"] > 0)).fillna(0.0)
+            days = naive.copy()
+            days[waiting] = active(who, first, last, rate.reindex(source[waiting]).to_numpy())
     frame = pd.DataFrame({"source": people["source"].to_numpy(), "days": days,
                           "events": happened.astype(float)})
     sums = frame.groupby("source", sort=True)[["events", "days"]].sum()
