@@ -36,7 +36,7 @@ ID_COLUMNS = {"orders": ("customer_id",), "contacts": ("customer_id",),
               "touches": ("customer_id",)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Bundle:
     """A brand's clean data.
 
@@ -86,9 +86,8 @@ class Bundle:
     span: tuple[pd.Timestamp, pd.Timestamp]
     as_of: pd.Timestamp | None
     source: str
-    _end: pd.Timestamp | None = field(repr=False, compare=False)
-    _parsed: dict[str, pd.DataFrame] = field(repr=False, compare=False)
-    _aggregate_duplicates: bool = field(default=False, repr=False, compare=False)
+    _end: pd.Timestamp | None = field(repr=False)
+    _options: dict = field(default_factory=dict, repr=False)
 
     @property
     def customers(self) -> pd.Index:
@@ -100,16 +99,14 @@ class Bundle:
 
         Everything after it is removed before cleaning (so a later refund does not
         reduce an earlier order), deletions after it undone, spend months after it
-        removed. Equals ``load_bundle(folder, as_of=date)`` without reading again.
+        removed: the folder is read again with ``as_of=date`` and the same options
+        (never beyond this bundle's own ``as_of``), so a large bundle holds no second
+        copy of its data.
         """
-        end, as_of = cut_end(date), _stamp(date)
-        if self._end is not None and self._end < end:
-            end, as_of = self._end, self.as_of
-        return _build(self._parsed, end=end, as_of=as_of, aggregate=self._aggregate_duplicates,
-                      source=self.source, rejects=self.rejects,
-                      rows={t: dict(r) for t, r in self.report.rows.items()},
-                      skipped=[e for e in self.report.entries
-                               if e["kind"] == "bad_rows_skipped"])
+        at = date
+        if self._end is not None and self._end < cut_end(date):
+            at = self.as_of
+        return load_bundle(self.source, as_of=at, **self._options)
 
 
 def load_bundle(folder: str | Path, *, as_of: dt.date | dt.datetime | str | None = None,
@@ -146,6 +143,7 @@ def load_bundle(folder: str | Path, *, as_of: dt.date | dt.datetime | str | None
         unreadable file, a cell that cannot be read (the first few, then a count).
     """
     folder = Path(folder)
+    end = cut_end(as_of) if as_of is not None else None
     mapping = read_mapping(folder, columns)
     files = find_tables(folder)
     rejects = Rejects()
@@ -160,10 +158,10 @@ def load_bundle(folder: str | Path, *, as_of: dt.date | dt.datetime | str | None
         except InputError as exc:
             problems += exc.problems
             continue
-        for line in raw.bad_lines:
-            rejects.parts.append(pd.DataFrame({"file": [raw.source], "row": [pd.NA],
-                                               "column": [""], "value": [line],
-                                               "reason": ["wrong number of cells"]}))
+        for row, reason, text in raw.bad_lines:
+            rejects.parts.append(pd.DataFrame({"file": [raw.source], "row": [row],
+                                               "column": [""], "value": [text],
+                                               "reason": [reason]}))
         frame, dictionaries[table] = parse_table(raw, rejects)
         _row_checks(frame, table, raw, rejects)
         parsed[table] = frame
@@ -179,27 +177,25 @@ def load_bundle(folder: str | Path, *, as_of: dt.date | dt.datetime | str | None
         lines = int((bad["file"] == files[table].name).sum() - dropped) if len(bad) else 0
         rows[table]["rejected"] = dropped + max(lines, 0)
         if dropped or lines > 0:
+            mine = bad[bad["file"] == files[table].name].drop_duplicates("row").head(3)
             skipped.append({"table": table, "kind": "bad_rows_skipped",
-                            "count": dropped + max(lines, 0), "examples": []})
+                            "count": dropped + max(lines, 0), "examples": [
+                                f"row {r.row}: {r.column or 'line'}={r.value}"
+                                for r in mine.itertuples()]})
         parsed[table] = (frame[~frame["_bad"].to_numpy()] if dropped else frame).drop(
             columns="_bad")
     if parsed["orders"].empty:
         raise InputError([Problem(files["orders"].name, (), "no usable orders: every row "
                                   "has a cell that cannot be read")])
     _share_ids(parsed, dictionaries)
-    end = cut_end(as_of) if as_of is not None else None
-    return _build(parsed, end=end, as_of=_stamp(as_of), aggregate=aggregate_duplicates, source=str(folder),
+    options = {"columns": columns, "skip_bad_rows": skip_bad_rows,
+               "aggregate_duplicates": aggregate_duplicates, "progress": progress}
+    return _build(parsed, end=end, as_of=_stamp(as_of), options=options, source=str(folder),
                   rejects=bad if skip_bad_rows else None, rows=rows, skipped=skipped)
 
 
 def _row_checks(frame: pd.DataFrame, table: str, raw, rejects: Rejects) -> None:
-    """Rules on a whole row: spend is 0 or more; touch events name their customer."""
-    if table == "spend" and "spend_cny" in frame:
-        negative = (frame["spend_cny"] < 0).to_numpy(bool) & ~frame["_bad"].to_numpy()
-        index = np.flatnonzero(negative)
-        rejects.add(raw, index, "spend_cny", frame["spend_cny"].to_numpy()[index],
-                    "is negative (spend is 0 or more)")
-        frame["_bad"] |= negative
+    """A rule on a whole row: touch events (rows without a count) name their customer."""
     if table == "touches" and "count" not in frame:
         if "customer_id" not in frame:
             raise InputError([Problem(raw.source, ("columns",), "touch events need "
@@ -214,8 +210,9 @@ def _row_checks(frame: pd.DataFrame, table: str, raw, rejects: Rejects) -> None:
 def _bad_cell_problems(bad: pd.DataFrame, folder: Path) -> list[Problem]:
     problems = []
     for cell in bad.head(MAX_SHOWN).itertuples(index=False):
-        if pd.isna(cell.row):
-            problems.append(Problem(cell.file, (), f"{cell.value}"))
+        if not cell.column:
+            problems.append(Problem(cell.file, (f"row {cell.row}",),
+                                    f"{cell.reason}: {cell.value!r}"))
             continue
         value = "" if cell.reason.startswith("is empty") else f"{cell.value!r} "
         problems.append(Problem(cell.file, (f"row {cell.row}", cell.column),
@@ -236,7 +233,11 @@ def _share_ids(parsed: dict[str, pd.DataFrame],
              if c in parsed[t]]
     chunks = [dictionaries[t][c].cast(pa.string()) for t, c in pairs]
     shared = pc.unique(pa.chunked_array(chunks, type=pa.string()))
-    dtype = pd.CategoricalDtype(pd.Index(shared.to_pandas(), dtype="str"))
+    categories = pd.Index(shared.to_pandas(), dtype="str")
+    try:  # pc.unique's values are unique: skip pandas' slow check of millions of ids
+        dtype = pd.CategoricalDtype._from_fastpath(categories, ordered=False)
+    except AttributeError:
+        dtype = pd.CategoricalDtype(categories)
     for (table, column), dictionary in zip(pairs, chunks):
         codes = parsed[table][column].to_numpy(np.int32)
         if not shared.slice(0, len(dictionary)).equals(dictionary):
@@ -253,16 +254,18 @@ def _stamp(at) -> pd.Timestamp | None:
 
 
 def _build(parsed: dict[str, pd.DataFrame], *, end: pd.Timestamp | None,
-           as_of: pd.Timestamp | None, aggregate: bool,
+           as_of: pd.Timestamp | None, options: dict,
            source: str, rejects: pd.DataFrame | None, rows: dict[str, dict[str, int]],
            skipped: list[dict]) -> Bundle:
-    report = CleaningReport(entries=list(skipped), rows=rows)
-    tables = cut(parsed, end, report) if end is not None else dict(parsed)
-    if end is None:
-        count_future(tables, report)
+    report = CleaningReport(entries=skipped, rows=rows)
+    if end is not None:
+        cut(parsed, end, report)
+    else:
+        count_future(parsed, report)
+    tables = parsed
     clean = {
         "orders": clean_orders(tables["orders"], report,
-                                     aggregate_duplicates=aggregate),
+                                     aggregate_duplicates=options["aggregate_duplicates"]),
         "contacts": rules.clean_contacts(tables["contacts"], report)
         if "contacts" in tables else None,
         "members": rules.clean_members(tables["members"], report)
@@ -280,5 +283,5 @@ def _build(parsed: dict[str, pd.DataFrame], *, end: pd.Timestamp | None,
             clean[table] = frame.drop(columns="_row")
     return Bundle(**clean, report=report, rejects=rejects,
                   span=span_of(clean), as_of=as_of, source=source, _end=end,
-                  _parsed=parsed, _aggregate_duplicates=aggregate)
+                  _options=options)
 

@@ -53,19 +53,20 @@ def clean_contacts(frame: pd.DataFrame, report: CleaningReport) -> pd.DataFrame:
     frame.loc[early, "deleted_at"] = pd.NaT
     frame["deleted_by"] = frame["deleted_by"].where(frame["deleted_at"].notna())
     frame = frame.sort_values(["customer_id", "added_at", "_row"], kind="stable")
+    first = ~frame["customer_id"].duplicated().to_numpy()
+    people = frame[first].set_index("customer_id")  # each person's earliest add
     grouped = frame.groupby("customer_id", sort=False, observed=True)
     size = grouped["_row"].transform("size").to_numpy()
-    people = grouped.first()
-    people["n_staff"] = grouped["staff_id"].nunique(dropna=False).astype(np.int64)
-    several = size > 1
-    first_of_several = several & ~frame["customer_id"].duplicated().to_numpy()
-    report.add("contacts", "added_by_several_staff", int(first_of_several.sum()),
-               examples(frame, several, ["customer_id", "staff_id", "added_at", "channel"]))
-    deleted_all = grouped["deleted_at"].count() == grouped.size()
-    last = frame.sort_values("deleted_at", kind="stable").groupby(
-        "customer_id", sort=False, observed=True).last()
-    people["deleted_at"] = grouped["deleted_at"].max().where(deleted_all)
-    people["deleted_by"] = last["deleted_by"].reindex(people.index).where(deleted_all)
+    report.add("contacts", "added_by_several_staff", int((first & (size > 1)).sum()),
+               examples(frame, size > 1, ["customer_id", "staff_id", "added_at", "channel"]))
+    people["n_staff"] = grouped["staff_id"].nunique(dropna=False).reindex(
+        people.index).to_numpy(np.int64)
+    deleted_all = (grouped["deleted_at"].count() == grouped.size()).reindex(people.index)
+    latest = frame.sort_values(["customer_id", "deleted_at"], kind="stable")
+    latest = latest[~latest["customer_id"].duplicated(keep="last").to_numpy()].set_index(
+        "customer_id").reindex(people.index)  # the row of each person's last deletion
+    people["deleted_at"] = latest["deleted_at"].where(deleted_all.to_numpy())
+    people["deleted_by"] = latest["deleted_by"].where(deleted_all.to_numpy())
     people = people.reset_index()
     people["customer_id"] = people["customer_id"].astype(frame["customer_id"].dtype)
     people = people.sort_values(["added_at", "_row"], kind="stable", ignore_index=True)
@@ -73,7 +74,7 @@ def clean_contacts(frame: pd.DataFrame, report: CleaningReport) -> pd.DataFrame:
 
 
 def clean_members(frame: pd.DataFrame, report: CleaningReport) -> pd.DataFrame:
-    """One row per member: the earliest join, the tier of the latest row."""
+    """One row per member: the earliest join, the latest tier given."""
     frame = frame.copy()
     if "tier" not in frame:
         frame["tier"] = pd.Categorical([None] * len(frame))

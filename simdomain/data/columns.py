@@ -24,7 +24,7 @@ class Column:
     """One column of the contract.
 
     ``kind`` says how its cells are read: ``id`` (text identifying a person), ``time``,
-    ``money`` (yuan), ``count`` (a whole number 0 or more), ``text`` (kept as is),
+    ``money`` (yuan), ``spend`` (yuan, 0 or more), ``count`` (a whole number 0 or more), ``text`` (kept as is),
     ``category`` (a short code), ``deleted_by``, ``touch_kind`` or ``month``.
     """
 
@@ -78,7 +78,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
     "spend": (
         Column("month", "month", True, ("period", "月份")),
         Column("channel", "category", True, ("channel_code", "渠道")),
-        Column("spend_cny", "money", True, ("spend", "cost", "cost_cny", "花费", "费用")),
+        Column("spend_cny", "spend", True, ("spend", "cost", "cost_cny", "花费", "费用")),
         Column("contacts", "count", False, ("reached", "contacts_reached", "触达人数")),
     ),
 }
@@ -108,11 +108,11 @@ def read_mapping(folder: Path, given: dict | None) -> dict[str, dict[str, str]]:
     sources = []
     if path.exists():
         try:
-            sources.append((str(path), yaml.safe_load(read_text(path)) or {}))
+            sources.append((path.name, yaml.safe_load(read_text(path)) or {}))
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" (line {mark.line + 1})" if mark else ""
-            raise InputError([Problem(str(path), (), f"not valid YAML{where}")]) from None
+            raise InputError([Problem(path.name, (), f"not valid YAML{where}")]) from None
     if given:
         sources.append(("columns argument", given))
     for source, raw in sources:

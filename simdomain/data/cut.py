@@ -13,6 +13,7 @@ import datetime as dt
 import pandas as pd
 
 from simdomain.data.report import CleaningReport, examples
+from simdomain.errors import InputError, Problem
 
 TIME_COLUMN = {"orders": "ordered_at", "contacts": "added_at", "members": "joined_at",
                "referrals": "at", "touches": "at"}
@@ -20,18 +21,30 @@ TIME_COLUMN = {"orders": "ordered_at", "contacts": "added_at", "members": "joine
 
 def cut_end(at: dt.date | dt.datetime | str | pd.Timestamp) -> pd.Timestamp:
     """The exclusive end of the data known at ``at``: a date (or ``YYYY-MM-DD``) includes
-    that whole day; a time with a clock part includes everything up to that instant."""
-    stamp = pd.Timestamp(at)
+    that whole day; a time with a clock part includes everything up to that instant.
+
+    Raises
+    ------
+    InputError
+        When ``at`` is not a date.
+    """
+    try:
+        stamp = pd.Timestamp(at)
+    except (ValueError, TypeError):
+        raise InputError([Problem("as_of", (), f"cannot read {at!r} as a date "
+                                  "(expected YYYY-MM-DD)")]) from None
+    if pd.isna(stamp):
+        raise InputError([Problem("as_of", (), "is empty (expected YYYY-MM-DD)")])
     if isinstance(at, dt.datetime) and stamp != stamp.normalize():
         return stamp.tz_localize(None) + pd.Timedelta(1, "ns")
     return stamp.normalize().tz_localize(None) + pd.Timedelta(days=1)
 
 
-def cut(parsed: dict[str, pd.DataFrame], end: pd.Timestamp,
-        report: CleaningReport) -> dict[str, pd.DataFrame]:
-    """The tables without anything at or after ``end``, counted in ``report``."""
-    out = {}
-    for table, frame in parsed.items():
+def cut(parsed: dict[str, pd.DataFrame], end: pd.Timestamp, report: CleaningReport) -> None:
+    """Remove from the tables (in place, one table at a time, so that only one copy of a
+    large table is alive) everything at or after ``end``, counted in ``report``."""
+    for table in list(parsed):
+        frame = parsed.pop(table)
         if table == "spend":
             last_month = (end - pd.Timedelta(1, "ns")).strftime("%Y-%m")
             late = (frame["month"] > last_month).to_numpy(bool)
@@ -41,7 +54,8 @@ def cut(parsed: dict[str, pd.DataFrame], end: pd.Timestamp,
                    examples(frame, late, [*TIME_COLUMN.get(table, "month").split(), "customer_id"]))
         if table == "orders":
             report.money["after_as_of_cny"] = float(frame["amount"][late].sum())
-        frame = frame[~late]
+        if late.any():
+            frame = frame[~late]
         if table == "contacts" and "deleted_at" in frame:
             undone = (frame["deleted_at"] >= end).to_numpy(bool)
             report.add(table, "deletions_after_as_of", int(undone.sum()),
@@ -51,8 +65,7 @@ def cut(parsed: dict[str, pd.DataFrame], end: pd.Timestamp,
                 frame.loc[undone, "deleted_at"] = pd.NaT
                 if "deleted_by" in frame:
                     frame["deleted_by"] = frame["deleted_by"].where(~undone)
-        out[table] = frame
-    return out
+        parsed[table] = frame
 
 
 def count_future(parsed: dict[str, pd.DataFrame], report: CleaningReport) -> None:

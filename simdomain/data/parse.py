@@ -80,23 +80,27 @@ def parse_table(raw: RawTable, rejects: Rejects) -> tuple[pd.DataFrame, dict[str
     for column in TABLES[raw.table]:
         if column.name not in raw.columns:
             continue
-        array = raw.columns[column.name]
+        array = raw.columns.pop(column.name)  # freed once parsed
         parser = _PARSERS[column.kind]
-        values, failed, reason = parser(array)
-        missing = np.asarray(array.is_null(), dtype=bool) if column.required else None
+        values, failed, reason = parser(array)  # reason: text, or one per failed cell
+        own = failed
         if column.required and column.kind not in ("id", "category"):
-            failed = failed | missing
+            failed = failed | np.asarray(array.is_null(), dtype=bool)
         if not column.required and column.kind == "id":
             failed = None
         if failed is not None and failed.any():
             index = np.flatnonzero(failed)
-            shown = _take_text(array, index)
+            if isinstance(reason, np.ndarray):
+                per_cell = np.full(len(index), "", dtype=object)
+                per_cell[own[index]] = reason
+                reason = per_cell
+            shown = take_text(array, index)
             reasons = np.where(pd.isna(shown), "is empty", reason)
             rejects.add(raw, index, column.name, shown, reasons)
             bad |= failed
         out[column.name] = values
     ids = {name: out.pop(name) for name in list(out) if isinstance(out[name], Ids)}
-    frame = pd.DataFrame(out, index=pd.RangeIndex(n))
+    frame = pd.DataFrame(out, index=pd.RangeIndex(n), copy=False)
     for name, value in ids.items():
         frame[name] = value.codes
     frame["_row"] = np.arange(n, dtype=np.int64) + raw.first_row
@@ -104,32 +108,42 @@ def parse_table(raw: RawTable, rejects: Rejects) -> tuple[pd.DataFrame, dict[str
     return frame, {name: value.dictionary for name, value in ids.items()}
 
 
-def _take_text(array: pa.ChunkedArray, index: np.ndarray) -> np.ndarray:
+def take_text(array: pa.ChunkedArray, index: np.ndarray) -> np.ndarray:
     taken = array.take(pa.array(index))
     if pa.types.is_dictionary(taken.type):
         taken = taken.cast(taken.type.value_type)
     return np.asarray(taken.to_pandas(), dtype=object)
 
 
-def _as_string(array: pa.ChunkedArray) -> pa.ChunkedArray:
+def _as_string(array: pa.ChunkedArray, *, trim: bool = True) -> pa.ChunkedArray:
     if pa.types.is_dictionary(array.type):
         array = array.cast(array.type.value_type)
     if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
         array = array.cast(pa.string())
-    return pc.utf8_trim_whitespace(array)
+    return pc.utf8_trim_whitespace(array) if trim else array
 
 
 def parse_id(array: pa.ChunkedArray):
     """Identifiers as ``(codes, dictionary)``: int32 codes (-1 where empty) into a
     pyarrow string array; an empty cell is a reject. The bundle turns the codes into
-    one categorical shared by every table."""
+    one categorical shared by every table. Spaces around an id are trimmed (in the
+    dictionary: ids repeat, so that is the cheap place)."""
     if pa.types.is_floating(array.type):  # ids saved as numbers by a spreadsheet
         array = pc.cast(array, pa.int64(), safe=False)
-    text = _as_string(array)
-    empty = np.asarray(pc.fill_null(pc.equal(text, ""), True), dtype=bool)
-    encoded = pc.dictionary_encode(pc.if_else(pc.equal(text, ""), None, text).combine_chunks())
+    encoded = pc.dictionary_encode(_as_string(array, trim=False).combine_chunks())
     codes = np.asarray(encoded.indices.fill_null(-1), dtype=np.int32)
-    return Ids(codes, encoded.dictionary), empty, "is empty (a customer id is required)"
+    dictionary = pc.utf8_trim_whitespace(encoded.dictionary)
+    if not dictionary.equals(encoded.dictionary):  # " c1" and "c1" are one id
+        again = pc.dictionary_encode(dictionary)
+        remap = np.asarray(again.indices, dtype=np.int32)
+        codes = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1).astype(np.int32)
+        dictionary = again.dictionary
+    blank = np.asarray(pc.equal(dictionary, ""), dtype=bool)
+    if blank.any():  # an empty id is no id
+        remap = np.where(blank, -1, np.cumsum(~blank) - 1).astype(np.int32)
+        codes = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1).astype(np.int32)
+        dictionary = dictionary.filter(pa.array(~blank))
+    return Ids(codes, dictionary), codes < 0, "is empty (a customer id is required)"
 
 
 class Ids:
@@ -149,7 +163,8 @@ def parse_category(array: pa.ChunkedArray):
 
 def parse_text(array: pa.ChunkedArray):
     """Text kept as is (trimmed), as pyarrow-backed strings; empty is missing."""
-    text = pc.if_else(pc.equal(_as_string(array), ""), None, _as_string(array))
+    text = _as_string(array)
+    text = pc.if_else(pc.equal(text, ""), None, text)
     return pd.Series(pd.arrays.ArrowStringArray(text.combine_chunks())), None, ""
 
 
@@ -159,15 +174,24 @@ def parse_money(array: pa.ChunkedArray):
             pa.types.is_decimal(array.type):
         values = np.asarray(pc.cast(array, pa.float64()).to_numpy(), dtype=float)
         return values, ~np.isfinite(values) & np.asarray(array.is_valid()), "is not a number"
-    text = _as_string(array)
+    text = _as_string(array, trim=False)
     try:
         values = np.asarray(pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False),
                             dtype=float)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        cleaned = pc.replace_substring_regex(text, r"^[¥￥]|,", "")
+        cleaned = pc.replace_substring_regex(pc.utf8_trim_whitespace(text), r"^[¥￥]|,", "")
         values = pd.to_numeric(pd.Series(cleaned.to_pandas()), errors="coerce").to_numpy(float)
     failed = ~np.isfinite(values) & np.asarray(text.is_valid())
     return values, failed, "is not a number of yuan"
+
+
+def parse_spend(array: pa.ChunkedArray):
+    """Spend in yuan as float64: 0 or more."""
+    values, failed, reason = parse_money(array)
+    negative = np.nan_to_num(values) < 0
+    failed = failed | negative
+    return values, failed, np.where(negative[failed], "is negative (spend is 0 or more)",
+                                    reason)
 
 
 def parse_count(array: pa.ChunkedArray):
@@ -191,15 +215,16 @@ def parse_time(array: pa.ChunkedArray):
     elif pa.types.is_integer(array.type) or pa.types.is_floating(array.type):
         ns = _unix(np.asarray(pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)))
     else:
-        ns = _parse_text_times(_as_string(array).combine_chunks())
+        ns = _parse_text_times(_as_string(array, trim=False).combine_chunks())
     values = ns.view("datetime64[ns]")
     nat = np.isnat(values)
     failed = valid & (nat | (values < EARLIEST.to_datetime64())
                       | (values > latest_plausible().to_datetime64()))
     values = np.where(failed, np.datetime64("NaT"), values).astype("datetime64[ns]")
-    return values, failed, (f"is not a time between {EARLIEST:%Y-%m-%d} and "
-                            f"{latest_plausible():%Y-%m-%d} (YYYY-MM-DD [HH:MM:SS], "
-                            "YYYY/MM/DD or unix seconds)")
+    reason = np.where(nat[failed], "is not a date or time (expected YYYY-MM-DD [HH:MM:SS], "
+                      "YYYY/MM/DD or unix seconds)", f"is outside the plausible dates "
+                      f"{EARLIEST:%Y-%m-%d} to {latest_plausible():%Y-%m-%d}")
+    return values, failed, reason
 
 
 def _unix(numbers: np.ndarray) -> np.ndarray:
@@ -213,7 +238,7 @@ def _unix(numbers: np.ndarray) -> np.ndarray:
     return out
 
 
-def _parse_text_times(text: pa.Array) -> np.ndarray:
+def _parse_text_times(text: pa.Array, *, trimmed: bool = False) -> np.ndarray:
     n = len(text)
     out = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
     todo = np.flatnonzero(np.asarray(text.is_valid(), dtype=bool) &
@@ -228,7 +253,10 @@ def _parse_text_times(text: pa.Array) -> np.ndarray:
             seconds = pc.cast(parsed, pa.int64()).to_numpy(zero_copy_only=False)
             out[todo[ok]] = seconds[ok].astype(np.int64) * 1_000_000_000
             todo = todo[~ok]
-    if len(todo):
+    if len(todo) and not trimmed:  # the rest again without spaces around
+        out[todo] = _parse_text_times(pc.utf8_trim_whitespace(text.take(pa.array(todo))),
+                                      trimmed=True)
+    elif len(todo):
         part = pd.Series(text.take(pa.array(todo)).to_pandas(), dtype=object)
         digits = part.str.fullmatch(r"\d{9,13}(\.\d+)?").fillna(False).to_numpy(bool)
         numbers = pd.to_numeric(part.where(digits), errors="coerce").to_numpy(float)
@@ -285,7 +313,7 @@ def parse_enum(mapping: dict[str, str], expected: str):
 
 
 _PARSERS = {"id": parse_id, "category": parse_category, "text": parse_text,
-            "money": parse_money, "count": parse_count, "time": parse_time,
+            "money": parse_money, "spend": parse_spend, "count": parse_count, "time": parse_time,
             "month": parse_month,
             "deleted_by": parse_enum(_DELETED_BY, "customer or staff"),
             "touch_kind": parse_enum(_TOUCH_KIND, "one_to_one, group or moments")}

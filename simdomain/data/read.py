@@ -34,7 +34,8 @@ class RawTable:
     """A table's mapped columns as read, before any cell is parsed.
 
     ``first_row`` is the row number a spreadsheet gives the first data row (2 for a
-    CSV file, whose header is row 1; 1 for Parquet).
+    CSV file, whose header is row 1; 1 for Parquet). ``bad_lines`` are the (row, reason,
+    text) of lines skipped for having the wrong number of cells.
     """
 
     table: str
@@ -42,7 +43,7 @@ class RawTable:
     columns: dict[str, pa.ChunkedArray]
     rows: int
     first_row: int
-    bad_lines: tuple[str, ...] = ()
+    bad_lines: tuple[tuple[int, str, str], ...] = ()
 
 
 def find_tables(folder: Path) -> dict[str, Path]:
@@ -66,7 +67,12 @@ def find_tables(folder: Path) -> dict[str, Path]:
     problems = [Problem(str(folder), (), f"two files for the {table} table: "
                         f"{', '.join(p.name for p in paths)}; keep one")
                 for table, paths in found.items() if len(paths) > 1]
-    if "orders" not in found:
+    for path in sorted(folder.iterdir()):
+        stem, _, suffix = path.name.lower().partition(".")
+        if stem in TABLES and stem not in found and suffix in ("xlsx", "xls", "txt", "json"):
+            problems.append(Problem(path.name, (), "save it as CSV (UTF-8) or Parquet: "
+                                    f"{stem}.csv, {stem}.csv.gz or {stem}.parquet"))
+    if "orders" not in found and not problems:
         present = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
         problems.append(Problem(str(folder), (), "no orders file (orders.csv, orders.csv.gz "
                                 f"or orders.parquet); the folder holds {present}"))
@@ -123,12 +129,10 @@ def _read_csv(path: Path, table: str, explicit: dict[str, str], source: str) -> 
                                         for c in TABLES[table] if c.required}, 0, 2)
     header = next(csv.reader(io.StringIO(text.splitlines()[0])), [])
     mapping = resolve(header, table, explicit, source)
-    bad_lines: list[str] = []
+    bad_lines: list[tuple[int, int, str]] = []
 
     def invalid(row: pcsv.InvalidRow) -> str:
-        where = f"line {row.number}" if row.number is not None else "a line"
-        bad_lines.append(f"{where} has {row.actual_columns} cells, the header "
-                         f"{row.expected_columns}: {row.text[:60]!r}")
+        bad_lines.append((row.actual_columns, row.expected_columns, row.text))
         return "skip"
 
     # one column each: an identical name twice would make pyarrow refuse the header
@@ -149,7 +153,25 @@ def _read_csv(path: Path, table: str, explicit: dict[str, str], source: str) -> 
                for name in mapping}
     if table == "orders" and data.num_rows == 0:
         return _empty(source)
-    return RawTable(table, source, columns, data.num_rows, 2, tuple(bad_lines))
+    return RawTable(table, source, columns, data.num_rows, 2,
+                    _locate(path, encoding, bad_lines) if bad_lines else ())
+
+
+def _locate(path: Path, encoding: str,
+            bad: list[tuple[int, int, str]]) -> tuple[tuple[int, str, str], ...]:
+    """(row, reason, text) of lines with the wrong number of cells, found again by their
+    text to give their row numbers (rare, so read line by line)."""
+    wanted = {text: (actual, expected) for actual, expected, text in bad}
+    found = []
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", encoding=encoding, errors="replace", newline="") as handle:
+        for number, line in enumerate(handle, start=1):
+            text = line.rstrip("\r\n")
+            if text in wanted:
+                actual, expected = wanted[text]
+                found.append((number, f"has {actual} cells where the header has {expected}",
+                              text[:60]))
+    return tuple(found)
 
 
 def _empty(source: str) -> RawTable:

@@ -42,7 +42,7 @@ TREATMENTS: dict[str, str] = {
                             "dropped, the person is a contact",
     "no_channel": "contacts without a channel code: channel 'unknown'",
     "member_rows_merged": "several membership rows of one customer: the earliest join "
-                          "kept, the tier of the latest row",
+                          "kept, the latest tier given",
     "self_referrals": "people referring themselves: dropped",
     "referred_twice": "people referred more than once: the earliest referral kept",
     "spend_rows_merged": "several spend rows for one month and channel: summed",

@@ -266,8 +266,13 @@ def calibrate(
         b.notes[("campaigns",)] = ("fitted: month index and sale spikes of the repeat orders "
                                    "(see estimates.csv), repeated on the same calendar days"
                                    + ("; the base's campaigns kept" if base else ""))
-    Scenario.model_validate(scenario)  # a twin that does not validate is a bug here
     population = population_frame(history, tiers, deletion, order_fit.params)
+    counts = population["stage"].value_counts()
+    scenario["initial_pool"] = {stage: int(counts.get(stage, 0)) for stage in STAGES}
+    b.notes[("initial_pool",)] = ("data: the people known on the as-of date; simulations "
+                                  "start from population.parquet, the planner's cohort "
+                                  "model from these counts")
+    Scenario.model_validate(scenario)  # a twin that does not validate is a bug here
     parameters = pd.DataFrame(b.columns)
     parameters.insert(0, "draw", np.arange(1, draws + 1))
     point = {k: _point(k, b, order_fit, deletion) for k in parameters.columns if k != "draw"}
