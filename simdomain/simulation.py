@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from simdomain import kpi
 from simdomain.scenario.model import Scenario
 from simdomain.sim.engine import run_replication
+from simdomain.sim.policy import Policies
 
 
 @dataclass
@@ -79,6 +80,7 @@ def simulate(
     keep_agents: bool = True,
     observe_days: Collection[int] = (),
     progress: bool | None = False,
+    policies: Policies | None = None,
 ) -> SimulationResult:
     """Simulate ``reps`` independent replications of ``scenario``.
 
@@ -98,9 +100,17 @@ def simulate(
         Days at whose end every person's state is copied into ``snapshots``.
     progress
         Show a progress bar over days x replications; ``None`` shows it on a terminal.
+    policies
+        Touch policies for the engine (see :mod:`simdomain.sim.policy`); by default the
+        ones the scenario asks for, built by :func:`simdomain.models.targeting.policies_for`.
     """
     if reps < 1:
         raise ValueError(f"reps must be at least 1, got {reps}")
+    if policies is None:
+        policies = Policies()
+        if scenario.touch_policy.one_to_one.targeting is not None:
+            from simdomain.models.targeting import policies_for  # the models load only if asked
+            policies = policies_for(scenario)
     children = np.random.SeedSequence(seed).spawn(reps)
     runs = []
     with tqdm(total=reps * scenario.horizon_days, unit="day", desc=scenario.name,
@@ -109,7 +119,7 @@ def simulate(
             bar.set_postfix(rep=f"{rep + 1}/{reps}")
             runs.append(run_replication(scenario, child, keep_agents=keep_agents,
                                         observe_days=frozenset(observe_days),
-                                        on_day=bar.update))
+                                        on_day=bar.update, policies=policies))
 
     def stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
         return pd.concat([f.assign(rep=r)[["rep", *f.columns]] for r, f in enumerate(frames)],

@@ -11,6 +11,7 @@ import simpy
 
 from simdomain.scenario.model import STAGES, Scenario
 from simdomain.sim import processes
+from simdomain.sim.policy import Policies
 from simdomain.sim.population import NEVER, STAGE_NAMES
 from simdomain.sim.world import TALLIES, World, stream
 
@@ -36,12 +37,16 @@ def run_replication(
     keep_agents: bool = True,
     observe_days: Collection[int] = (),
     on_day: Callable[[], None] = lambda: None,
+    policies: Policies = Policies(),
 ) -> Replication:
     """Simulate the scenario once with the streams derived from ``seed``.
 
     ``observe_days`` are days at whose end every person's state is copied into
-    ``snapshots`` (for training models on what was known on a day).
+    ``snapshots`` (for training models on what was known on a day). ``policies`` are
+    the touch policies built above the engine that the scenario asks for (see
+    :mod:`simdomain.sim.policy`); a missing one raises ``ValueError``.
     """
+    policies.check(scenario)
     world = World(scenario, seed)
     seed_initial_pool(world)
     env = simpy.Environment()
@@ -53,7 +58,7 @@ def run_replication(
             snapshots.append(world.pop.to_frame(layout.segments, layout.sources).assign(day=day))
         on_day()
 
-    processes.start(env, world, close_day)
+    processes.start(env, world, close_day, policies)
     env.run(until=scenario.horizon_days)
     return Replication(
         daily=_daily_frame(world),
