@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from simdomain import kpi
 from simdomain.scenario.model import Scenario
 from simdomain.sim.engine import run_replication
-from simdomain.sim.policy import Policies
+from simdomain.sim.policy import NO_POLICIES, Policies
 
 
 @dataclass
@@ -107,7 +107,7 @@ def simulate(
     if reps < 1:
         raise ValueError(f"reps must be at least 1, got {reps}")
     if policies is None:
-        policies = Policies()
+        policies = NO_POLICIES
         if scenario.touch_policy.one_to_one.targeting is not None:
             from simdomain.models.targeting import policies_for  # the models load only if asked
             policies = policies_for(scenario)

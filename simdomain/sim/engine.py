@@ -11,7 +11,7 @@ import simpy
 
 from simdomain.scenario.model import STAGES, Scenario
 from simdomain.sim import processes
-from simdomain.sim.policy import Policies
+from simdomain.sim.policy import NO_POLICIES, Policies
 from simdomain.sim.population import NEVER, STAGE_NAMES
 from simdomain.sim.world import TALLIES, World, stream
 
@@ -37,7 +37,7 @@ def run_replication(
     keep_agents: bool = True,
     observe_days: Collection[int] = (),
     on_day: Callable[[], None] = lambda: None,
-    policies: Policies = Policies(),
+    policies: Policies = NO_POLICIES,
 ) -> Replication:
     """Simulate the scenario once with the streams derived from ``seed``.
 

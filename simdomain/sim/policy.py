@@ -71,3 +71,7 @@ class Policies:
             raise ValueError(
                 "the scenario's touch_policy -> one_to_one -> targeting needs a 1:1 policy; "
                 "pass policies=simdomain.models.targeting.policies_for(scenario)")
+
+
+NO_POLICIES = Policies()
+"""Only what the scenario spells out."""

@@ -14,7 +14,7 @@ import simpy
 
 from simdomain.scenario.model import Campaign
 from simdomain.sim import steps
-from simdomain.sim.policy import Policies
+from simdomain.sim.policy import NO_POLICIES, Policies
 from simdomain.sim.world import World, stream
 
 Process = Generator[simpy.Event, None, None]
@@ -23,7 +23,7 @@ CAMPAIGNS, ACQUISITION, REFERRAL, TOUCHES, LIFECYCLE, RECORDER = (0.0, 0.1, 0.2,
 
 
 def start(env: simpy.Environment, world: World, on_day_closed: Callable[[int], None],
-          policies: Policies = Policies()) -> None:
+          policies: Policies = NO_POLICIES) -> None:
     """Register every process of the scenario in ``env``, with the ``policies`` handed in."""
     scenario = world.scenario
     for campaign in scenario.campaigns:
