@@ -14,7 +14,7 @@ Wall seconds depend on what else runs on the machine, so the CPU seconds of this
 process and of the solver's process are reported too (the solvers run on one core
 here), with the load average; compare formulations by their ratio::
 
-    python benchmarks/planner.py [--repeat 3] [--gap 1e-3] [--sizes 10 200]
+    python benchmarks/planner.py [--repeat 3] [--gap 1e-3] [--sizes 10 200] [--solvers cbc]
 """
 
 from __future__ import annotations
@@ -55,13 +55,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="instances per size (seeds)")
     parser.add_argument("--gap", type=float, default=1e-3, help="relative MIP gap")
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 200])
+    parser.add_argument("--solvers", nargs="+", default=milp.available_solvers(),
+                        choices=milp.SOLVERS, help="default: every one installed")
     args = parser.parse_args()
     print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
           f"on {os.cpu_count()} cores")
     print(f"{'channels':>8} {'solver':>7} {'form':>4} {'rows':>6} {'vars':>6} {'build s':>8} "
           f"{'solve s':>8} {'wall s':>7} {'cpu s':>6} {'status':>8} {'cost vs old':>11}")
     for channels in args.sizes:
-        for solver in milp.available_solvers():
+        for solver in args.solvers:
             runs: dict[str, list] = {name: [] for name in FORMULATIONS}
             for seed in range(args.repeat):
                 problem = random_problem(channels, 12, 20, seed=seed, switches=0.1, staff=1.0)
