@@ -153,6 +153,25 @@ def interval(values: pd.Series, level: float = 0.9) -> tuple[float, float, float
     return float(values.mean()), float(values.quantile(tail)), float(values.quantile(1 - tail))
 
 
+def parameter_share(values: np.ndarray, groups: np.ndarray) -> float | None:
+    """Share of the variance between replications due to parameter uncertainty.
+
+    Replications in one group share a parameter draw, so by the law of total variance
+    the within-group variance estimates chance and the variance of the group means,
+    less chance's share of it, the parameters' (one-way random-effects ANOVA, with the
+    negative estimate truncated at 0). ``None`` when there is no group of two.
+    """
+    frame = pd.DataFrame({"v": values, "g": groups}).dropna()
+    sizes = frame.groupby("g")["v"].size()
+    if (sizes >= 2).sum() == 0 or sizes.size < 2:
+        return None
+    within = float(frame.groupby("g")["v"].var(ddof=1).dropna().mean())
+    between = float(frame.groupby("g")["v"].mean().var(ddof=1))
+    param = max(between - within / float(sizes.mean()), 0.0)
+    total = param + within
+    return param / total if total > 0 else 0.0
+
+
 def horizon_kpis(monthly: pd.DataFrame) -> pd.DataFrame:
     """Overall KPIs over the whole horizon, per replication: ``rep, kpi, value``.
 

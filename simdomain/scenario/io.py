@@ -35,7 +35,14 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
     """
     source = str(path)
     raw = read_yaml(path)
-    return validate_scenario(raw, source, overrides)
+    scenario = validate_scenario(raw, source, overrides)
+    files = scenario.population
+    if files is not None:  # relative to the scenario's folder, wherever it is run from
+        folder = Path(path).resolve().parent
+        files.people = str(folder / files.people)
+        if files.parameters is not None:
+            files.parameters = str(folder / files.parameters)
+    return scenario
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

@@ -131,6 +131,10 @@ class Channel(Strict):
     deletion_multiplier: NonNegative = Field(
         1.0, description="people added here delete at this multiple of the base rate"
     )
+    free_adds_per_month: NonNegative = Field(
+        0.0, description="adds a month that come without spend (store posters, codes already "
+                         "out): Poisson, spread evenly over the month, within staff capacity"
+    )
 
     @property
     def add_rate(self) -> float:
@@ -379,6 +383,21 @@ class Budget(Strict):
     total_cny: NonNegative | None = None
 
 
+class PopulationFiles(Strict):
+    """A twin's real people and parameter draws (written by ``simdomain calibrate``).
+
+    Relative paths are read from the scenario file's folder. The people replace
+    ``initial_pool``; each replication starts them from their own posterior latent state
+    under a parameter set drawn from ``parameters`` (see ``simdomain run --parameters``).
+    """
+
+    people: str = Field(description="Parquet file of the people known on the start date")
+    parameters: str | None = Field(None, description="Parquet file of parameter draws")
+    reps_per_draw: Annotated[int, Field(ge=1, le=100)] = Field(
+        2, description="replications sharing one parameter draw (to split the spread into "
+                       "parameter uncertainty and chance)")
+
+
 class Scenario(Strict):
     """A brand's private domain: channels, touches, lifecycle, referral, targets."""
 
@@ -396,6 +415,7 @@ class Scenario(Strict):
     campaigns: list[Campaign] = []
     targets: Targets = Targets()
     budget: Budget = Budget()
+    population: PopulationFiles | None = None
 
     @property
     def end_date(self) -> dt.date:

@@ -94,9 +94,12 @@ def acquisition(env: simpy.Environment, world: World, name: str) -> Process:
             per_contact = channel.add_rate * channel.effective_contacts(contacts_month) / contacts_month
             p = np.minimum(per_contact * world.adds_multiplier(name) * propensity, 1.0)
             adds_by_segment = rng.binomial(rng.multinomial(contacts, shares), p)
-            if channel.staff is not None and adds_by_segment.sum() > channel.staff.daily_capacity:
-                adds_by_segment = rng.multivariate_hypergeometric(
-                    adds_by_segment, channel.staff.daily_capacity)
+        if channel.free_adds_per_month > 0:
+            free = rng.poisson(channel.free_adds_per_month / length * world.adds_multiplier(name))
+            adds_by_segment += rng.multinomial(free, shares)
+        if channel.staff is not None and adds_by_segment.sum() > channel.staff.daily_capacity:
+            adds_by_segment = rng.multivariate_hypergeometric(
+                adds_by_segment, channel.staff.daily_capacity)
         world.join(np.repeat(segments, adds_by_segment), source=code, day=day, rng=rng)
         world.tally["spend_cny"] += spend
         world.channel_rows.append((day, code, spend, contacts, int(adds_by_segment.sum())))

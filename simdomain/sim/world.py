@@ -86,7 +86,7 @@ def expected_people(scenario: Scenario) -> int:
             adds = scenario.expected_monthly_adds(name, channel.spend_in_month(m))
             if channel.staff is not None:
                 adds = min(adds, channel.staff.daily_capacity * length)
-            total += adds
+            total += adds + channel.free_adds_per_month
     return int(total * 1.1) + 1024
 
 

@@ -1,0 +1,311 @@
+"""Backtest a twin: calibrate on the data up to a cutoff, simulate on, compare with what happened.
+
+An order here is a customer-day with an order, as the twin's engine and the BG/NBD
+baseline count them (a customer's several orders on one day are one). Per customer, the
+twin's forecast is the mean over replications of the orders its people make after the
+cutoff; the baseline is a BG/NBD fitted on the same data by
+:func:`simdomain.twin.baseline.bgnbd_baseline`. Intervals are the central 90% of the
+replications; coverage is the share of months whose actual value falls inside them;
+CRPS is the ensemble continuous ranked probability score (for the baseline's point
+forecast it is its absolute error).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from simdomain.scenario.io import load_scenario
+from simdomain.scenario.model import Scenario
+from simdomain.simulation import SimulationResult, simulate
+from simdomain.twin.baseline import bgnbd_baseline, bgnbd_expected_orders
+from simdomain.twin.calibrate import Twin, calibrate
+from simdomain.twin.history import build_history
+from simdomain.twin.write import write_twin
+
+LEVEL = 0.9
+
+
+@dataclass
+class Backtest:
+    """One origin's backtest.
+
+    Attributes
+    ----------
+    customers
+        Per customer known at the cutoff: ``customer_id, actual_orders, forecast_orders,
+        forecast_low, forecast_high, baseline_orders, p_alive``.
+    monthly
+        Per month and measure (``orders``, ``gmv_cny``, ``deletions``, ``new_members``,
+        ``adds`` per channel): ``forecast_mean, forecast_low, forecast_high, actual``,
+        and for known customers' orders the baseline.
+    metrics
+        Totals and their errors, per-customer MAE/RMSE/bias, coverage and CRPS, for the
+        twin and the baseline (see :func:`metrics`).
+    """
+
+    cutoff: dt.date
+    end: dt.date
+    twin: Twin
+    result: SimulationResult
+    customers: pd.DataFrame
+    monthly: pd.DataFrame
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def _day_orders(orders: pd.DataFrame, after: dt.date, end: dt.date) -> pd.DataFrame:
+    """Customer-days with an order (and their amounts) in ``(after, end]``."""
+    at = pd.to_datetime(orders["ordered_at"])
+    window = orders.loc[(at >= pd.Timestamp(after) + pd.Timedelta(days=1))
+                        & (at < pd.Timestamp(end) + pd.Timedelta(days=1))]
+    day = pd.to_datetime(window["ordered_at"]).dt.normalize()
+    frame = pd.DataFrame({"customer_id": window["customer_id"].astype(str).to_numpy(),
+                          "date": day.to_numpy(), "amount": window["amount"].to_numpy(float)})
+    return frame.groupby(["customer_id", "date"], as_index=False)["amount"].sum()
+
+
+def _monthly_spend(spend: pd.DataFrame | None, scenario: Scenario) -> dict[str, list[float]]:
+    """Each channel's actual spend per month of the horizon, where recorded."""
+    if spend is None or spend.empty:
+        return {}
+    months = pd.period_range(scenario.start_date, scenario.end_date, freq="M")
+    table = spend.assign(month=pd.PeriodIndex(spend["month"].astype(str), freq="M")).pivot_table(
+        index="month", columns="channel", values="spend_cny", aggfunc="sum")
+    table = table.reindex(months).fillna(0.0)
+    return {str(c): [float(v) for v in table[c]] for c in table.columns
+            if str(c) in scenario.channels}
+
+
+def run_backtest(
+    bundle: Any,
+    cutoff: dt.date,
+    end: dt.date,
+    folder: Path,
+    *,
+    base: Scenario | None = None,
+    reps: int = 20,
+    seed: int = 0,
+    draws: int = 200,
+    parameters: str = "posterior",
+    progress: bool = False,
+) -> Backtest:
+    """Calibrate on ``bundle`` up to ``cutoff``, simulate to ``end``, compare.
+
+    The twin is written into ``folder / "twin"``; with the actual spend after the
+    cutoff where the bundle has it (else each channel's recent spend or adds go on).
+    """
+    if end <= cutoff:
+        from simdomain.errors import InputError, Problem
+
+        raise InputError([Problem("--end", (), f"{end} is not after the cutoff {cutoff}")])
+    train = bundle.until(cutoff)
+    history = build_history(train.orders, cutoff, contacts=train.contacts,
+                            members=train.members, referrals=train.referrals)
+    twin = calibrate(history, spend=train.spend, referrals=train.referrals, base=base,
+                     name=f"backtest_{cutoff:%Y%m%d}", horizon_days=(end - cutoff).days,
+                     draws=draws, seed=seed)
+    spend_after = _monthly_spend(bundle.spend, Scenario.model_validate(twin.scenario))
+    for channel, values in spend_after.items():
+        twin.scenario["channels"][channel]["monthly_spend_cny"] = values
+        twin.notes[("channels", channel, "monthly_spend_cny")] = "data: the actual spend"
+    write_twin(twin, folder / "twin")
+    scenario = load_scenario(folder / "twin" / "scenario.yaml")
+    result = simulate(scenario, seed=seed, reps=reps, keep_agents=True, keep_orders=True,
+                      progress=progress, parameters=parameters)  # type: ignore[arg-type]
+
+    actual = _day_orders(bundle.orders, cutoff, end)
+    customers = _customers(twin, result, history, actual, end)
+    monthly = _monthly(bundle, result, twin, history, actual, cutoff, end)
+    test = Backtest(cutoff=cutoff, end=end, twin=twin, result=result, customers=customers,
+                    monthly=monthly)
+    test.metrics = metrics(test)
+    return test
+
+
+def _customers(twin: Twin, result: SimulationResult, history: Any, actual: pd.DataFrame,
+               end: dt.date) -> pd.DataFrame:
+    people = twin.population
+    n = len(people)
+    agents = result.agents
+    assert agents is not None
+    known = agents[agents["agent"] < n]
+    made = known["orders"].to_numpy().reshape(result.reps, n) - people["orders"].to_numpy()
+    frame = pd.DataFrame({
+        "customer_id": people["customer_id"].to_numpy(),
+        "actual_orders": actual.groupby("customer_id").size().reindex(
+            people["customer_id"]).fillna(0).to_numpy(int),
+        "forecast_orders": made.mean(axis=0),
+        "forecast_low": np.quantile(made, (1 - LEVEL) / 2, axis=0),
+        "forecast_high": np.quantile(made, (1 + LEVEL) / 2, axis=0),
+    })
+    buyers = people["orders"].to_numpy() > 0
+    rfm = people.loc[buyers, ["x", "t_x", "T"]]
+    horizon = (end - history.as_of).days
+    base = bgnbd_baseline(rfm, horizon)
+    frame["baseline_orders"] = np.nan
+    frame.loc[buyers, "baseline_orders"] = base.customers["expected_orders"].to_numpy()
+    frame["p_alive"] = people["p_alive"].to_numpy()
+    frame.attrs["baseline_method"] = base.method
+    frame.attrs["baseline_params"] = base.params._asdict()
+    frame["forecast_crps"] = _crps_ensemble(made, frame["actual_orders"].to_numpy())
+    return frame[buyers].reset_index(drop=True)
+
+
+def _crps_ensemble(samples: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    """CRPS of an ensemble (replications down axis 0) per column: E|X - y| - E|X - X'| / 2."""
+    first = np.abs(samples - actual[None, :]).mean(axis=0)
+    ordered = np.sort(samples, axis=0)
+    m = samples.shape[0]
+    weights = (2 * np.arange(1, m + 1) - m - 1)[:, None]
+    spread = (weights * ordered).sum(axis=0) / (m * m)  # E|X - X'| / 2
+    return first - spread
+
+
+def _month_ends(start: dt.date, end: dt.date) -> pd.DataFrame:
+    months = pd.period_range(start, end, freq="M")
+    last = [min(m.end_time.date(), end) for m in months]
+    return pd.DataFrame({"month": months.astype(str), "last": last})
+
+
+def _monthly(bundle: Any, result: SimulationResult, twin: Twin, history: Any,
+             actual: pd.DataFrame, cutoff: dt.date, end: dt.date) -> pd.DataFrame:
+    daily = result.daily.assign(month=pd.to_datetime(result.daily["date"]).dt.strftime("%Y-%m"))
+    sim = daily.groupby(["rep", "month"])[["orders", "gmv_cny", "deletions",
+                                           "new_members"]].sum()
+    actual_month = actual.assign(month=pd.to_datetime(actual["date"]).dt.strftime("%Y-%m"))
+    observed = {
+        "orders": actual_month.groupby("month").size(),
+        "gmv_cny": actual_month.groupby("month")["amount"].sum(),
+    }
+    if bundle.contacts is not None and len(bundle.contacts):
+        deleted = pd.to_datetime(bundle.contacts["deleted_at"], errors="coerce")
+        inside = (deleted > pd.Timestamp(cutoff) + pd.Timedelta(days=1) - pd.Timedelta(ns=1)) & (
+            deleted < pd.Timestamp(end) + pd.Timedelta(days=1))
+        observed["deletions"] = deleted[inside].dt.strftime("%Y-%m").value_counts()
+    if bundle.members is not None and len(bundle.members):
+        joined = pd.to_datetime(bundle.members["joined_at"])
+        inside = (joined >= pd.Timestamp(cutoff) + pd.Timedelta(days=1)) & (
+            joined < pd.Timestamp(end) + pd.Timedelta(days=1))
+        observed["new_members"] = joined[inside].dt.strftime("%Y-%m").value_counts()
+    rows = []
+    months = _month_ends(cutoff + dt.timedelta(days=1), end)
+    for measure in ("orders", "gmv_cny", "deletions", "new_members"):
+        values = sim[measure].unstack("month")
+        for month in months["month"]:
+            column = values[month] if month in values else pd.Series([0.0])
+            row = _row(month, measure, "all", column.to_numpy(float))
+            if measure in observed:
+                row["actual"] = float(observed[measure].get(month, 0))
+            rows.append(row)
+    rows.extend(_adds_rows(bundle, result, cutoff, end, months))
+    frame = pd.DataFrame(rows)
+    frame["baseline"] = np.nan
+    known = _baseline_monthly(twin, history, months)
+    known_orders = actual_month[actual_month["customer_id"].isin(
+        twin.population.loc[twin.population["orders"] > 0, "customer_id"])].groupby("month").size()
+    extra = pd.DataFrame({"month": months["month"], "measure": "orders_known_customers",
+                          "channel": "all", "baseline": known,
+                          "actual": known_orders.reindex(months["month"]).fillna(0).to_numpy()})
+    made = _known_monthly(result, twin, months)
+    extra["forecast_mean"] = made.mean(axis=0)
+    extra["forecast_low"] = np.quantile(made, (1 - LEVEL) / 2, axis=0)
+    extra["forecast_high"] = np.quantile(made, (1 + LEVEL) / 2, axis=0)
+    extra["crps"] = _crps_ensemble(made, extra["actual"].to_numpy(float))
+    return pd.concat([frame, extra], ignore_index=True)
+
+
+def _row(month: str, measure: str, channel: str, values: np.ndarray) -> dict[str, Any]:
+    return {"month": month, "measure": measure, "channel": channel,
+            "forecast_mean": float(values.mean()),
+            "forecast_low": float(np.quantile(values, (1 - LEVEL) / 2)),
+            "forecast_high": float(np.quantile(values, (1 + LEVEL) / 2)),
+            "samples": values}
+
+
+def _adds_rows(bundle: Any, result: SimulationResult, cutoff: dt.date, end: dt.date,
+               months: pd.DataFrame) -> list[dict[str, Any]]:
+    if bundle.contacts is None or not len(bundle.contacts):
+        return []
+    added = pd.to_datetime(bundle.contacts["added_at"])
+    inside = (added >= pd.Timestamp(cutoff) + pd.Timedelta(days=1)) & (
+        added < pd.Timestamp(end) + pd.Timedelta(days=1))
+    contacts = bundle.contacts.loc[inside]
+    observed = contacts.groupby([contacts["channel"].astype(str),
+                                 added[inside].dt.strftime("%Y-%m")]).size()
+    channels = result.channels.assign(month=(pd.Timestamp(result.scenario.start_date)
+                                             + pd.to_timedelta(result.channels["day"], unit="D")
+                                             ).dt.strftime("%Y-%m"))
+    sim = channels.groupby(["channel", "rep", "month"], observed=True)["adds"].sum()
+    rows = []
+    for channel in sorted(set(sim.index.get_level_values(0).astype(str))):
+        table = sim.loc[channel].unstack("month")
+        for month in months["month"]:
+            values = table[month].to_numpy(float) if month in table else np.zeros(result.reps)
+            row = _row(month, "adds", channel, values)
+            row["actual"] = float(observed.get((channel, month), 0))
+            rows.append(row)
+    return rows
+
+
+def _baseline_monthly(twin: Twin, history: Any, months: pd.DataFrame) -> np.ndarray:
+    """The BG/NBD's expected orders of the known customers in each month."""
+    customers = twin.population[twin.population["orders"] > 0]
+    rfm = customers[["x", "t_x", "T"]]
+    base = bgnbd_baseline(rfm, 1.0)
+    ends = np.array([(m - history.as_of).days for m in months["last"]], dtype=float)
+    cumulative = np.array([bgnbd_expected_orders(base.params, t, rfm["x"], rfm["t_x"],
+                                                 rfm["T"]).sum() for t in ends])
+    return np.diff(np.concatenate([[0.0], cumulative]))
+
+
+def _known_monthly(result: SimulationResult, twin: Twin, months: pd.DataFrame) -> np.ndarray:
+    """Orders per replication and month by the customers known at the cutoff (reps x months)."""
+    orders = result.orders
+    buyers = np.flatnonzero(twin.population["orders"].to_numpy() > 0)
+    if orders is None:
+        return np.zeros((result.reps, len(months)))
+    known = orders[orders["agent"].isin(buyers)]
+    month = (pd.Timestamp(result.scenario.start_date)
+             + pd.to_timedelta(known["day"], unit="D")).dt.strftime("%Y-%m")
+    table = known.groupby([known["rep"], month]).size().unstack(fill_value=0)
+    table = table.reindex(index=range(result.reps), columns=months["month"], fill_value=0)
+    return table.to_numpy(float)
+
+
+def metrics(test: Backtest) -> dict[str, Any]:
+    """Totals, per-customer errors, interval coverage and CRPS, twin and baseline."""
+    c = test.customers
+    out: dict[str, Any] = {"cutoff": str(test.cutoff), "end": str(test.end),
+                           "customers": len(c), "reps": test.result.reps,
+                           "baseline_method": c.attrs.get("baseline_method")}
+    actual = c["actual_orders"].to_numpy(float)
+    for name, forecast in (("twin", c["forecast_orders"]), ("baseline", c["baseline_orders"])):
+        error = forecast.to_numpy(float) - actual
+        out[name] = {
+            "total_forecast": float(forecast.sum()),
+            "total_actual": float(actual.sum()),
+            "total_error_pct": float(100 * (forecast.sum() - actual.sum()) / max(actual.sum(), 1)),
+            "mae": float(np.mean(np.abs(error))),
+            "rmse": float(np.sqrt(np.mean(error**2))),
+            "bias": float(np.mean(error)),
+        }
+    out["twin"]["crps"] = float(c["forecast_crps"].mean())
+    out["twin"]["customer_coverage"] = float(np.mean(
+        (actual >= c["forecast_low"]) & (actual <= c["forecast_high"])))
+    out["baseline"]["crps"] = out["baseline"]["mae"]  # a point forecast's CRPS
+    m = test.monthly.dropna(subset=["actual"])
+    inside = (m["actual"] >= m["forecast_low"]) & (m["actual"] <= m["forecast_high"])
+    out["monthly_coverage"] = {k: float(v) for k, v in inside.groupby(m["measure"]).mean().items()}
+    out["monthly_coverage_all"] = float(inside.mean()) if len(m) else None
+    crps = []
+    for _, row in m.iterrows():
+        samples = row.get("samples")
+        if isinstance(samples, np.ndarray):
+            crps.append(float(_crps_ensemble(samples[:, None], np.array([row["actual"]]))[0]))
+    out["monthly_crps_mean"] = float(np.mean(crps)) if crps else None
+    return out

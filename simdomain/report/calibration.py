@@ -1,0 +1,150 @@
+"""The pages of a twin: its calibration (observed against fitted) and its backtest."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from simdomain.report.html import Figures, _page
+from simdomain.twin import btyd
+
+
+def _table(frame: pd.DataFrame, floats: str = "{:.4g}") -> str:
+    return ('<div class="wide">' + frame.to_html(index=False, border=0, float_format=floats.format,
+                                                 na_rep="") + "</div>")
+
+
+def _save(figures: Figures, folder: Path) -> None:
+    (folder / "figures").mkdir(exist_ok=True)
+    for name, data in figures.files.items():
+        (folder / "figures" / name).write_bytes(data)
+
+
+def tracking(history: Any, params: btyd.ParetoNBDParams) -> pd.DataFrame:
+    """Repeat orders per month: observed, and expected under the fitted Pareto/NBD.
+
+    The expectation sums, over cohorts of customers by the day of their first order,
+    each cohort's expected repeat orders to each month's end (the tracking plot of the
+    customer-base literature), in sample.
+    """
+    customers = history.customers
+    first = customers["first_order_day"].to_numpy(float)
+    cohorts = pd.Series(first).value_counts()
+    orders = history.orders.assign(whole=np.floor(history.orders["day"]))
+    by_day = orders.drop_duplicates(["customer_id", "whole"])
+    first_of = customers["first_order_day"].reindex(by_day["customer_id"]).to_numpy()
+    repeats = by_day.loc[by_day["whole"].to_numpy() > first_of, "whole"]
+    end = pd.Timestamp(history.as_of) + pd.Timedelta(days=1)
+    months = pd.period_range((end + pd.to_timedelta(first.min(), unit="D")), history.as_of,
+                             freq="M")
+    rows = []
+    previous = 0.0
+    for month in months:
+        stop = float(min((month.end_time.normalize() + pd.Timedelta(days=1) - end).days, 0))
+        t = np.clip(stop - cohorts.index.to_numpy(float) - 1, 0.0, None)
+        cumulative = float((btyd.expected_orders_new(params, t) * cohorts.to_numpy()).sum())
+        start = float((month.start_time - end).days)
+        observed = int(((repeats >= start) & (repeats < stop)).sum())
+        rows.append({"month": str(month), "observed": observed,
+                     "expected": cumulative - previous})
+        previous = cumulative
+    return pd.DataFrame(rows)
+
+
+def _tracking_figure(frame: pd.DataFrame) -> tuple[Figure, Any]:
+    fig = Figure(figsize=(8, 3.6), layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(len(frame))
+    ax.bar(x, frame["observed"], color="#9ecae1", label="observed")
+    ax.plot(x, frame["expected"], color="#08519c", marker="o", label="fitted (Pareto/NBD)")
+    ax.set_xticks(x[:: max(len(x) // 12, 1)], frame["month"].iloc[:: max(len(x) // 12, 1)],
+                  rotation=45, ha="right")
+    ax.set_ylabel("repeat orders (customer-days)")
+    ax.legend(frameon=False)
+    return fig, ax
+
+
+def write_calibration_report(twin: Any, history: Any, folder: Path) -> str:
+    """Write ``calibration.html`` (and its figures) into a twin's folder; return its name."""
+    figures = Figures(folder)
+    params = btyd.ParetoNBDParams(*(float(twin.parameters.loc[0, f"pnbd.{k}"])
+                                    for k in ("r", "alpha", "s", "beta")))
+    track = tracking(history, params)
+    people = twin.population
+    by_channel = people.groupby("source").agg(people=("customer_id", "size"),
+                                              customers=("orders", lambda o: int((o > 0).sum())),
+                                              orders=("orders", "sum")).reset_index()
+    by_segment = people.groupby("segment").agg(people=("customer_id", "size"),
+                                               mean_gmv_cny=("gmv_cny", "mean")).reset_index()
+    by_stage = people["stage"].value_counts().rename_axis("stage").reset_index(name="people")
+    notes = "".join(f"<li>{html.escape(m)}</li>" for m in twin.messages) or "<li>none</li>"
+    sections = [
+        ("Repeat orders: observed and fitted, by month",
+         figures.embed("tracking", _tracking_figure(track), "repeat orders by month") +
+         _table(track, "{:,.1f}")),
+        ("Fitted parameters (90% intervals)", _table(twin.estimates)),
+        ("People by stage", _table(by_stage)),
+        ("People by source channel", _table(by_channel)),
+        ("People by value tier", _table(by_segment, "{:,.1f}")),
+        ("What could not be fitted", f"<ul>{notes}</ul>"),
+    ]
+    (folder / "calibration.html").write_text(
+        _page(f"Calibration of {twin.scenario['name']} (data up to {history.as_of})", sections),
+        encoding="utf-8")
+    _save(figures, folder)
+    return "calibration.html"
+
+
+def _forecast_figure(monthly: pd.DataFrame, measure: str, label: str) -> tuple[Figure, Any]:
+    fig = Figure(figsize=(8, 3.6), layout="constrained")
+    ax = fig.subplots()
+    m = monthly[(monthly["measure"] == measure) & (monthly["channel"] == "all")]
+    x = np.arange(len(m))
+    ax.fill_between(x, m["forecast_low"], m["forecast_high"], color="#c6dbef",
+                    label="twin, 90% interval")
+    ax.plot(x, m["forecast_mean"], color="#08519c", label="twin, mean")
+    if m["baseline"].notna().any():
+        ax.plot(x, m["baseline"], color="#d94801", linestyle="--", label="BG/NBD")
+    ax.plot(x, m["actual"], color="black", marker="o", linestyle="none", label="actual")
+    ax.set_xticks(x, m["month"], rotation=45, ha="right")
+    ax.set_ylabel(label)
+    ax.legend(frameon=False)
+    return fig, ax
+
+
+def write_backtest_report(test: Any, folder: Path) -> str:
+    """Write ``report.html`` for one backtest origin; return its name."""
+    figures = Figures(folder)
+    m = test.metrics
+    rows = [{"model": name, **{k: m[name][k] for k in ("mae", "rmse", "bias", "crps",
+                                                        "total_forecast", "total_actual",
+                                                        "total_error_pct")}}
+            for name in ("twin", "baseline")]
+    coverage = pd.DataFrame([{"measure": k, "share of months inside the 90% interval": v}
+                             for k, v in m["monthly_coverage"].items()])
+    c = test.customers
+    deciles = pd.qcut(c["forecast_orders"].rank(method="first"), 10, labels=False)
+    by_decile = c.groupby(deciles).agg(customers=("customer_id", "size"),
+                                       forecast=("forecast_orders", "mean"),
+                                       baseline=("baseline_orders", "mean"),
+                                       actual=("actual_orders", "mean")).reset_index(names="decile")
+    sections = [
+        ("Orders by known customers, by month",
+         figures.embed("known_orders", _forecast_figure(test.monthly, "orders_known_customers",
+                                                        "orders (customer-days)"), "orders")),
+        ("All orders, by month (known and new customers)",
+         figures.embed("orders", _forecast_figure(test.monthly, "orders", "orders"), "orders")),
+        ("Per customer: twin and BG/NBD (" + html.escape(str(m.get("baseline_method"))) + ")",
+         _table(pd.DataFrame(rows))),
+        ("Per customer, by decile of the twin's forecast", _table(by_decile)),
+        ("Interval coverage", _table(coverage)),
+    ]
+    (folder / "report.html").write_text(
+        _page(f"Backtest from {m['cutoff']} to {m['end']}", sections), encoding="utf-8")
+    _save(figures, folder)
+    return "report.html"
