@@ -19,6 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "simdomain"
 # unit may import the units before it, except the pairs in SEPARATE.
 LAYERS = (
     "errors",
+    "textio",  # reading users' text files
     "scenario",
     "kpi",
     "tables",
@@ -28,6 +29,7 @@ LAYERS = (
     "simulation",
     "outputs",
     "compare",
+    "backtest",  # runs a calibrated twin forward with simulate()
     "models",
     "planner",
     "experiments",
