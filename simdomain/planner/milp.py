@@ -37,6 +37,7 @@ import pulp
 
 from simdomain.planner.envelope import cost_envelope
 from simdomain.planner.problem import Problem
+from simdomain.planner.rounding import relax_and_round, warm
 
 SOLVERS = ("cbc", "highs")
 CURVES = ("segments", "chords")
@@ -357,9 +358,15 @@ def _budget_rows(problem: Problem, model: Model, month_cost: list[pulp.LpAffineE
 
 
 def solve(model: Model, problem: Problem, solver: pulp.LpSolver) -> Solution:
-    """Solve ``model`` and read the decisions back as arrays."""
+    """Solve ``model`` and read the decisions back as arrays.
+
+    The relaxation comes first: rounded up, it is the plan if it is within the
+    solver's gap, else the branch and bound starts from it (see
+    :mod:`simdomain.planner.rounding`).
+    """
     started = time.perf_counter()
-    model.lp.solve(solver)
+    if not relax_and_round(model, problem, solver):
+        model.lp.solve(warm(solver) if model.on or model.staff else solver)
     seconds = time.perf_counter() - started
     status = pulp.LpStatus[model.lp.status]
     if status == "Optimal" and model.lp.sol_status not in (
