@@ -37,7 +37,7 @@ import pulp
 
 from simdomain.planner.envelope import cost_envelope
 from simdomain.planner.problem import Problem
-from simdomain.planner.rounding import relax_and_round, warm
+from simdomain.planner.rounding import relax_and_round, solver_gap, warm
 
 SOLVERS = ("cbc", "highs")
 CURVES = ("segments", "chords")
@@ -365,7 +365,7 @@ def solve(model: Model, problem: Problem, solver: pulp.LpSolver) -> Solution:
     :mod:`simdomain.planner.rounding`).
     """
     started = time.perf_counter()
-    if not relax_and_round(model, problem, solver):
+    if not relax_and_round(model, solver_gap(solver)):
         model.lp.solve(warm(solver) if model.on or model.staff else solver)
     seconds = time.perf_counter() - started
     status = pulp.LpStatus[model.lp.status]

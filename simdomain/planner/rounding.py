@@ -1,13 +1,16 @@
 """The relaxation first: a plan rounded from the linear relaxation, proved or handed on.
 
 With the cost-envelope rows (:mod:`simdomain.planner.envelope`) the relaxation's optimum
-is nearly whole: most channel-months sit at a whole number of staff accounts. Rounding
-its accounts and switches up keeps every row but the budgets (more accounts never cut
-adds; a switch turned on gets at least its minimum spend; both only raise the cost) and
-costs little more; the budget rows and the rows of any spend raised are checked. When
-that plan is within the solver's gap of the relaxation's bound, it is optimal in the
-solver's own sense and no branch and bound is needed; otherwise it is the branch and
-bound's starting plan (a warm start, where the solver takes one).
+is nearly whole: most channel-months sit at a whole number of staff accounts. Its
+accounts and switches are rounded up (more accounts never cut adds; a switch turned on
+gets its minimum spend), then the spend and adds are optimized again with them fixed.
+When that plan is within the solver's gap of the relaxation's bound, it is optimal in
+the solver's own sense and no branch and bound is needed; otherwise it is the branch
+and bound's starting plan (a warm start, where the solver takes one).
+
+Both relaxations are linear programs over the PuLP model's rows, solved in this process
+by scipy's HiGHS (no model file to write and read back, which is most of the time PuLP
+takes on a large model).
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ import copy
 import math
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pulp
-
-from simdomain.planner.problem import Problem
+from scipy import sparse
+from scipy.optimize import linprog
 
 if TYPE_CHECKING:
     from simdomain.planner.milp import Model
@@ -26,43 +30,98 @@ if TYPE_CHECKING:
 _TOL = 1e-6
 
 
-def relax_and_round(model: Model, problem: Problem, solver: pulp.LpSolver) -> bool:
-    """Solve the relaxation of ``model`` and round it; leave the rounded plan in its
-    variables. ``True`` if that plan is proved within ``solver``'s relative gap."""
+class Relaxation:
+    """The PuLP model's rows and columns as sparse arrays, for :func:`linprog`."""
+
+    def __init__(self, model: Model) -> None:
+        lp = model.lp
+        self.columns: list[pulp.LpVariable] = []
+        index: dict[int, int] = {}
+
+        def column(var: pulp.LpVariable) -> int:
+            key = id(var)
+            if key not in index:
+                index[key] = len(self.columns)
+                self.columns.append(var)
+            return index[key]
+
+        rows, cols, vals, rhs, equal = [], [], [], [], []
+        for row in model.rows.values():
+            sign = -1.0 if row.sense == pulp.LpConstraintGE else 1.0
+            r = len(rhs)
+            for var, coef in row.items():
+                rows.append(r)
+                cols.append(column(var))
+                vals.append(sign * coef)
+            rhs.append(-sign * row.constant)
+            equal.append(row.sense == pulp.LpConstraintEQ)
+        objective = [(column(var), coef) for var, coef in lp.objective.items()]
+        n = len(self.columns)
+        matrix = sparse.csr_matrix((vals, (rows, cols)), shape=(len(rhs), n))
+        equal = np.array(equal, dtype=bool)
+        rhs = np.array(rhs)
+        self.a_ub, self.b_ub = matrix[~equal], rhs[~equal]
+        self.a_eq, self.b_eq = matrix[equal], rhs[equal]
+        self.cost = np.zeros(n)
+        for j, coef in objective:
+            self.cost[j] += coef
+        self.maximize = lp.sense == pulp.LpMaximize
+        self.constant = float(lp.objective.constant)
+        self.low = np.array([-np.inf if v.lowBound is None else v.lowBound for v in self.columns])
+        self.up = np.array([np.inf if v.upBound is None else v.upBound for v in self.columns])
+
+    def solve(self, fixed: dict[int, float] | None = None) -> tuple[np.ndarray, float] | None:
+        """The optimum (values, objective) with the ``fixed`` columns at their values;
+        ``None`` if there is none."""
+        low, up = self.low.copy(), self.up.copy()
+        for j, value in (fixed or {}).items():
+            low[j] = up[j] = value
+        sign = -1.0 if self.maximize else 1.0
+        result = linprog(sign * self.cost, A_ub=self.a_ub, b_ub=self.b_ub, A_eq=self.a_eq,
+                         b_eq=self.b_eq, bounds=np.column_stack([low, up]), method="highs")
+        if result.status != 0:
+            return None
+        return result.x, sign * result.fun + self.constant
+
+
+def relax_and_round(model: Model, gap: float) -> bool:
+    """Round the relaxation of ``model`` (see the module); leave the rounded plan in its
+    variables. ``True`` if that plan is proved within the relative ``gap``."""
     integers = [v for v in (*model.on.values(), *model.staff.values())
                 if v.cat != pulp.LpContinuous]
     if not integers:
         return False
-    categories = [v.cat for v in integers]
-    for var in integers:
-        var.cat = pulp.LpContinuous
-    try:
-        model.lp.solve(solver)
-    finally:
-        for var, category in zip(integers, categories):
-            var.cat = category
-    if model.lp.status != pulp.LpStatusOptimal:
+    relaxation = Relaxation(model)
+    first = relaxation.solve()
+    if first is None:
         return False
-    bound = pulp.value(model.lp.objective) or 0.0
+    values, bound = first
+    where = {id(v): j for j, v in enumerate(relaxation.columns)}
+    fixed = {}
     for var in integers:
-        low = var.lowBound if var.lowBound is not None else -math.inf
-        up = var.upBound if var.upBound is not None else math.inf
-        var.varValue = min(max(math.ceil((var.varValue or 0.0) - _TOL), low), up)
-    changed = _minimum_spends(model, problem)
-    # The relaxation holds every row; rounding up only loosens the others.
-    touched = [name for name in model.rows if name.startswith("budget")]
-    for c, m in changed:
-        where = f"{problem.channels[c]}__{problem.months[m]}"
-        touched += [f"{family}__{where}" for family in ("segments", "min_spend", "max_spend")]
-    if not all(_holds(model.rows[name]) for name in touched if name in model.rows):
+        j = where.get(id(var))
+        if j is not None:
+            fixed[j] = float(np.clip(math.ceil(values[j] - _TOL), relaxation.low[j],
+                                     relaxation.up[j]))
+    second = relaxation.solve(fixed)
+    if second is None:
         return False
-    value = pulp.value(model.lp.objective) or 0.0
-    gap = _gap(solver)
-    worse = value - bound if model.lp.sense == pulp.LpMinimize else bound - value
+    values, value = second
+    for var, x in zip(relaxation.columns, values):
+        var.varValue = float(x)
+    for j, x in fixed.items():
+        relaxation.columns[j].varValue = x
+    worse = bound - value if relaxation.maximize else value - bound
     if worse > gap * max(abs(value), 1e-9) + _TOL:
         return False
     model.lp.status, model.lp.sol_status = pulp.LpStatusOptimal, pulp.LpSolutionIntegerFeasible
     return True
+
+
+def solver_gap(solver: pulp.LpSolver) -> float:
+    """The relative gap ``solver`` was made with (0 if none)."""
+    gap = solver.optionsDict.get("gapRel", getattr(solver, "gapRel", None))
+    return float(gap) if gap is not None else 0.0
 
 
 def warm(solver: pulp.LpSolver) -> pulp.LpSolver:
@@ -72,42 +131,3 @@ def warm(solver: pulp.LpSolver) -> pulp.LpSolver:
     started = copy.copy(solver)
     started.optionsDict = {**solver.optionsDict, "warmStart": True}
     return started
-
-
-def _minimum_spends(model: Model, problem: Problem) -> list[tuple[int, int]]:
-    """A switch rounded up to on gets at least its minimum spend (the extra spend fills
-    the curve's segments in order, so the adds allowed only grow); the channel-months
-    whose spend changed."""
-    changed = []
-    for (c, m), on in model.on.items():
-        x = model.spend[c, m]
-        short = problem.min_spend[c] * (on.varValue or 0.0) - (x.varValue or 0.0)
-        if short <= _TOL or not math.isnan(problem.locks[c, m]):
-            continue
-        x.varValue = (x.varValue or 0.0) + short
-        changed.append((c, m))
-        for piece, width in zip(model.segments.get((c, m), []),
-                                 problem.pwl[c].spend[1:] - problem.pwl[c].spend[:-1]):
-            add = min(short, width - (piece.varValue or 0.0))
-            if add > 0:
-                piece.varValue = (piece.varValue or 0.0) + add
-                short -= add
-    return changed
-
-
-def _holds(row: pulp.LpConstraint) -> bool:
-    value = row.value()
-    if value is None:
-        return False
-    size = max((abs(a * (v.varValue or 0.0)) for v, a in row.items()), default=0.0)
-    slack = _TOL * max(1.0, abs(row.constant), size)  # the solvers' tolerances are relative
-    if row.sense == pulp.LpConstraintLE:
-        return value <= slack
-    if row.sense == pulp.LpConstraintGE:
-        return value >= -slack
-    return abs(value) <= slack
-
-
-def _gap(solver: pulp.LpSolver) -> float:
-    gap = solver.optionsDict.get("gapRel", getattr(solver, "gapRel", None))
-    return float(gap) if gap is not None else 0.0
