@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simdomain.planner import milp
+from simdomain.planner import milp, rounding
 from simdomain.planner.curves import ResponseCurve, approximate
 from simdomain.planner.envelope import cost_envelope, least_cost
 from simdomain.planner.synthetic import random_problem
@@ -89,3 +89,21 @@ def test_the_envelope_tightens_the_relaxation():
     loose, tight = relaxation(False), relaxation(True)
     assert loose < tight <= integer * (1 + 1e-7)
     assert (integer - tight) < 0.25 * (integer - loose)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_rounded_relaxation_is_a_plan_within_the_gap(seed):
+    """The rounded relaxation (no branch and bound) satisfies every row of the model
+    with whole accounts and switches, and its cost is within the gap of the optimum."""
+    p = random_problem(30, 3, 12, seed=seed, switches=0.2, staff=1.0)
+    model = milp.build(p)
+    assert rounding.relax_and_round(model, 1e-3)
+    for name, row in model.rows.items():
+        size = max(1.0, abs(row.constant), *(abs(a * v.varValue) for v, a in row.items()))
+        slack = {-1: -row.value(), 1: row.value(), 0: -abs(row.value())}[row.sense]
+        assert slack >= -1e-6 * size, name
+    for var in [*model.staff.values(), *model.on.values()]:
+        assert var.varValue == round(var.varValue)
+    rounded = float(model.lp.objective.value())
+    best = milp.optimize(p, exact(SOLVERS[0])).objective
+    assert best <= rounded * (1 + 1e-9) and rounded <= best * (1 + 1e-3)
