@@ -7,12 +7,14 @@ minimum spend on a tenth of the channels, so on/off binaries) of 10 and 200 chan
 12 months x 20 breakpoints, monthly adds and members targets. Each size is solved by
 every solver PuLP finds, to the planner's relative gap of 1e-3, in two formulations:
 
-- ``new``: the planner's (curves by segments, cost-envelope cuts);
-- ``old``: curves by chords, no cuts (the formulation before).
+- ``new``: the planner's (curves by segments, cost-envelope cuts; the relaxation solved
+  in process by scipy's HiGHS and rounded, the solver's branch and bound only if that
+  plan is not within the gap);
+- ``old``: curves by chords, no cuts, the solver's branch and bound (as before).
 
 Wall seconds depend on what else runs on the machine, so the CPU seconds of this
-process and of the solver's process are reported too (the solvers run on one core
-here), with the load average; compare formulations by their ratio::
+process and of the solver's process are reported too, with the load average; compare
+formulations by their ratio::
 
     python benchmarks/planner.py [--repeat 3] [--gap 1e-3] [--sizes 10 200] [--solvers cbc]
 """

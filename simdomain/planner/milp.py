@@ -5,9 +5,14 @@ Per channel ``c`` and month ``m``: planned spend ``x`` (continuous), realized ad
 cost or a minimum spend) and staff accounts ``n`` (integer, only for staffed
 channels). Constraint families, each row named ``family__channel__month``:
 
-- ``curve__c__m__j``: ``y <= f_cm (Y_j + s_j (x - X_j))`` for every chord ``j`` of the
-  concave piecewise-linear curve (no binaries needed: the chords' minimum *is* the
-  curve);
+- ``segments__c__m`` and ``curve__c__m``: ``x = sum_j d_j`` and
+  ``y <= f_cm (Y_0 + sum_j s_j d_j)`` with ``0 <= d_j <= w_j`` over the segments of the
+  concave piecewise-linear curve (no binaries needed: the slopes fall, so the segments
+  fill in order); for a switched channel ``d_j <= w_j on`` (``segment__c__m__j``). The
+  original form, a row ``curve__c__m__j`` per chord, is kept (``curves="chords"``);
+- ``envelope__c__m__k``: the channel-month's cost is at least each facet of the convex
+  envelope of its least cost with whole staff accounts and its switch (valid cuts, see
+  :mod:`simdomain.planner.envelope`);
 - ``max_spend__c__m`` / ``min_spend__c__m``: ``L_c on <= x <= U_c on``;
 - ``lock__c__m``: ``x`` fixed;
 - ``staff__c__m``: ``y <= capacity_cm n``;
@@ -16,7 +21,9 @@ channels). Constraint families, each row named ``family__channel__month``:
 - ``budget_total`` and ``budget__m``: spend (the charged share of ``x``), fixed costs,
   staff and campaign costs within the budget.
 
-Explanations: binding rows of the solution, and shadow prices from the LP with the
+:func:`solve` rounds the linear relaxation first and branches only if that plan is not
+within the gap (see :mod:`simdomain.planner.rounding`). Explanations: binding rows of
+the solution, and shadow prices from the LP with the
 switches fixed at their optimal values and staff accounts taken as divisible (so a
 target's marginal cost includes its pro-rata share of an account). Infeasibility is
 diagnosed by elastic re-solves (see :func:`diagnose`).
