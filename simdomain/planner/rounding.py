@@ -35,36 +35,28 @@ class Relaxation:
 
     def __init__(self, model: Model) -> None:
         lp = model.lp
-        self.columns: list[pulp.LpVariable] = []
-        index: dict[int, int] = {}
-
-        def column(var: pulp.LpVariable) -> int:
-            key = id(var)
-            if key not in index:
-                index[key] = len(self.columns)
-                self.columns.append(var)
-            return index[key]
-
-        rows, cols, vals, rhs, equal = [], [], [], [], []
-        for row in model.rows.values():
-            sign = -1.0 if row.sense == pulp.LpConstraintGE else 1.0
-            r = len(rhs)
-            for var, coef in row.items():
-                rows.append(r)
-                cols.append(column(var))
-                vals.append(sign * coef)
-            rhs.append(-sign * row.constant)
-            equal.append(row.sense == pulp.LpConstraintEQ)
-        objective = [(column(var), coef) for var, coef in lp.objective.items()]
-        n = len(self.columns)
-        matrix = sparse.csr_matrix((vals, (rows, cols)), shape=(len(rhs), n))
-        equal = np.array(equal, dtype=bool)
-        rhs = np.array(rhs)
+        self.columns = [*model.spend.values(), *model.adds.values(), *model.on.values(),
+                        *model.staff.values(), *model.shortfall.values(),
+                        *model.overrun.values(),
+                        *(d for pieces in model.segments.values() for d in pieces)]
+        index = {id(var): j for j, var in enumerate(self.columns)}
+        rows = list(model.rows.values())
+        lengths, cols, vals = [], [], []
+        for row in rows:  # C-level maps: this loop is most of the time
+            cols.extend(map(index.__getitem__, map(id, row.keys())))
+            vals.extend(row.values())
+            lengths.append(len(row))
+        sign = np.array([-1.0 if row.sense == pulp.LpConstraintGE else 1.0 for row in rows])
+        equal = np.array([row.sense == pulp.LpConstraintEQ for row in rows], dtype=bool)
+        rhs = -sign * np.array([row.constant for row in rows], dtype=float)
+        which = np.repeat(np.arange(len(rows)), lengths)
+        matrix = sparse.csr_matrix((np.array(vals, dtype=float) * sign[which], (which, cols)),
+                                   shape=(len(rows), len(self.columns)))
         self.a_ub, self.b_ub = matrix[~equal], rhs[~equal]
         self.a_eq, self.b_eq = matrix[equal], rhs[equal]
-        self.cost = np.zeros(n)
-        for j, coef in objective:
-            self.cost[j] += coef
+        self.cost = np.zeros(len(self.columns))
+        for var, coef in lp.objective.items():
+            self.cost[index[id(var)]] += coef
         self.maximize = lp.sense == pulp.LpMaximize
         self.constant = float(lp.objective.constant)
         self.low = np.array([-np.inf if v.lowBound is None else v.lowBound for v in self.columns])
@@ -91,7 +83,10 @@ def relax_and_round(model: Model, gap: float) -> bool:
                 if v.cat != pulp.LpContinuous]
     if not integers:
         return False
-    relaxation = Relaxation(model)
+    try:
+        relaxation = Relaxation(model)
+    except KeyError:  # a row uses a variable the model does not list: branch instead
+        return False
     first = relaxation.solve()
     if first is None:
         return False
