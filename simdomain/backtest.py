@@ -58,11 +58,16 @@ class Backtest:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
+def _inside(times: pd.Series, after: dt.date, end: dt.date) -> pd.Series:
+    """Whether each time falls in the days ``(after, end]``."""
+    at = pd.to_datetime(times, errors="coerce")
+    return (at >= pd.Timestamp(after) + pd.Timedelta(days=1)) & (
+        at < pd.Timestamp(end) + pd.Timedelta(days=1))
+
+
 def _day_orders(orders: pd.DataFrame, after: dt.date, end: dt.date) -> pd.DataFrame:
     """Customer-days with an order (and their amounts) in ``(after, end]``."""
-    at = pd.to_datetime(orders["ordered_at"])
-    window = orders.loc[(at >= pd.Timestamp(after) + pd.Timedelta(days=1))
-                        & (at < pd.Timestamp(end) + pd.Timedelta(days=1))]
+    window = orders.loc[_inside(orders["ordered_at"], after, end)]
     day = pd.to_datetime(window["ordered_at"]).dt.normalize()
     frame = pd.DataFrame({"customer_id": window["customer_id"].astype(str).to_numpy(),
                           "date": day.to_numpy(), "amount": window["amount"].to_numpy(float)})
@@ -184,13 +189,11 @@ def _monthly(bundle: Any, result: SimulationResult, twin: Twin, history: Any,
     }
     if bundle.contacts is not None and len(bundle.contacts):
         deleted = pd.to_datetime(bundle.contacts["deleted_at"], errors="coerce")
-        inside = (deleted > pd.Timestamp(cutoff) + pd.Timedelta(days=1) - pd.Timedelta(ns=1)) & (
-            deleted < pd.Timestamp(end) + pd.Timedelta(days=1))
+        inside = _inside(deleted, cutoff, end)
         observed["deletions"] = deleted[inside].dt.strftime("%Y-%m").value_counts()
     if bundle.members is not None and len(bundle.members):
         joined = pd.to_datetime(bundle.members["joined_at"])
-        inside = (joined >= pd.Timestamp(cutoff) + pd.Timedelta(days=1)) & (
-            joined < pd.Timestamp(end) + pd.Timedelta(days=1))
+        inside = _inside(joined, cutoff, end)
         observed["new_members"] = joined[inside].dt.strftime("%Y-%m").value_counts()
     rows = []
     months = _month_ends(cutoff + dt.timedelta(days=1), end)
@@ -232,8 +235,7 @@ def _adds_rows(bundle: Any, result: SimulationResult, cutoff: dt.date, end: dt.d
     if bundle.contacts is None or not len(bundle.contacts):
         return []
     added = pd.to_datetime(bundle.contacts["added_at"])
-    inside = (added >= pd.Timestamp(cutoff) + pd.Timedelta(days=1)) & (
-        added < pd.Timestamp(end) + pd.Timedelta(days=1))
+    inside = _inside(added, cutoff, end)
     contacts = bundle.contacts.loc[inside]
     observed = contacts.groupby([contacts["channel"].astype(str),
                                  added[inside].dt.strftime("%Y-%m")]).size()

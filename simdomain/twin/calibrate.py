@@ -27,7 +27,7 @@ from simdomain.twin.history import NOT_A_CONTACT, History
 from simdomain.twin.rates import (
     Hazard,
     StepFit,
-    daily_probability,
+    active_days,
     fit_first_order,
     fit_join,
     fit_koc,
@@ -110,7 +110,7 @@ class _Builder:
 
 
 def _hazard_probability(h: Hazard, n: int, rng: np.random.Generator) -> tuple[float, np.ndarray]:
-    return float(daily_probability(h.rate)), daily_probability(h.draws(n, rng))
+    return h.rate, np.minimum(h.draws(n, rng), 1.0)
 
 
 def _basis(h: Hazard, what: str) -> str:
@@ -182,15 +182,17 @@ def calibrate(
     r, alpha, s, beta = order_fit.params
     for key in ("r", "alpha", "s", "beta"):
         b.latent(f"pnbd.{key}", getattr(order_fit.params, key), pnbd_draws[key].to_numpy(), basis)
-    b.fitted(("lifecycle", "repeat_order"), daily_probability(r / alpha),
-             daily_probability((pnbd_draws["r"] / pnbd_draws["alpha"]).to_numpy()),
+    b.fitted(("lifecycle", "repeat_order"), r / alpha,
+             (pnbd_draws["r"] / pnbd_draws["alpha"]).to_numpy(),
              basis + ": mean order rate r/alpha")
     b.fitted(("lifecycle", "heterogeneity", "order_shape"), r, pnbd_draws["r"].to_numpy(), basis)
-    b.fitted(("lifecycle", "dormancy"), daily_probability(s / beta),
-             daily_probability((pnbd_draws["s"] / pnbd_draws["beta"]).to_numpy()),
+    b.fitted(("lifecycle", "dormancy"), s / beta,
+             (pnbd_draws["s"] / pnbd_draws["beta"]).to_numpy(),
              basis + ": mean dropout s/beta (dormant for good)")
     b.fitted(("lifecycle", "heterogeneity", "dormancy_shape"), s, pnbd_draws["s"].to_numpy(),
              basis)
+    b.fixed(("lifecycle", "dormancy_stages"), ["customer", "member", "koc"],
+            "fitted model: the Pareto/NBD dropout clock starts at the first order")
     b.fixed(("lifecycle", "wake"), 0.0, "fitted model: Pareto/NBD dropout is for good")
     b.fixed(("lifecycle", "dormant_multiplier"), 0.0, "fitted model: people who left do nothing")
     b.fixed(("lifecycle", "member_order_multiplier"), 1.0,
@@ -225,7 +227,8 @@ def calibrate(
     for step, table, fit, what in (("join", "members", fit_join, "joins"),
                                    ("koc", "referrals", fit_koc, "first referrals by members")):
         if table in history.tables:
-            _step(b, ("lifecycle", step), fit(people), what, base, messages,
+            _step(b, ("lifecycle", step), fit(people, active_days(order_fit.params)), what,
+                  base, messages,
                   channels_loc=step if step == "join" else None)
         else:
             b.fixed(("lifecycle", step), getattr(base.lifecycle, step) if base else 0.0,
@@ -297,8 +300,8 @@ def _deletion(b: _Builder, fit: DeletionFit | None, base: Scenario | None,
         return
     draws = fit.draws(b.n, b.rng)
     for stage, hazard in fit.stage.items():
-        b.fitted(("lifecycle", "deletion", stage), float(daily_probability(hazard.rate)),
-                 daily_probability(draws[f"stage.{stage}"].to_numpy()),
+        b.fitted(("lifecycle", "deletion", stage), hazard.rate,
+                 np.minimum(draws[f"stage.{stage}"].to_numpy(), 1.0),
                  _basis(hazard, f"deletions by {stage}s") + " (frailty-weighted)")
     b.fitted(("lifecycle", "heterogeneity", "deletion_shape"), fit.shape,
              draws["shape"].to_numpy(), "gamma frailty: deletion hazard falling with tenure")
@@ -311,49 +314,68 @@ def _deletion(b: _Builder, fit: DeletionFit | None, base: Scenario | None,
                  f"{hazard.events:,.0f} deletions against {hazard.exposure:,.1f} expected")
 
 
+def _complete_months(as_of: dt.date, count: int) -> list[pd.Period]:
+    """The last ``count`` calendar months wholly in the data (ending on or before as_of)."""
+    last = pd.Timestamp(as_of).to_period("M")
+    if pd.Timestamp(as_of) < last.end_time.normalize():
+        last -= 1
+    return [last - i for i in range(count)]
+
+
 def _channels(b: _Builder, history: History, spend: pd.DataFrame | None, base: Scenario | None,
               first: Any, deletion: DeletionFit | None, messages: list[str]) -> None:
-    """Each channel's acquisition: cost per add from spend, or its recent adds as free adds."""
+    """Each channel's acquisition over the last 12 whole months: cost per add from spend,
+    spend as in the last 3; a channel without spend brings its last 3 months' adds free."""
     people = history.people
-    contacts = people[people["contact"] & (people["add_day"] >= -365)]
-    months = (pd.Timestamp(history.as_of) + pd.to_timedelta(contacts["add_day"], unit="D")
-              ).dt.to_period("M")
-    adds = contacts.groupby([contacts["source"], months.to_numpy()]).size()
-    sources = sorted(set(people.loc[people["contact"], "source"]) - set(RESERVED_SOURCES))
-    if (~people["contact"]).any():
+    year = _complete_months(history.as_of, 12)
+    recent = year[:3]
+    contacts = people[people["contact"]]
+    end = pd.Timestamp(history.as_of) + pd.Timedelta(days=1)
+    months = (end + pd.to_timedelta(contacts["add_day"], unit="D")).dt.to_period("M")
+    adds = contacts.groupby([contacts["source"].to_numpy(), months.to_numpy()]).size()
+    sources = sorted(set(contacts["source"]) - set(RESERVED_SOURCES))
+    others = people[~people["contact"]]
+    if len(others):
         loc = ("channels", NOT_A_CONTACT)
-        b.fixed((*loc, "description"), "buyers who are not contacts", "data")
-        b.fixed((*loc, "funnel", "add"), 1.0, "no new people come this way in the forecast")
+        b.fixed((*loc, "description"), "buyers who are not contacts (marketplaces, stores)",
+                "data")
+        b.fixed((*loc, "funnel", "add"), 1.0, "a new buyer of this kind is an add")
         b.fixed((*loc, "cost_per_contact_cny"), 1.0, "no spend")
         b.fixed((*loc, "monthly_spend_cny"), 0.0, "no spend")
+        arrived = (end + pd.to_timedelta(others["first_order_day"], unit="D")).dt.to_period("M")
+        count = float(arrived.isin(recent).sum())
+        b.fitted((*loc, "free_adds_per_month"), count / 3, b.rng.gamma(count + 0.5, 1.0, b.n) / 3,
+                 f"{count:,.0f} new buyers who are not contacts in {recent[-1]}..{recent[0]}")
+        base_rate = b.values.get(("lifecycle", "first_order"), 0.0)
+        b.fixed((*loc, "propensity", "first_order"), 1.0 / base_rate if base_rate > 0 else 1.0,
+                "they arrive with their first order (its probability on the first day is 1)")
         b.fixed((*loc, "propensity", "deletion"), 0.0, "not contacts: they cannot delete the "
                 "brand")
-    last_month = pd.Timestamp(history.as_of).to_period("M")
-    recent = [last_month - i for i in range(3)]
     for channel in sources:
         loc = ("channels", channel)
         b.fixed((*loc, "funnel", "add"), 1.0, "a contact here is an add (costs are per add)")
         by_month = adds.get(channel, pd.Series(dtype=float))
-        spent = (spend.loc[spend["channel"].astype(str) == channel]
-                 if spend is not None else pd.DataFrame())
+        spent = pd.DataFrame(columns=["month", "spend_cny"])
+        if spend is not None:
+            spent = spend.loc[spend["channel"].astype(str) == channel].assign(
+                month=lambda f: pd.PeriodIndex(f["month"].astype(str), freq="M"))
+            spent = spent.loc[spent["month"].isin(year)]
         if len(spent) and spent["spend_cny"].sum() > 0:
-            months_spent = pd.PeriodIndex(spent["month"].astype(str), freq="M")
             total = float(spent["spend_cny"].sum())
-            got = float(sum(by_month.get(m, 0) for m in months_spent))
-            cost = total / max(got, 1.0)
+            got = float(sum(by_month.get(m, 0) for m in spent["month"]))
             draws = total / np.maximum(b.rng.gamma(got + 0.5, 1.0, b.n), 1e-9)
-            b.fitted((*loc, "cost_per_contact_cny"), cost, draws,
-                     f"{total:,.0f} yuan for {got:,.0f} adds")
-            latest = spent.loc[months_spent.isin(recent), "spend_cny"]
+            b.fitted((*loc, "cost_per_contact_cny"), total / max(got, 1.0), draws,
+                     f"{total:,.0f} yuan for {got:,.0f} adds in {len(spent)} months")
+            latest = spent.loc[spent["month"].isin(recent), "spend_cny"]
             b.fixed((*loc, "monthly_spend_cny"), float(latest.mean()) if len(latest) else 0.0,
-                    "data: mean spend of the last 3 months")
+                    f"data: mean spend of {recent[-1]}..{recent[0]}")
         else:
             b.fixed((*loc, "cost_per_contact_cny"), 1.0, "no spend recorded: adds are free")
             b.fixed((*loc, "monthly_spend_cny"), 0.0, "no spend recorded")
             count = float(sum(by_month.get(m, 0) for m in recent))
             b.fitted((*loc, "free_adds_per_month"), count / 3,
                      b.rng.gamma(count + 0.5, 1.0, b.n) / 3,
-                     f"{count:,.0f} adds in the last 3 months")
+                     f"{count:,.0f} adds in {recent[-1]}..{recent[0]}")
     if base is not None:
         for channel in set(base.channels) - set(sources):
             messages.append(f"channels.{channel}: {ASSUMED}")

@@ -99,7 +99,6 @@ def build_history(
     })
     people["x"] = people["order_days"] - 1
     people["t_x"] = people["last_order_day"] - people["first_order_day"]
-    people["T"] = -people["first_order_day"]
     people["mean_order_cny"] = people["gmv_cny"] / people["orders"]
 
     frames = [people]
@@ -141,7 +140,8 @@ def build_history(
     people["orders"] = people["orders"].fillna(0).astype(np.int64)
     people["order_days"] = people["order_days"].fillna(0).astype(np.int64)
     people["gmv_cny"] = people["gmv_cny"].fillna(0.0)
-    people["contact"] = people.get("contact", pd.Series(False, index=people.index)).fillna(False)
+    people["contact"] = people.get("contact", pd.Series(False, index=people.index)).fillna(
+        False).astype(bool)
     for column in ("add_day", "member_day", "deletion_day"):
         if column not in people:
             people[column] = NEVER
@@ -150,6 +150,10 @@ def build_history(
     if "deleted_by" not in people:
         people["deleted_by"] = None
     people["source"] = people["source"].fillna(NOT_A_CONTACT)
+    # A contact who deleted the brand is observed as a buyer only until then: the orders
+    # they no longer make are the deletion's, not a dropout's (the engine has both).
+    ended = np.minimum((people["deletion_day"] + 1).fillna(0.0), 0.0)
+    people["T"] = np.maximum(ended - people["first_order_day"], people["t_x"])
     # People known only from orders or membership joined the base with their first event.
     first_seen = people[["first_order_day", "member_day"]].min(axis=1)
     people["add_day"] = people["add_day"].fillna(first_seen)

@@ -1,15 +1,18 @@
 """Daily hazards of the lifecycle's steps fitted from people's timelines.
 
 Each step (first order after the add, joining after the first order, becoming KOC after
-joining, referring) is a constant hazard while a person is exposed to it, estimated as
-events over person-days with its gamma posterior (Jeffreys prior: shape events + 1/2,
-rate exposure), from which parameter draws come. Channel differences are ratios of
+joining, referring) is a constant daily probability while a person is exposed to it, as
+the engine draws it: estimated as events over days at risk (the maximum-likelihood
+estimate for daily Bernoulli draws), with a gamma posterior (Jeffreys prior: shape
+events + 1/2, rate days at risk; close to the beta posterior for small probabilities)
+from which parameter draws come. Channel differences are ratios of
 each channel's hazard to the pooled one. Deletion, whose hazard falls with tenure, is
 in :mod:`simdomain.twin.deletion`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,9 +84,68 @@ def _stop(people: pd.DataFrame) -> pd.Series:
     return (people["deletion_day"] + 1).fillna(0.0).clip(upper=0.0)
 
 
+Activity = Callable[[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+"""Expected active days of each person between two days, given a daily step rate each
+that they did not take (see :func:`active_days`)."""
+
+
+def active_days(params: tuple[float, float, float, float], nodes: int = 16) -> Activity:
+    """Days a customer was active between ``start`` and ``stop`` (days from the as-of
+    date) without taking a step (joining, becoming KOC) that only active people take.
+
+    Under the fitted Pareto/NBD a customer with ``x`` repeat orders, the last ``t_x``
+    days after the first, is still active at the end ``b`` or stopped at some ``w`` in
+    ``(t_x, b)``, with weights ``(alpha+b)^-(r+x) (beta/(beta+b))^s`` and
+    ``(alpha+w)^-(r+x) s beta^s (beta+w)^-(s+1)``. Not having taken a step of daily rate
+    ``j`` while active multiplies them by ``exp(-j * active days)``, which is evidence of
+    having stopped: the expectation is over this posterior (Gauss-Legendre in ``w``).
+    """
+    r, alpha, s, beta = (float(v) for v in params)
+    u, weights = np.polynomial.legendre.leggauss(nodes)
+
+    def days(people: pd.DataFrame, start: np.ndarray, stop: np.ndarray,
+             rate: np.ndarray) -> np.ndarray:
+        first = people["first_order_day"].to_numpy(float)
+        x, t_x = people["x"].to_numpy(float), people["t_x"].to_numpy(float)
+        a, b = start - first, stop - first
+        b = np.maximum(b, t_x)
+        # log weights relative to the alive branch, for stability
+        alive = -(r + x) * np.log(alpha + b) + s * (np.log(beta) - np.log(beta + b))
+        log_alive = alive - rate * np.clip(b - a, 0.0, None)
+        w = t_x[None, :] + (b - t_x)[None, :] * (u[:, None] + 1) / 2  # nodes x people
+        dead = (-(r + x) * np.log(alpha + w) + np.log(s) + s * np.log(beta)
+                - (s + 1) * np.log(beta + w) - rate * np.clip(w - a, 0.0, None))
+        scale = np.maximum(log_alive, dead.max(axis=0))
+        half = (b - t_x) / 2
+        mass_alive = np.exp(log_alive - scale)
+        mass_dead = (weights[:, None] * np.exp(dead - scale)).sum(axis=0) * half
+        days_dead = (weights[:, None] * np.exp(dead - scale)
+                     * np.clip(w - a, 0.0, None)).sum(axis=0) * half
+        expected = (mass_alive * np.clip(b - a, 0.0, None) + days_dead) / (mass_alive + mass_dead)
+        return np.where(np.isnan(first), stop - start, expected)
+
+    return days
+
+
 def _step(people: pd.DataFrame, start: pd.Series, event: pd.Series,
-          stop: pd.Series | None = None) -> StepFit:
-    days, happened = _exposure(start, event, _stop(people) if stop is None else stop)
+          stop: pd.Series | None = None, active: Activity | None = None,
+          iterations: int = 8) -> StepFit:
+    stop = _stop(people) if stop is None else stop
+    days, happened = _exposure(start, event, stop)
+    if active is not None:
+        # People who never took the step count only their expected active days, which
+        # depend on the step's rate (not taking it is evidence of having stopped): a
+        # fixed point, from the naive rate of each channel.
+        waiting = ~happened & (days > 0)
+        source = people["source"].to_numpy()
+        naive = days.copy()
+        who, first, last = people[waiting], np.asarray(start, float)[waiting], np.asarray(
+            stop, float)[waiting]
+        for _ in range(iterations):
+            sums = pd.DataFrame({"s": source, "d": days, "e": happened}).groupby("s").sum()
+            rate = (sums["e"] / sums["d"].where(sums["d"] > 0)).fillna(0.0)
+            days = naive.copy()
+            days[waiting] = active(who, first, last, rate.reindex(source[waiting]).to_numpy())
     frame = pd.DataFrame({"source": people["source"].to_numpy(), "days": days,
                           "events": happened.astype(float)})
     sums = frame.groupby("source", sort=True)[["events", "days"]].sum()
@@ -130,25 +192,29 @@ def fit_first_order(people: pd.DataFrame, new_user_days: int = 3) -> FirstOrderF
     return FirstOrderFit(early=early, late=late, new_user_days=new_user_days)
 
 
-def fit_join(people: pd.DataFrame) -> StepFit:
+def fit_join(people: pd.DataFrame, active: Activity | None = None) -> StepFit:
     """Customer -> member: from the first order (or the add, if later) to joining.
 
     People who joined before their first order were never customers at risk of joining
-    and are left out.
+    and are left out. With ``active``, people who did not join count only their active
+    days (:func:`active_days`).
     """
     customers = people[people["orders"] > 0]
     start = np.fmax(customers["first_order_day"], customers["add_day"])
     at_risk = ~(customers["member_day"] < start)
     customers = customers[at_risk]
-    return _step(customers, start[at_risk], customers["member_day"].fillna(np.inf))
+    return _step(customers, start[at_risk], customers["member_day"].fillna(np.inf),
+                 active=active)
 
 
-def fit_koc(people: pd.DataFrame) -> StepFit:
-    """Member -> KOC: from joining to the first referral."""
+def fit_koc(people: pd.DataFrame, active: Activity | None = None) -> StepFit:
+    """Member -> KOC: from joining to the first referral (active days, as for joining)."""
     members = people[people["member_day"].notna()]
     keep = ~(members["koc_day"] < members["member_day"])
     members = members[keep]
-    return _step(members, members["member_day"], members["koc_day"].fillna(np.inf))
+    return _step(members, members["member_day"], members["koc_day"].fillna(np.inf),
+                 active=active if active is not None and (members["orders"] > 0).all()
+                 else None)
 
 
 def stage_days(people: pd.DataFrame) -> pd.DataFrame:
@@ -189,8 +255,3 @@ def fit_word_of_mouth(people: pd.DataFrame, referrals: pd.DataFrame | None,
         stages = stage_at(people.loc[who[known]], day[known])
         events = pd.Series(np.bincount(stages, minlength=4)[:4].astype(float), index=list(STAGES))
     return {s: Hazard(float(events[s]), float(exposure[s])) for s in STAGES}
-
-
-def daily_probability(rate: float | np.ndarray) -> float | np.ndarray:
-    """The probability of at least one event in a day at a constant hazard."""
-    return -np.expm1(-np.asarray(rate, dtype=float)) if np.ndim(rate) else float(-np.expm1(-rate))

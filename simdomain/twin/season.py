@@ -7,7 +7,7 @@ days far above it are *spikes*; the remaining ratio per calendar month is a *mon
 index*, normalised to a mean of 1 over the history (so the fitted rates keep their
 level). Both are carried into the forecast as campaigns on the same calendar days,
 multiplying first and repeat orders. With less than a year of history, months not
-seen have index 1 and the output says so.
+seen have index 1 and the output says so; with less than a year none is fitted.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import pandas as pd
 
 from simdomain.twin import btyd
 
-MIN_DAYS = 180
-"""Less history than this and no season is fitted."""
+MIN_DAYS = 365
+"""Less history than this and no season is fitted (a trend would pass for a season)."""
 SPIKE_RATIO = 2.0
 SPIKE_SIGMAS = 4.0
 """A spike day has at least twice the orders expected and is 4 Poisson sds above it."""
@@ -77,17 +77,28 @@ def _campaign(name: str, start: dt.date, days: int, multiplier: float) -> dict:
 def expected_by_day(customers: pd.DataFrame, params: btyd.ParetoNBDParams,
                     days: np.ndarray) -> np.ndarray:
     """Expected repeat orders on each of ``days`` (relative to the as-of date) under the
-    constant-rate model, summed over cohorts of customers by their first order day."""
-    cohorts = customers["first_order_day"].value_counts()
-    first = cohorts.index.to_numpy(float)
-    counts = cohorts.to_numpy(float)
-    out = np.zeros(len(days))
-    for i, d in enumerate(days):
-        age = d - first
-        open_ = age >= 1
-        upto = btyd.expected_orders_new(params, age[open_] + 1)
-        before = btyd.expected_orders_new(params, age[open_])
-        out[i] = float(((upto - before) * counts[open_]).sum())
+    constant-rate model: for each cohort of customers by first order day, the number
+    still observed that day (not yet deleted) times one customer's expected orders on
+    that day of their life."""
+    first = customers["first_order_day"].to_numpy(float)
+    ended = np.minimum((customers["deletion_day"] + 1).fillna(0.0).to_numpy(float), 0.0)
+    start = days[0]
+    n = len(days)
+    f = np.clip((first - start).astype(int), 0, n - 1)
+    e = np.clip((ended - start).astype(int), 0, n)  # first day index no longer observed
+    counts = np.zeros((n, n + 1))
+    np.add.at(counts, (f, e), 1.0)
+    # observed[f, d]: customers of cohort f whose observation ends after day d
+    observed = counts[:, ::-1].cumsum(axis=1)[:, ::-1][:, 1:]
+    out = np.zeros(n)
+    cohorts = np.flatnonzero(counts.sum(axis=1))
+    for c in cohorts:
+        age = np.arange(n) - c
+        live = age >= 1
+        gain = np.zeros(n)
+        gain[live] = (btyd.expected_orders_new(params, age[live] + 1)
+                      - btyd.expected_orders_new(params, age[live]))
+        out += gain * observed[c]
     return out
 
 
