@@ -107,3 +107,28 @@ def test_a_rounded_relaxation_is_a_plan_within_the_gap(seed):
     rounded = float(model.lp.objective.value())
     best = milp.optimize(p, exact(SOLVERS[0])).objective
     assert best <= rounded * (1 + 1e-9) and rounded <= best * (1 + 1e-3)
+
+
+def test_the_diagnosis_does_not_depend_on_the_formulation(monkeypatch):
+    """An infeasible plan (a capacity runs out) diagnosed with the original chords and
+    with the segments and cuts: the same shortfalls and the same exhausted channels (the
+    diagnosis solves its stages tight and lists the channels of the least-cost plan)."""
+    from simdomain.planner.cohorts import cohorts
+    from simdomain.planner.planning import prepare
+    from simdomain.planner.problem import PlanOptions
+    from simdomain.scenario import load_scenario
+
+    scenario = load_scenario("scenarios/social_ecommerce.yaml",
+                             ["targets.monthly_new_adds=60000"])
+    p = prepare(scenario, PlanOptions(), cohort_table=cohorts(scenario, months_after=6))
+    build = milp.build
+    found = []
+    for form in ({"curves": "chords", "envelope": False}, {}):
+        monkeypatch.setattr(milp, "build", lambda *a, form=form, **k: build(*a, **form, **k))
+        found.append(milp.diagnose(p, milp.make_solver(SOLVERS[0])))
+    old, new = found
+    assert old.unreachable.keys() == new.unreachable.keys() and old.unreachable
+    for key, value in old.unreachable.items():
+        assert new.unreachable[key] == pytest.approx(value, rel=1e-4)
+    assert ({(e["channel"], e["month"], e["bound"]) for e in old.exhausted}
+            == {(e["channel"], e["month"], e["bound"]) for e in new.exhausted})

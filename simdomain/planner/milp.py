@@ -462,7 +462,8 @@ class Diagnosis:
     unreachable
         Per target key, the shortfall that remains with no budget limit at all.
     exhausted
-        Channels and months at their spend capacity (or locked) in that unlimited plan.
+        Channels and months at their spend capacity (or locked) in that unlimited plan:
+        more spend would buy less than a millionth of their adds at capacity.
     """
 
     within_budget: dict[str, float]
@@ -510,7 +511,9 @@ def diagnose(problem: Problem, solver: pulp.LpSolver) -> Diagnosis:
     for (c, m), var in free_model.spend.items():
         value = var.varValue or 0.0
         locked = not math.isnan(problem.locks[c, m])
-        if locked or value >= problem.upper[c] * (1 - 1e-6) > 0:
+        pwl = problem.pwl[c]
+        left = float(pwl.adds[-1] - pwl(min(value, problem.upper[c])))  # adds more spend buys
+        if locked or (problem.upper[c] > 0 and left <= 1e-6 * max(float(pwl.adds[-1]), 1.0)):
             exhausted.append({"channel": problem.channels[c], "month": problem.months[m],
                               "spend_cny": value, "locked": locked,
                               "bound": "locked" if locked else problem.upper_reason[c]})
