@@ -34,12 +34,17 @@ from simdomain.twin.rates import (
     fit_word_of_mouth,
 )
 from simdomain.twin.season import MIN_DAYS, fit_season
+from simdomain.twin.selfcheck import order_model_error
 from simdomain.twin.value import Tier, fit_value_tiers, tier_of
 
 Loc = tuple[str | int, ...]
 ASSUMED = "assumed, not fitted (from the base scenario)"
 NOT_IN_DATA = "not in the data; none assumed"
 LEVEL = 0.9
+ADD_RATE = 0.1
+"""Share of a channel's contacts who add, where the data has adds but not contacts."""
+MIN_COST_CNY = 1e-3
+"""The schema's least cost per contact."""
 MARKET_PER_PERSON = 20
 """Addressable market of referral, as a multiple of the pool, when no base gives one."""
 
@@ -128,6 +133,7 @@ def calibrate(
     draws: int = 200,
     seed: int = 0,
     seasons: bool = True,
+    holdout_days: int = 90,
 ) -> Twin:
     """Fit every process the data shows and assemble the twin.
 
@@ -149,6 +155,9 @@ def calibrate(
     seasons
         Fit a month index and sale spikes (:mod:`simdomain.twin.season`) and carry them
         into the horizon as campaigns.
+    holdout_days
+        Measure the order model's error on this many last days of the data
+        (:mod:`simdomain.twin.selfcheck`) and carry it in the draws; 0 to skip.
     """
     rng = np.random.default_rng(seed)
     people = history.people
@@ -213,6 +222,17 @@ def calibrate(
                            "estimate": spike.multiplier, "low": np.nan, "high": np.nan,
                            "basis": f"{spike.days} days from {spike.first_seen}"})
 
+    error = order_model_error(history, season) if holdout_days else None
+    if error is not None:
+        b.latent("model.order_level", 1.0, error.level_draws(draws, rng),
+                 f"model error on the last {holdout_days} days: log sd {error.sigma:.3f} "
+                 f"beyond Poisson noise ({len(error.blocks)} blocks)")
+        messages.append(f"model error: a level error of log sd {error.sigma:.3f} on repeat "
+                        f"orders, from the twin's own last {holdout_days} days, is in every "
+                        "parameter draw")
+    elif holdout_days:
+        messages.append("model error: too little data to hold out; intervals carry "
+                        "parameter uncertainty and chance only")
     first = fit_first_order(people)
     _step(b, ("lifecycle", "first_order"), first.late, "first orders after the new-user days",
           base, messages, channels_loc="first_order")
@@ -246,8 +266,13 @@ def calibrate(
         b.notes[("campaigns",)] = ("fitted: month index and sale spikes of the repeat orders "
                                    "(see estimates.csv), repeated on the same calendar days"
                                    + ("; the base's campaigns kept" if base else ""))
-    Scenario.model_validate(scenario)  # a twin that does not validate is a bug here
     population = population_frame(history, tiers, deletion, order_fit.params)
+    counts = population["stage"].value_counts()
+    scenario["initial_pool"] = {stage: int(counts.get(stage, 0)) for stage in STAGES}
+    b.notes[("initial_pool",)] = ("data: the people known on the as-of date; simulations "
+                                  "start from population.parquet, the planner's cohort "
+                                  "model from these counts")
+    Scenario.model_validate(scenario)  # a twin that does not validate is a bug here
     parameters = pd.DataFrame(b.columns)
     parameters.insert(0, "draw", np.arange(1, draws + 1))
     point = {k: _point(k, b, order_fit, deletion) for k in parameters.columns if k != "draw"}
@@ -258,6 +283,8 @@ def calibrate(
 
 
 def _point(column: str, b: _Builder, fit: btyd.ParetoNBDFit, deletion: DeletionFit | None) -> float:
+    if column.startswith("model."):
+        return 1.0
     if column.startswith("pnbd."):
         return float(getattr(fit.params, column.removeprefix("pnbd.")))
     if column == "deletion.shape":
@@ -353,7 +380,9 @@ def _channels(b: _Builder, history: History, spend: pd.DataFrame | None, base: S
                 "brand")
     for channel in sources:
         loc = ("channels", channel)
-        b.fixed((*loc, "funnel", "add"), 1.0, "a contact here is an add (costs are per add)")
+        b.fixed((*loc, "funnel", "add"), ADD_RATE,
+                f"not in the data: {ADD_RATE} makes a month's adds vary as Poisson counts "
+                "(contacts are priced so that cost per add is as fitted)")
         by_month = adds.get(channel, pd.Series(dtype=float))
         spent = pd.DataFrame(columns=["month", "spend_cny"])
         if spend is not None:
@@ -363,9 +392,13 @@ def _channels(b: _Builder, history: History, spend: pd.DataFrame | None, base: S
         if len(spent) and spent["spend_cny"].sum() > 0:
             total = float(spent["spend_cny"].sum())
             got = float(sum(by_month.get(m, 0) for m in spent["month"]))
-            draws = total / np.maximum(b.rng.gamma(got + 0.5, 1.0, b.n), 1e-9)
-            b.fitted((*loc, "cost_per_contact_cny"), total / max(got, 1.0), draws,
-                     f"{total:,.0f} yuan for {got:,.0f} adds in {len(spent)} months")
+            # at least a tenth of a fen a contact, the schema's floor
+            draws = np.maximum(ADD_RATE * total / np.maximum(
+                b.rng.gamma(got + 0.5, 1.0, b.n), 1e-9), MIN_COST_CNY)
+            b.fitted((*loc, "cost_per_contact_cny"),
+                     max(ADD_RATE * total / max(got, 1.0), MIN_COST_CNY), draws,
+                     f"{total:,.0f} yuan for {got:,.0f} adds in {len(spent)} months, "
+                     f"times the add rate {ADD_RATE}")
             latest = spent.loc[spent["month"].isin(recent), "spend_cny"]
             b.fixed((*loc, "monthly_spend_cny"), float(latest.mean()) if len(latest) else 0.0,
                     f"data: mean spend of {recent[-1]}..{recent[0]}")

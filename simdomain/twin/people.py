@@ -22,6 +22,8 @@ from simdomain.scenario.model import Scenario
 from simdomain.twin import btyd
 
 Mode = Literal["posterior", "point"]
+LATENT = ("pnbd", "deletion", "model")
+"""Prefixes of parameter columns that are not scenario paths."""
 PEOPLE_COLUMNS = ("customer_id", "stage", "segment", "source", "join_day", "orders", "gmv_cny",
                   "first_order_day", "last_order_day", "member_day", "koc_day", "x", "t_x",
                   "T", "deletion_hazard")
@@ -74,14 +76,16 @@ class TwinPeople:
         row = self.parameters.loc[self.parameters["draw"] == draw].iloc[0]
         raw = scenario.model_dump(mode="json", exclude_none=True)
         for column, value in row.items():
-            if column == "draw" or "." not in column or column.split(".")[0] in ("pnbd",
-                                                                                 "deletion"):
+            if column == "draw" or "." not in column or column.split(".")[0] in LATENT:
                 continue
             node = raw
             path = column.split(".")
             for key in path[:-1]:
                 node = node.setdefault(key, {})
             node[path[-1]] = float(value)
+        if "model.order_level" in row:  # the model's own error, as a level on repeat orders
+            raw["lifecycle"]["repeat_order"] = min(
+                raw["lifecycle"]["repeat_order"] * float(row["model.order_level"]), 1.0)
         return validate_scenario(raw, f"{scenario.name} (parameter draw {draw})")
 
     def latent(self, draw: int) -> dict[str, float]:
