@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from simdomain import kpi
 from simdomain.scenario.model import Scenario
 from simdomain.sim.engine import run_replication
+from simdomain.sim.policy import NO_POLICIES, Policies
 from simdomain.sim.population import InitialPeople
 from simdomain.sim.world import stream
 from simdomain.twin.people import Mode, TwinPeople
@@ -109,6 +110,7 @@ def simulate(
     initial: InitialPeople | Callable[[int], InitialPeople] | None = None,
     keep_orders: bool = False,
     parameters: Mode = "posterior",
+    policies: Policies | None = None,
 ) -> SimulationResult:
     """Simulate ``reps`` independent replications of ``scenario``.
 
@@ -138,9 +140,17 @@ def simulate(
         For a twin (a scenario with ``population``): ``posterior`` draws a parameter set
         per replication (``population.reps_per_draw`` replications share one), ``point``
         uses the point estimates in every replication.
+    policies
+        Touch policies for the engine (see :mod:`simdomain.sim.policy`); by default the
+        ones the scenario asks for, built by :func:`simdomain.models.targeting.policies_for`.
     """
     if reps < 1:
         raise ValueError(f"reps must be at least 1, got {reps}")
+    if policies is None:
+        policies = NO_POLICIES
+        if scenario.touch_policy.one_to_one.targeting is not None:
+            from simdomain.models.targeting import policies_for  # the models load only if asked
+            policies = policies_for(scenario)
     children = np.random.SeedSequence(seed).spawn(reps)
     twin = TwinPeople.of(scenario) if scenario.population is not None else None
     runs, draws = [], []
@@ -157,7 +167,8 @@ def simulate(
             runs.append(run_replication(run_scenario, child, keep_agents=keep_agents,
                                         observe_days=frozenset(observe_days),
                                         on_day=bar.update, initial=known,
-                                        keep_orders=keep_orders))
+                                        keep_orders=keep_orders,
+                                        policies=policies))
 
     def stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
         return pd.concat([f.assign(rep=r)[["rep", *f.columns]] for r, f in enumerate(frames)],

@@ -1,8 +1,9 @@
 """Targeted 1:1 messages: score everyone from the engine's arrays, message the best.
 
-The engine calls :func:`select` on each 1:1 day of a scenario whose
-``touch_policy.one_to_one.targeting`` is set (see
-:class:`simdomain.scenario.model.Targeting`). People are described as they were at the
+:func:`policies_for` builds the engine's 1:1 policy (see :mod:`simdomain.sim.policy`)
+from a scenario whose ``touch_policy.one_to_one.targeting`` is set (see
+:class:`simdomain.scenario.model.Targeting`); the engine then calls :func:`select` on each
+1:1 day. People are described as they were at the
 end of the previous day, with the same feature code as the training panel
 (:func:`simdomain.models.panel.compute_features`), and scored in one vectorized call per
 model. Touch counts over the last 7 days are exact (the counters are stored on each 1:1
@@ -27,8 +28,8 @@ from simdomain.errors import InputError, Problem
 from simdomain.models.panel import TOUCH_KINDS, WINDOWS, CampaignCalendar, compute_features
 from simdomain.models.persist import MANIFEST_FILE, ModelBundle, load_models
 from simdomain.scenario.model import STAGES, Scenario, Targeting
+from simdomain.sim.policy import Policies, PolicyView, TouchSelector
 from simdomain.sim.population import DELETED
-from simdomain.sim.world import World
 from simdomain.simulation import SimulationResult, simulate
 
 RANK_TARGETS = {"join": "join_30d", "order": "order_30d"}
@@ -89,10 +90,29 @@ class _History:
     calendar: CampaignCalendar | None = None
 
 
-_histories: weakref.WeakKeyDictionary[World, _History] = weakref.WeakKeyDictionary()
+_histories: weakref.WeakKeyDictionary[PolicyView, _History] = weakref.WeakKeyDictionary()
 
 
-def select(world: World, targeting: Targeting, eligible: np.ndarray) -> np.ndarray:
+def policies_for(scenario: Scenario) -> Policies:
+    """The engine policies ``scenario`` asks for: its targeted 1:1 policy, if any.
+
+    The targeting's model folder is checked here, before anything is simulated.
+    """
+    spec = scenario.touch_policy.one_to_one.targeting
+    return Policies() if spec is None else Policies(one_to_one=touch_selector(spec))
+
+
+def touch_selector(targeting: Targeting) -> TouchSelector:
+    """The engine's 1:1 policy for ``targeting``: :func:`select` with that spec."""
+    bundle_for(targeting)
+
+    def choose(view: PolicyView, eligible: np.ndarray) -> np.ndarray:
+        return select(view, targeting, eligible)
+
+    return choose
+
+
+def select(world: PolicyView, targeting: Targeting, eligible: np.ndarray) -> np.ndarray:
     """Who gets today's 1:1 message: a boolean mask over the population.
 
     ``eligible`` marks the people the uniform policy would message (the policy's stages,
@@ -134,7 +154,7 @@ def select(world: World, targeting: Targeting, eligible: np.ndarray) -> np.ndarr
     return chosen
 
 
-def score_people(world: World, targeting: Targeting, people: np.ndarray, day: int,
+def score_people(world: PolicyView, targeting: Targeting, people: np.ndarray, day: int,
                  history: _History, targets: list[str]) -> dict[str, np.ndarray]:
     """The ``targets``' probabilities for ``people`` as of the end of ``day``."""
     if len(people) == 0:

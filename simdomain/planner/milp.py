@@ -5,9 +5,14 @@ Per channel ``c`` and month ``m``: planned spend ``x`` (continuous), realized ad
 cost or a minimum spend) and staff accounts ``n`` (integer, only for staffed
 channels). Constraint families, each row named ``family__channel__month``:
 
-- ``curve__c__m__j``: ``y <= f_cm (Y_j + s_j (x - X_j))`` for every chord ``j`` of the
-  concave piecewise-linear curve (no binaries needed: the chords' minimum *is* the
-  curve);
+- ``segments__c__m`` and ``curve__c__m``: ``x = sum_j d_j`` and
+  ``y <= f_cm (Y_0 + sum_j s_j d_j)`` with ``0 <= d_j <= w_j`` over the segments of the
+  concave piecewise-linear curve (no binaries needed: the slopes fall, so the segments
+  fill in order); for a switched channel ``d_j <= w_j on`` (``segment__c__m__j``). The
+  original form, a row ``curve__c__m__j`` per chord, is kept (``curves="chords"``);
+- ``envelope__c__m__k``: the channel-month's cost is at least each facet of the convex
+  envelope of its least cost with whole staff accounts and its switch (valid cuts, see
+  :mod:`simdomain.planner.envelope`);
 - ``max_spend__c__m`` / ``min_spend__c__m``: ``L_c on <= x <= U_c on``;
 - ``lock__c__m``: ``x`` fixed;
 - ``staff__c__m``: ``y <= capacity_cm n``;
@@ -16,7 +21,9 @@ channels). Constraint families, each row named ``family__channel__month``:
 - ``budget_total`` and ``budget__m``: spend (the charged share of ``x``), fixed costs,
   staff and campaign costs within the budget.
 
-Explanations: binding rows of the solution, and shadow prices from the LP with the
+:func:`solve` rounds the linear relaxation first and branches only if that plan is not
+within the gap (see :mod:`simdomain.planner.rounding`). Explanations: binding rows of
+the solution, and shadow prices from the LP with the
 switches fixed at their optimal values and staff accounts taken as divisible (so a
 target's marginal cost includes its pro-rata share of an account). Infeasibility is
 diagnosed by elastic re-solves (see :func:`diagnose`).
@@ -24,6 +31,7 @@ diagnosed by elastic re-solves (see :func:`diagnose`).
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 import time
@@ -34,10 +42,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pulp
 
+from simdomain.planner.envelope import cost_envelope
 from simdomain.planner.problem import Problem
+from simdomain.planner.rounding import relax_and_round, solver_gap, warm
 
 SOLVERS = ("cbc", "highs")
+CURVES = ("segments", "chords")
 _TOL = 1e-6
+DIAGNOSIS_GAP = 1e-6
+"""Relative gap of the diagnosis's stages: each holds the one before at its optimum, so
+a loose gap there would let the answer depend on which near-optimal plan came back."""
 
 
 def available_solvers() -> list[str]:
@@ -78,6 +92,7 @@ class Model:
     adds: dict[tuple[int, int], pulp.LpVariable]
     on: dict[tuple[int, int], pulp.LpVariable]
     staff: dict[tuple[int, int], pulp.LpVariable]
+    segments: dict[tuple[int, int], list[pulp.LpVariable]] = field(default_factory=dict)
     rows: dict[str, pulp.LpConstraint] = field(default_factory=dict)
     shortfall: dict[str, pulp.LpVariable] = field(default_factory=dict)
     overrun: dict[str, pulp.LpVariable] = field(default_factory=dict)
@@ -112,7 +127,8 @@ class Solution:
 
 
 def build(problem: Problem, *, switches: np.ndarray | None = None, integer_staff: bool = True,
-          elastic_targets: bool = False, budgets: str = "hard") -> Model:
+          elastic_targets: bool = False, budgets: str = "hard", curves: str = "segments",
+          envelope: bool = True) -> Model:
     """Build the model of ``problem``.
 
     Parameters
@@ -126,7 +142,17 @@ def build(problem: Problem, *, switches: np.ndarray | None = None, integer_staff
         caller's objective.
     budgets
         ``hard``, ``elastic`` (an overrun variable per budget row) or ``none``.
+    curves
+        ``segments`` (one variable per segment of each curve, a row per curve) or
+        ``chords`` (a row per chord); the same feasible plans, the first solves faster.
+    envelope
+        Add the ``envelope__c__m__k`` rows: each channel-month's cost is at least the
+        convex envelope of its least cost with whole staff accounts and the switch
+        (see :mod:`simdomain.planner.envelope`). They remove no plan and bring the
+        relaxation close to the integer plan; only with integer staff.
     """
+    if curves not in CURVES:
+        raise ValueError(f"curves must be one of {list(CURVES)}, got {curves!r}")
     started = time.perf_counter()
     n_ch, n_mo = len(problem.channels), len(problem.months)
     sense = pulp.LpMinimize if problem.objective == "min-cost" else pulp.LpMaximize
@@ -162,7 +188,9 @@ def build(problem: Problem, *, switches: np.ndarray | None = None, integer_staff
                     if (c, m) not in on and problem.switched[c])
         month_cost.append(pulp.LpAffineExpression(terms, constant=fixed + problem.other_costs[m]))
     model.cost = pulp.lpSum(month_cost)
-    _channel_rows(problem, model, switch)
+    _channel_rows(problem, model, switch, curves)
+    if envelope and integer_staff:
+        _envelope_rows(problem, model, switch)
     _target_rows(problem, model, elastic_targets)
     _budget_rows(problem, model, month_cost, budgets)
     if problem.objective == "min-cost":
@@ -184,28 +212,25 @@ def _variable(lp: pulp.LpProblem, name: str, low: float | None, up: float | None
 
 
 def _channel_rows(problem: Problem, model: Model,
-                  switch: Callable[[int, int], pulp.LpVariable | float]) -> None:
+                  switch: Callable[[int, int], pulp.LpVariable | float], curves: str) -> None:
     spend, adds = model.spend, model.adds
     upper = problem.upper
     for c, name in enumerate(problem.channels):
         pwl = problem.pwl[c]
-        slopes, xs, ys = pwl.slopes, pwl.spend[:-1], pwl.adds[:-1]
         for m, month in enumerate(problem.months):
             where = f"{name}__{month}"
             f = problem.adds_factor[c, m]
             x, y = spend[c, m], adds[c, m]
             on = switch(c, m)
-            if len(slopes) == 0 or f == 0:
+            if len(pwl.spend) < 2 or f == 0:
                 model.add(f"curve__{where}__0", pulp.LpAffineExpression([(y, 1.0)]),
                           pulp.LpConstraintLE, 0.0)
-            for j, (s, x0, y0) in enumerate(zip(slopes, xs, ys)):
-                if f == 0:
-                    break
-                terms, rhs = [(y, 1.0), (x, -f * s)], f * (y0 - s * x0)
-                if isinstance(on, pulp.LpVariable):  # perspective: no adds when off
-                    terms, rhs = [*terms, (on, -rhs)], 0.0
-                model.add(f"curve__{where}__{j}", pulp.LpAffineExpression(terms),
-                          pulp.LpConstraintLE, rhs)
+            elif curves == "segments":
+                _segment_rows(model, c, m, where, f * pwl.adds[0], f * pwl.slopes,
+                              np.diff(pwl.spend), on)
+            else:
+                _chord_rows(model, c, m, where, f * pwl.adds[:-1], f * pwl.slopes,
+                            pwl.spend[:-1], on)
             lock = problem.locks[c, m]
             if not math.isnan(lock):
                 model.add(f"lock__{where}", pulp.LpAffineExpression([(x, 1.0)]),
@@ -230,6 +255,74 @@ def _channel_rows(problem: Problem, model: Model,
                           pulp.LpAffineExpression([(y, 1.0), (model.staff[c, m],
                                                                -problem.staff_capacity[c, m])]),
                           pulp.LpConstraintLE, 0.0)
+
+
+def _segment_rows(model: Model, c: int, m: int, where: str, start: float, slopes: np.ndarray,
+                  widths: np.ndarray, on: pulp.LpVariable | float) -> None:
+    """The curve by its segments: ``x = sum d_j``, ``y <= Y_0 + sum s_j d_j`` with
+    ``0 <= d_j <= w_j`` (``<= w_j on`` for a switched channel, the perspective).
+
+    The slopes fall (the curve is concave), so the most adds for a spend fill the
+    segments in order: ``y``'s bound is the curve, as with the chords, in one row.
+    """
+    x, y = model.spend[c, m], model.adds[c, m]
+    switched = isinstance(on, pulp.LpVariable)
+    pieces = [_variable(model.lp, f"d_{c}_{m}_{j}", 0, None if switched else float(w))
+              for j, w in enumerate(widths)]
+    model.segments[c, m] = pieces
+    model.add(f"segments__{where}",
+              pulp.LpAffineExpression([(x, 1.0), *((d, -1.0) for d in pieces)]),
+              pulp.LpConstraintEQ, 0.0)
+    terms = [(y, 1.0), *((d, -float(s)) for d, s in zip(pieces, slopes) if s)]
+    rhs = float(start) if not switched else 0.0
+    if switched and start:
+        terms.append((on, -float(start)))
+    model.add(f"curve__{where}", pulp.LpAffineExpression(terms), pulp.LpConstraintLE, rhs)
+    if switched:
+        for j, (d, w) in enumerate(zip(pieces, widths)):
+            model.add(f"segment__{where}__{j}", pulp.LpAffineExpression([(d, 1.0), (on, -float(w))]),
+                      pulp.LpConstraintLE, 0.0)
+
+
+def _chord_rows(model: Model, c: int, m: int, where: str, ys: np.ndarray, slopes: np.ndarray,
+                xs: np.ndarray, on: pulp.LpVariable | float) -> None:
+    """The curve by its chords: ``y <= Y_j + s_j (x - X_j)`` for every chord ``j`` (the
+    chords' minimum *is* the curve); ``(Y_j - s_j X_j) on`` for a switched channel."""
+    x, y = model.spend[c, m], model.adds[c, m]
+    for j, (s, x0, y0) in enumerate(zip(slopes, xs, ys)):
+        terms, rhs = [(y, 1.0), (x, -float(s))], float(y0 - s * x0)
+        if isinstance(on, pulp.LpVariable):  # perspective: no adds when off
+            terms, rhs = [*terms, (on, -rhs)], 0.0
+        model.add(f"curve__{where}__{j}", pulp.LpAffineExpression(terms),
+                  pulp.LpConstraintLE, rhs)
+
+
+def _envelope_rows(problem: Problem, model: Model,
+                   switch: Callable[[int, int], pulp.LpVariable | float]) -> None:
+    for c, name in enumerate(problem.channels):
+        for m, month in enumerate(problem.months):
+            on, n = switch(c, m), model.staff.get((c, m))
+            switched = bool(problem.switched[c])
+            intercepts, slopes = cost_envelope(
+                problem.pwl[c], float(problem.adds_factor[c, m]),
+                share=float(problem.spend_share[m]),
+                min_spend=float(problem.min_spend[c]) if switched else 0.0,
+                fixed_cost=float(problem.fixed_cost[c]) if switched else 0.0,
+                capacity=float(problem.staff_capacity[c, m]),
+                staff_cost=float(problem.staff_cost[c]))
+            cost = [(model.spend[c, m], float(problem.spend_share[m]))]
+            constant = 0.0
+            if isinstance(on, pulp.LpVariable):
+                cost.append((on, float(problem.fixed_cost[c])))
+            elif switched:
+                constant = float(problem.fixed_cost[c]) * on
+            if n is not None:
+                cost.append((n, float(problem.staff_cost[c])))
+            for k, (a, b) in enumerate(zip(intercepts, slopes)):
+                # a hair below the facet: the curve's inverse is recomputed here
+                model.add(f"envelope__{name}__{month}__{k}",
+                          pulp.LpAffineExpression([*cost, (model.adds[c, m], -float(b))]),
+                          pulp.LpConstraintGE, float(a) - constant - 1e-9 * abs(a) - 1e-6)
 
 
 def _target_rows(problem: Problem, model: Model, elastic: bool) -> None:
@@ -272,9 +365,15 @@ def _budget_rows(problem: Problem, model: Model, month_cost: list[pulp.LpAffineE
 
 
 def solve(model: Model, problem: Problem, solver: pulp.LpSolver) -> Solution:
-    """Solve ``model`` and read the decisions back as arrays."""
+    """Solve ``model`` and read the decisions back as arrays.
+
+    The relaxation comes first: rounded up, it is the plan if it is within the
+    solver's gap, else the branch and bound starts from it (see
+    :mod:`simdomain.planner.rounding`).
+    """
     started = time.perf_counter()
-    model.lp.solve(solver)
+    if not relax_and_round(model, solver_gap(solver)):
+        model.lp.solve(warm(solver) if model.on or model.staff else solver)
     seconds = time.perf_counter() - started
     status = pulp.LpStatus[model.lp.status]
     if status == "Optimal" and model.lp.sol_status not in (
@@ -363,7 +462,8 @@ class Diagnosis:
     unreachable
         Per target key, the shortfall that remains with no budget limit at all.
     exhausted
-        Channels and months at their spend capacity (or locked) in that unlimited plan.
+        Channels and months at their spend capacity (or locked) in that unlimited plan:
+        more spend would buy less than a millionth of their adds at capacity.
     """
 
     within_budget: dict[str, float]
@@ -377,13 +477,27 @@ def diagnose(problem: Problem, solver: pulp.LpSolver) -> Diagnosis:
 
     1. Within the budget (overrun only if locks force it), the smallest total relative
        shortfall: how far each target falls short.
-    2. With no budget limit, the smallest relative shortfall: what no budget can buy.
+    2. With no budget limit, the smallest relative shortfall: what no budget can buy;
+       holding it, the least cost, whose plan says which channels run out (so the
+       channels listed do not depend on which of the equally short plans a solver
+       returns).
     3. Holding that, the smallest budget overruns: the budget that would do.
+
+    Each stage is solved to a relative gap of :data:`DIAGNOSIS_GAP` (the next holds
+    its optimum); a shortfall within ``1e-6`` of its goal is none.
     """
+    solver = _tight(solver)
     reached = _elastic(problem, solver, budgets="elastic", first="overrun")
-    within = {key: value for key, value in reached[0].items() if value > _TOL}
+    goals = {t.key: abs(t.planned) for t in problem.targets}
+
+    def short(shortfalls: dict[str, float]) -> dict[str, float]:
+        """The shortfalls beyond the solver's tolerance (relative to the goal)."""
+        return {key: value for key, value in shortfalls.items()
+                if value > _TOL * max(goals[key], 1.0)}
+
+    within = short(reached[0])
     unlimited, _, free_model = _elastic(problem, solver, budgets="none", first="shortfall")
-    unreachable = {key: value for key, value in unlimited.items() if value > _TOL}
+    unreachable = short(unlimited)
     needed = None
     if not unreachable and (problem.total_budget is not None or problem.monthly_budget is not None):
         _, overrun, _ = _elastic(problem, solver, budgets="elastic", first="shortfall")
@@ -397,16 +511,29 @@ def diagnose(problem: Problem, solver: pulp.LpSolver) -> Diagnosis:
     for (c, m), var in free_model.spend.items():
         value = var.varValue or 0.0
         locked = not math.isnan(problem.locks[c, m])
-        if locked or value >= problem.upper[c] * (1 - 1e-6) > 0:
+        pwl = problem.pwl[c]
+        left = float(pwl.adds[-1] - pwl(min(value, problem.upper[c])))  # adds more spend buys
+        if locked or (problem.upper[c] > 0 and left <= 1e-6 * max(float(pwl.adds[-1]), 1.0)):
             exhausted.append({"channel": problem.channels[c], "month": problem.months[m],
                               "spend_cny": value, "locked": locked,
                               "bound": "locked" if locked else problem.upper_reason[c]})
     return Diagnosis(within, needed, unreachable, exhausted)
 
 
+def _tight(solver: pulp.LpSolver) -> pulp.LpSolver:
+    """``solver`` with its relative gap at most :data:`DIAGNOSIS_GAP`."""
+    tight = copy.copy(solver)
+    tight.optionsDict = {**solver.optionsDict,
+                         "gapRel": min(solver.optionsDict.get("gapRel") or 1.0, DIAGNOSIS_GAP)}
+    if getattr(solver, "gapRel", None) is not None or isinstance(solver, pulp.HiGHS):
+        tight.gapRel = min(getattr(solver, "gapRel", None) or 1.0, DIAGNOSIS_GAP)
+    return tight
+
+
 def _elastic(problem: Problem, solver: pulp.LpSolver, *, budgets: str,
              first: str) -> tuple[dict[str, float], dict[str, float], Model]:
-    """Minimize the ``first`` kind of slack, then the other kind holding the first.
+    """Minimize the ``first`` kind of slack, then the other kind holding the first (or
+    the cost, if the model has none of the other kind).
 
     Shortfalls are weighed relative to their goals, overruns relative to their budgets.
     Returns the shortfall per target (in its unit; a ceiling's as a rate) and the
@@ -422,9 +549,12 @@ def _elastic(problem: Problem, solver: pulp.LpSolver, *, budgets: str,
             return max(limit or 0.0, 1.0)
         return max(abs(t.planned * (t.denominator[1] if t.ceiling else 1.0)), 1.0)
 
+    # Weighed in units of the largest goal or budget, so that a yuan's worth of adds on
+    # a flat stretch of a curve still counts above the solver's tolerances.
+    unit = max((scale(k) for k in [*model.shortfall, *model.overrun]), default=1.0)
     sums = {
-        "shortfall": pulp.lpSum(v / scale(k) for k, v in model.shortfall.items()),
-        "overrun": pulp.lpSum(v / scale(k) for k, v in model.overrun.items()),
+        "shortfall": pulp.lpSum(v * (unit / scale(k)) for k, v in model.shortfall.items()),
+        "overrun": pulp.lpSum(v * (unit / scale(k)) for k, v in model.overrun.items()),
     }
     second = "overrun" if first == "shortfall" else "shortfall"
     model.lp.sense = pulp.LpMinimize
@@ -432,7 +562,8 @@ def _elastic(problem: Problem, solver: pulp.LpSolver, *, budgets: str,
     model.lp.solve(solver)
     best = pulp.value(sums[first]) or 0.0
     model.lp.addConstraint(sums[first] <= best * (1 + 1e-7) + 1e-7, name="hold_first")
-    model.lp.setObjective(sums[second])
+    nothing_second = not (model.overrun if second == "overrun" else model.shortfall)
+    model.lp.setObjective(model.cost if nothing_second else sums[second])
     model.lp.solve(solver)
 
     adds = np.array([[model.adds[c, m].varValue or 0.0 for m in range(len(problem.months))]

@@ -11,6 +11,7 @@ import simpy
 
 from simdomain.scenario.model import STAGES, Scenario
 from simdomain.sim import processes
+from simdomain.sim.policy import NO_POLICIES, Policies
 from simdomain.sim.population import BEFORE_START, MULTIPLIERS, STAGE_NAMES, InitialPeople
 from simdomain.sim.world import TALLIES, World, stream
 
@@ -43,6 +44,7 @@ def run_replication(
     on_day: Callable[[], None] = lambda: None,
     initial: InitialPeople | None = None,
     keep_orders: bool = False,
+    policies: Policies = NO_POLICIES,
 ) -> Replication:
     """Simulate the scenario once with the streams derived from ``seed``.
 
@@ -52,7 +54,10 @@ def run_replication(
     :class:`~simdomain.sim.population.InitialPeople`); ``keep_orders`` keeps the order
     log. The agents frame (and snapshots) carry the columns ``order_multiplier``,
     ``dormancy_multiplier`` and ``deletion_multiplier`` when any multiplier is in use.
+    ``policies`` are the touch policies built above the engine that the scenario asks
+    for (see :mod:`simdomain.sim.policy`); a missing one raises ``ValueError``.
     """
+    policies.check(scenario)
     world = World(scenario, seed, initial=initial, keep_orders=keep_orders)
     if initial is None:
         seed_initial_pool(world)
@@ -71,7 +76,7 @@ def run_replication(
             snapshots.append(frame().assign(day=day))
         on_day()
 
-    processes.start(env, world, close_day)
+    processes.start(env, world, close_day, policies)
     env.run(until=scenario.horizon_days)
     return Replication(
         daily=_daily_frame(world),

@@ -14,6 +14,7 @@ import simpy
 
 from simdomain.scenario.model import Campaign
 from simdomain.sim import steps
+from simdomain.sim.policy import NO_POLICIES, Policies
 from simdomain.sim.world import World, stream
 
 Process = Generator[simpy.Event, None, None]
@@ -21,8 +22,9 @@ Process = Generator[simpy.Event, None, None]
 CAMPAIGNS, ACQUISITION, REFERRAL, TOUCHES, LIFECYCLE, RECORDER = (0.0, 0.1, 0.2, 0.3, 0.5, 0.9)
 
 
-def start(env: simpy.Environment, world: World, on_day_closed: Callable[[int], None]) -> None:
-    """Register every process of the scenario in ``env``."""
+def start(env: simpy.Environment, world: World, on_day_closed: Callable[[int], None],
+          policies: Policies = NO_POLICIES) -> None:
+    """Register every process of the scenario in ``env``, with the ``policies`` handed in."""
     scenario = world.scenario
     for campaign in scenario.campaigns:
         env.process(campaign_window(env, world, campaign))
@@ -32,7 +34,7 @@ def start(env: simpy.Environment, world: World, on_day_closed: Callable[[int], N
         env.process(referral(env, world))
     policy = scenario.touch_policy
     if policy.one_to_one.per_week > 0:
-        env.process(one_to_one(env, world))
+        env.process(one_to_one(env, world, policies))
     if policy.group.posts_per_day > 0:
         env.process(posts(env, world, "group"))
     if policy.moments.posts_per_day > 0:
@@ -110,13 +112,13 @@ def referral(env: simpy.Environment, world: World) -> Process:
     return every_day(env, REFERRAL, lambda day: steps.referral(world, day, rng))
 
 
-def one_to_one(env: simpy.Environment, world: World) -> Process:
+def one_to_one(env: simpy.Environment, world: World, policies: Policies) -> Process:
     rng = stream(world.seed, "touch.one_to_one")
     schedule = set(world.scenario.touch_policy.one_to_one.schedule)
 
     def send(day: int) -> None:
         if world.calendar.weekday[day] in schedule:
-            steps.one_to_one(world, rng)
+            steps.one_to_one(world, rng, policies.one_to_one)
 
     return every_day(env, TOUCHES, send)
 

@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from simdomain.scenario.model import STAGES, Posts
+from simdomain.sim.policy import TouchSelector
 from simdomain.sim.population import CUSTOMER, DELETED, FAN, MEMBER
 from simdomain.sim.thinning import candidates
 from simdomain.sim.world import World
@@ -119,8 +120,13 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
     world.move(flips, dormant=~pop.dormant[flips])
 
 
-def one_to_one(world: World, rng: np.random.Generator) -> None:
-    """Send the day's 1:1 messages to the policy's stages (each person at most one)."""
+def one_to_one(world: World, rng: np.random.Generator,
+               select: TouchSelector | None = None) -> None:
+    """Send the day's 1:1 messages to the policy's stages (each person at most one).
+
+    ``select``, if given, chooses among the people the uniform policy would message (a
+    targeted policy handed in from above the engine, see :mod:`simdomain.sim.policy`).
+    """
     policy = world.scenario.touch_policy.one_to_one
     pop = world.pop
     allowed = np.array([stage in policy.stages for stage in STAGES] + [False])
@@ -128,9 +134,8 @@ def one_to_one(world: World, rng: np.random.Generator) -> None:
     if policy.reach < 1:
         u = rng.random(pop.n, dtype=np.float32, out=world.scratch("uniform", np.float32))
         reached &= u < np.float32(policy.reach)
-    if policy.targeting is not None:
-        from simdomain.models.targeting import select  # scikit-learn loads only if targeting
-        reached &= select(world, policy.targeting, reached)
+    if select is not None:
+        reached &= select(world, reached)
     _touch(world, reached, policy.uplift, policy.fatigue, pop.touches_one_to_one)
 
 
