@@ -20,6 +20,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "simdomain"
 LAYERS = (
     "errors",
     "textio",  # reading users' text files
+    "outfolder",  # writing output folders (locks, atomic swaps)
+    "workers",  # worker processes that end with their parent
     "scenario",
     "kpi",
     "tables",
@@ -27,6 +29,7 @@ LAYERS = (
     "twin",
     "sim",
     "simulation",
+    "synth",  # data bundles made by the engine or by independent processes
     "outputs",
     "compare",
     "backtest",  # runs a calibrated twin forward with simulate()
