@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from simdomain.cliutil import OK, positive_int
+from simdomain.cliutil import OK, positive_int, replications, seed
 from simdomain.errors import InputError, Problem
 
 
@@ -34,7 +34,7 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
                              "amount (default: keep them, with a counted warning)")
     parser.add_argument("--draws", type=positive_int, default=200,
                         help="parameter draws to write (default 200)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="root seed (default 0)")
     parser.add_argument("--out", metavar="DIR", required=True, help="output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress or tables")
 
@@ -63,7 +63,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                       help="calibrate on the data up to this day (repeat for rolling origins)")
     test.add_argument("--end", type=_date, metavar="DATE",
                       help="last day to forecast (default: the data's last day)")
-    test.add_argument("--reps", type=positive_int, default=20, help="replications (default 20)")
+    test.add_argument("--reps", type=replications, default=20,
+                      help="replications (default 20)")
     test.add_argument("--parameters", choices=("posterior", "point"), default="posterior",
                       help="draw parameters per replication or use the point estimates")
     test.set_defaults(command=cmd_backtest)
@@ -92,26 +93,17 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from simdomain.outfolder import open_folder
     from simdomain.twin.calibrate import calibrate
     from simdomain.twin.history import build_history
-    from simdomain.twin.write import write_twin
 
     base = _base(args)
-    bundle = _load(args, args.as_of)
-    as_of = args.as_of or bundle.span[1].date()
-    history = build_history(bundle.orders, as_of, contacts=bundle.contacts,
-                            members=bundle.members, referrals=bundle.referrals)
-    twin = calibrate(history, spend=bundle.spend, referrals=bundle.referrals, base=base,
-                     name=_name(Path(args.data)), horizon_days=args.horizon_days,
-                     draws=args.draws, seed=args.seed)
-    with open_folder(args.out, "calibrate") as out, out.stage() as scratch:
-        files = write_twin(twin, scratch)
-        (scratch / "cleaning.txt").write_text(str(bundle.report) + "\n", encoding="utf-8")
-        files.append("cleaning.txt")
-        if bundle.rejects is not None and len(bundle.rejects):
-            bundle.rejects.to_csv(scratch / "rejects.csv", index=False)
-            files.append("rejects.csv")
-        from simdomain.report.calibration import write_calibration_report
-
-        files.append(write_calibration_report(twin, history, scratch))
+    with open_folder(args.out, "calibrate") as out:  # refused at once if taken
+        bundle = _load(args, args.as_of)
+        as_of = args.as_of or bundle.span[1].date()
+        history = build_history(bundle.orders, as_of, contacts=bundle.contacts,
+                                members=bundle.members, referrals=bundle.referrals)
+        twin = calibrate(history, spend=bundle.spend, referrals=bundle.referrals, base=base,
+                         name=_name(Path(args.data)), horizon_days=args.horizon_days,
+                         draws=args.draws, seed=args.seed)
+        files = _write_twin(out, twin, history, bundle)
     if not args.quiet:
         print(str(bundle.report))
         print(f"\ncalibrated on {len(history.people):,} people ({len(history.customers):,} "
@@ -124,42 +116,60 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return OK
 
 
+def _write_twin(out: Any, twin: Any, history: Any, bundle: Any) -> list[str]:
+    from simdomain.report.calibration import write_calibration_report
+    from simdomain.twin.write import write_twin
+
+    with out.stage() as scratch:
+        files = write_twin(twin, scratch)
+        (scratch / "cleaning.txt").write_text(str(bundle.report) + "\n", encoding="utf-8")
+        files.append("cleaning.txt")
+        if bundle.rejects is not None and len(bundle.rejects):
+            bundle.rejects.to_csv(scratch / "rejects.csv", index=False)
+            files.append("rejects.csv")
+        files.append(write_calibration_report(twin, history, scratch))
+    return files
+
+
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from simdomain.backtest import run_backtest
     from simdomain.outfolder import open_folder
 
     base = _base(args)
-    bundle = _load(args)
-    first, end = bundle.span[0].date(), args.end or bundle.span[1].date()
-    cutoffs = sorted(set(args.cutoff))
-    for cutoff in cutoffs:
-        if not first < cutoff < end:
-            raise InputError([Problem("--cutoff", (), f"{cutoff} is not inside the data "
-                                      f"({first}..{end})")])
-    rows = []
-    with open_folder(args.out, "backtest") as out, out.stage() as scratch:
+    with open_folder(args.out, "backtest") as out:  # refused at once if taken
+        bundle = _load(args)
+        first, end = bundle.span[0].date(), args.end or bundle.span[1].date()
+        cutoffs = sorted(set(args.cutoff))
         for cutoff in cutoffs:
-            folder = scratch if len(cutoffs) == 1 else scratch / f"cutoff-{cutoff}"
-            folder.mkdir(parents=True, exist_ok=True)
-            test = run_backtest(bundle, cutoff, end, folder, base=base, reps=args.reps,
-                                seed=args.seed, draws=args.draws, parameters=args.parameters,
-                                progress=not args.quiet)
-            test.customers.to_csv(folder / "customers.csv", index=False)
-            test.monthly.drop(columns=["samples"], errors="ignore").to_csv(
-                folder / "monthly.csv", index=False)
-            (folder / "backtest.json").write_text(json.dumps(test.metrics, indent=2) + "\n")
-            from simdomain.report.calibration import write_backtest_report
+            if not first < cutoff < end:
+                raise InputError([Problem("--cutoff", (), f"{cutoff} is not inside the data "
+                                          f"({first}..{end})")])
+        with out.stage() as scratch:
+            rows = [_backtest_into(scratch if len(cutoffs) == 1 else scratch / f"cutoff-{c}",
+                                   args, bundle, base, c, end) for c in cutoffs]
+            if len(cutoffs) > 1:
+                import pandas as pd
 
-            write_backtest_report(test, folder)
-            rows.append(_origin_row(test.metrics))
-        if len(cutoffs) > 1:
-            import pandas as pd
-
-            pd.DataFrame(rows).to_csv(scratch / "origins.csv", index=False)
+                pd.DataFrame(rows).to_csv(scratch / "origins.csv", index=False)
     if not args.quiet:
         _print_origins(rows)
         print(f"\nwrote the backtest to {args.out}")
     return OK
+
+
+def _backtest_into(folder: Path, args: argparse.Namespace, bundle: Any, base: Any,
+                   cutoff: dt.date, end: dt.date) -> dict[str, Any]:
+    from simdomain.backtest import run_backtest
+    from simdomain.report.calibration import write_backtest_report
+
+    folder.mkdir(parents=True, exist_ok=True)
+    test = run_backtest(bundle, cutoff, end, folder, base=base, reps=args.reps, seed=args.seed,
+                        draws=args.draws, parameters=args.parameters, progress=not args.quiet)
+    test.customers.to_csv(folder / "customers.csv", index=False)
+    test.monthly.drop(columns=["samples"], errors="ignore").to_csv(folder / "monthly.csv",
+                                                                   index=False)
+    (folder / "backtest.json").write_text(json.dumps(test.metrics, indent=2) + "\n")
+    write_backtest_report(test, folder)
+    return _origin_row(test.metrics)
 
 
 def _origin_row(m: dict[str, Any]) -> dict[str, Any]:
