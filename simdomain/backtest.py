@@ -30,7 +30,7 @@ from simdomain.twin.baseline import (
     bgnbd_sample_orders,
 )
 from simdomain.twin.calibrate import Twin, calibrate
-from simdomain.twin.history import build_history
+from simdomain.twin.history import NOT_A_CONTACT, build_history
 from simdomain.twin.write import write_twin
 
 LEVEL = 0.9
@@ -272,7 +272,8 @@ def _adds_rows(bundle: Any, result: SimulationResult, cutoff: dt.date, end: dt.d
                                              ).dt.strftime("%Y-%m"))
     sim = channels.groupby(["channel", "rep", "month"], observed=True)["adds"].sum()
     rows = []
-    for channel in sorted(set(sim.index.get_level_values(0).astype(str))):
+    # buyers who are not contacts are not adds in the data: they are not compared
+    for channel in sorted(set(sim.index.get_level_values(0).astype(str)) - {NOT_A_CONTACT}):
         table = sim.loc[channel].unstack("month")
         for month in months["month"]:
             values = table[month].to_numpy(float) if month in table else np.zeros(result.reps)
