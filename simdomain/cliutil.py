@@ -4,6 +4,7 @@ argparse types that refuse a bad flag value with one line (exit 2) before work s
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import math
 from collections.abc import Callable
 
@@ -85,3 +86,11 @@ def add_simulation_args(parser: argparse.ArgumentParser, *, reps: int = 10) -> N
                         help="override a scenario field, e.g. touch_policy.one_to_one.per_week=3")
     parser.add_argument("--out", metavar="DIR", help="output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or tables")
+
+
+def date(text: str) -> dt.date:
+    """An argparse type: a date written YYYY-MM-DD."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None

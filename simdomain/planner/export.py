@@ -72,15 +72,15 @@ def write_plan(result: PlanResult, out_dir: str | Path, *,
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(_plain(value), indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(json_ready(value), indent=2, ensure_ascii=False) + "\n"
 
 
-def _plain(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
     """JSON-ready: numpy scalars to Python, NaN and infinity to ``None``."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [json_ready(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -100,8 +100,8 @@ def flatten(data: Any, prefix: str = "") -> pd.DataFrame:
             for i, child in enumerate(node):
                 walk(child, f"{path}.{i}")
         else:
-            rows.append((path, json.dumps(_plain(node)) if isinstance(node, (dict, list))
-                         else _plain(node)))
+            rows.append((path, json.dumps(json_ready(node)) if isinstance(node, (dict, list))
+                         else json_ready(node)))
 
     walk(data, prefix)
     return pd.DataFrame(rows, columns=["item", "value"])

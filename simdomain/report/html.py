@@ -220,8 +220,8 @@ def _targets_html(summary: dict) -> str:
     point = targets[targets["period"].str.len() != 7]
     parts = []
     if not point.empty:
-        rows = ["<tr><th>target</th><th>date</th><th>goal</th><th>mean</th><th>5%</th>"
-                "<th>95%</th><th>probability met</th></tr>"]
+        rows = [("<tr><th>target</th><th>date</th><th>goal</th><th>mean</th><th>5%</th>"
+                "<th>95%</th><th>probability met</th></tr>")]
         for t in point.itertuples():
             rows.append(f"<tr><td>{html.escape(t.target)}</td><td>{t.period}</td>"
                         f"<td>{_fmt(t.goal)}</td><td>{_fmt(t.mean)}</td><td>{_fmt(t.low)}</td>"
@@ -360,11 +360,11 @@ def _plan(folder: Path, figures: Figures) -> tuple[str, list[Section]]:
         ("Staff accounts per channel and month",
          f"<div class=wide>{staff.to_html(float_format=lambda v: f'{v:.0f}', border=0)}</div>"),
         ("Targets against the plan",
-         "<p class=note>goal; planned (raised by --confidence); the plan's expected value; the "
+         ("<p class=note>goal; planned (raised by --confidence); the plan's expected value; the "
          "current spend plan's; the marginal cost of one more unit (yuan); and, when verified "
          "by simulation, the mean, 90% interval and chance of meeting the goal.</p>"
          f"<div class=wide>{targets[shown].to_html(index=False, border=0, float_format=lambda v: _fmt(v))}"
-         "</div>"),
+         "</div>")),
     ]
     if (folder / "diagnostics.json").exists():
         diagnostics = _read_json(folder / "diagnostics.json")

@@ -7,14 +7,13 @@ files the CLI writes, so a past run reopens exactly as it first showed.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from simdomain.kpi import ALL, horizon_kpis, interval
+from simdomain.planner.export import json_ready
 from simdomain.studio.workspace import META
 
 KPIS = {  # KPI: (label, monthly target that bounds it, unit)
@@ -59,7 +58,7 @@ def view(folder: Path, ident: str) -> dict[str, Any]:
         out.update(compare_view(folder))
     elif kind == "plan":
         out.update(plan_view(folder))
-    return _plain(out)
+    return json_ready(out)
 
 
 def past_runs(folders: list[tuple[str, Path]], limit: int = 50) -> list[dict[str, Any]]:
@@ -245,14 +244,3 @@ def _meta(folder: Path) -> dict[str, Any]:
         return {}
 
 
-def _plain(value: Any) -> Any:
-    """JSON-ready: numpy to Python, NaN and infinity to ``None``."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

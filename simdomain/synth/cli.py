@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 from typing import Any
 
-from simdomain.cliutil import OK, positive_int
+from simdomain.cliutil import OK, date, positive_int
 from simdomain.scenario import load_scenario
 from simdomain.synth import PROCESS_NAMES, synthesize, write_bundle
 
@@ -26,7 +25,7 @@ def register(commands: Any) -> None:
     window = synth.add_mutually_exclusive_group()
     window.add_argument("--history-days", type=positive_int, metavar="N",
                         help="days of history before the scenario's start (default 730)")
-    window.add_argument("--start", type=_date, metavar="DATE",
+    window.add_argument("--start", type=date, metavar="DATE",
                         help="first day of the history (YYYY-MM-DD)")
     synth.add_argument("--messy", action="store_true",
                        help="add the dirt of real exports (counted in truth.json)")
@@ -37,11 +36,6 @@ def register(commands: Any) -> None:
     synth.set_defaults(command=cmd_synth)
 
 
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
 def cmd_synth(args: argparse.Namespace) -> int:

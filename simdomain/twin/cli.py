@@ -12,15 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from simdomain.cliutil import OK, positive_int, replications, seed
+from simdomain.cliutil import OK, date, positive_int, replications, seed
 from simdomain.errors import InputError, Problem
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
 def _data_args(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +40,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "and write a twin: scenario.yaml (every number annotated), "
                     "population.parquet, parameters.parquet, estimates.csv and a report.")
     _data_args(cal)
-    cal.add_argument("--as-of", type=_date, metavar="DATE",
+    cal.add_argument("--as-of", type=date, metavar="DATE",
                      help="last day of data to use (default: the data's last day)")
     cal.add_argument("--horizon-days", type=positive_int, default=365,
                      help="the twin scenario's horizon (default 365)")
@@ -59,9 +52,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "the actual spend where recorded) and compare with what happened, side by "
                     "side with a BG/NBD baseline.")
     _data_args(test)
-    test.add_argument("--cutoff", type=_date, action="append", required=True, metavar="DATE",
+    test.add_argument("--cutoff", type=date, action="append", required=True, metavar="DATE",
                       help="calibrate on the data up to this day (repeat for rolling origins)")
-    test.add_argument("--end", type=_date, metavar="DATE",
+    test.add_argument("--end", type=date, metavar="DATE",
                       help="last day to forecast (default: the data's last day)")
     test.add_argument("--reps", type=replications, default=20,
                       help="replications (default 20)")
