@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from frailty_oracle import FrailtyFit, fit_frailty_survival
 from scipy import integrate, special, stats
 from twin_support import simulate_frailty, simulate_pareto_nbd
 
@@ -27,7 +28,6 @@ from simdomain.twin.btyd import (
     rfm_summary,
     sample_orders,
 )
-from simdomain.twin.frailty import FrailtyFit, fit_frailty_survival
 
 # CDNOW's Pareto/NBD estimates (Fader & Hardie), converted from weeks to days
 TRUE = ParetoNBDParams(r=0.55, alpha=10.58 * 7, s=0.61, beta=11.67 * 7)

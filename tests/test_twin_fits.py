@@ -70,6 +70,20 @@ def test_deletion_frailty_shape_and_channel_multiplier_are_recovered():
     assert abs(ratio - 2.0) < 0.25  # about 4 standard errors with ~8,000 deletions
 
 
+def test_deletion_agrees_with_an_independent_lomax_fit_on_one_stage_and_channel():
+    from frailty_oracle import fit_frailty_survival
+
+    people = _people(7, n=20_000, shape=0.7)
+    people = people.assign(source="card", first_order_day=np.nan, member_day=np.nan)
+    em = fit_deletion(people)
+    stop = (people["deletion_day"] + 1).fillna(0.0).clip(upper=0.0)
+    lomax = fit_frailty_survival(stop - people["add_day"], people["deletion_day"].notna())
+    # Same model, two code paths (EM with a profiled shape; direct maximum likelihood):
+    # the maxima agree to the optimisers' tolerances.
+    assert em.shape == pytest.approx(lomax.params.k, rel=0.02)
+    assert em.stage["fan"].rate == pytest.approx(lomax.params.mean_rate, rel=0.02)
+
+
 @pytest.mark.slow
 def test_deletion_shape_intervals_cover_the_truth_at_their_rate():
     # 20 seeds; a 90% interval covers the truth in Binomial(20, 0.9) of them: at least 14

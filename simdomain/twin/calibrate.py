@@ -258,7 +258,7 @@ def calibrate(
 
     deletion = fit_deletion(people)
     _deletion(b, deletion, base, messages)
-    _channels(b, history, spend, base, first, deletion, messages)
+    _channels(b, history, spend, base, messages)
     scenario = _assemble(b, name, start, horizon_days, base, history, referrals, messages)
     if season is not None:
         end = start + dt.timedelta(days=horizon_days - 1)
@@ -350,7 +350,7 @@ def _complete_months(as_of: dt.date, count: int) -> list[pd.Period]:
 
 
 def _channels(b: _Builder, history: History, spend: pd.DataFrame | None, base: Scenario | None,
-              first: Any, deletion: DeletionFit | None, messages: list[str]) -> None:
+              messages: list[str]) -> None:
     """Each channel's acquisition over the last 12 whole months: cost per add from spend,
     spend as in the last 3; a channel without spend brings its last 3 months' adds free."""
     people = history.people

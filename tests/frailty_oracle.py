@@ -1,11 +1,13 @@
-"""Time to an event with a gamma frailty: an exponential hazard that differs between people.
+"""An independent oracle for the twin's deletion model: a Lomax fit of censored durations.
+
+Time to an event with a gamma frailty: an exponential hazard that differs between people.
 
 Each person has a constant hazard ``theta`` per day, ``theta ~ Gamma(k, rate=k/m)``
 across people (mean ``m``), so the survival in tenure is Lomax (Pareto II):
 ``S(t) = (1 + m t / k)^-k``. Fitted by maximum likelihood on right-censored durations
 in days, with intervals on the log scale; each person's posterior hazard given what was
-seen is again a gamma. General: deletions by channel, time to a first order after an
-add, or any count of events over an exposure (the same gamma-Poisson likelihood).
+seen is again a gamma. A plain maximum-likelihood code path, against which the
+deletion model's EM (``simdomain/twin/deletion.py``) is checked on one stage and channel.
 """
 
 from __future__ import annotations
