@@ -154,3 +154,30 @@ def test_on_its_own_process_the_twin_forecasts_the_holdout_at_least_as_well_as_b
     assert abs(twin["total_error_pct"]) < 10, twin
     assert twin["mae"] <= base["mae"] * 1.01, (twin, base)
     assert twin["customer_coverage"] > 0.85
+
+
+def test_messy_data_is_refused_by_row_or_calibrated_with_the_rejects_aside(tmp_path, capsys):
+    scenario = simdomain.load_scenario(FIXTURE, SMALL)
+    write_bundle(synthesize(scenario, seed=4, history_days=400, messy=True), tmp_path / "data")
+    assert main(["calibrate", str(tmp_path / "data"), "--out", str(tmp_path / "a"),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "orders.csv: row " in err and "Traceback" not in err
+    assert not (tmp_path / "a").exists()
+    assert main(["calibrate", str(tmp_path / "data"), "--out", str(tmp_path / "b"), "--draws",
+                 "10", "--horizon-days", "60", "--skip-bad-rows", "--quiet"]) == 0
+    rejects = pd.read_csv(tmp_path / "b" / "rejects.csv")
+    assert set(rejects["file"]) == {"orders.csv"} and len(rejects) > 0
+    assert "refunds_netted" in (tmp_path / "b" / "cleaning.txt").read_text()
+
+
+def test_with_orders_only_nothing_beyond_the_data_is_assumed(bundle_dir, tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "orders.csv").write_bytes((bundle_dir / "orders.csv").read_bytes())
+    assert main(["calibrate", str(tmp_path / "data"), "--out", str(tmp_path / "twin"),
+                 "--draws", "10", "--horizon-days", "60", "--quiet"]) == 0
+    scenario = simdomain.load_scenario(tmp_path / "twin" / "scenario.yaml")
+    assert scenario.lifecycle.join == 0 and scenario.lifecycle.deletion["fan"] == 0
+    assert set(scenario.channels) == {"not_a_contact"}  # buyers only; none are contacts
+    result = simdomain.simulate(scenario, seed=1, reps=2, keep_agents=False)
+    assert result.daily["orders"].sum() > 0 and result.daily["deletions"].sum() == 0

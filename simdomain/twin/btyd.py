@@ -238,7 +238,8 @@ def pareto_nbd_loglik(params, x, t_x, T, *, _pairs: _Pairs | None = None) -> np.
     pairs = _pairs_of(x, t_x, T) if _pairs is None else _pairs
     alive, dead = _loglik_parts(p, x, t_x, T, pairs)
     const = special.gammaln(r + pairs.x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
-    return const[pairs.at_T] + np.logaddexp(alive, dead)
+    with np.errstate(invalid="ignore"):  # both terms -inf far out: not finite, and refused
+        return const[pairs.at_T] + np.logaddexp(alive, dead)
 
 
 # ---------------------------------------------------------------------------- fitting

@@ -124,12 +124,12 @@ def fit_season(history, params: btyd.ParetoNBDParams) -> Season | None:
     frame["period"] = frame["date"].dt.to_period("M")
     typical = (frame["observed"] / frame["expected"]).groupby(frame["period"]).transform("median")
     base = frame["expected"] * typical
-    spike = (frame["observed"] >= SPIKE_RATIO * base) & (
+    spike = (base >= 1.0) & (frame["observed"] >= SPIKE_RATIO * base) & (
         frame["observed"] - base > SPIKE_SIGMAS * np.sqrt(base))
     spikes = _runs(frame, spike, base)
     calm = frame[~spike]
     sums = calm.groupby("month")[["observed", "expected"]].sum()
-    ratio = sums["observed"] / sums["expected"]
+    ratio = (sums["observed"] / sums["expected"]).clip(lower=1e-3)
     weight = frame.groupby("month")["expected"].sum().reindex(ratio.index)
     ratio /= float((ratio * weight).sum() / weight.sum())
     seen = frame.groupby("month").size()
