@@ -35,10 +35,7 @@ def tracking(history: Any, params: btyd.ParetoNBDParams) -> pd.DataFrame:
     customers = history.customers
     first = customers["first_order_day"].to_numpy(float)
     cohorts = pd.Series(first).value_counts()
-    orders = history.orders.assign(whole=np.floor(history.orders["day"]))
-    by_day = orders.drop_duplicates(["customer_id", "whole"])
-    first_of = customers["first_order_day"].reindex(by_day["customer_id"]).to_numpy()
-    repeats = by_day.loc[by_day["whole"].to_numpy() > first_of, "whole"]
+    repeats = history.repeat_days()
     end = pd.Timestamp(history.as_of) + pd.Timedelta(days=1)
     months = pd.period_range((end + pd.to_timedelta(first.min(), unit="D")), history.as_of,
                              freq="M")

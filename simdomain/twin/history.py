@@ -37,8 +37,11 @@ class History:
         to last order and first order to as-of, in days), ``mean_order_cny``,
         ``contact`` (in the contacts), ``referrals`` (people they referred).
     orders
-        The orders up to ``as_of``: ``customer_id``, ``day`` (relative to as_of, may be
-        fractional), ``amount``.
+        The orders up to ``as_of``: ``person`` (row of ``people``), ``day`` (relative to
+        as_of, may be fractional), ``amount``.
+    days
+        One row per person and day with an order (the customer-days the order models
+        count): ``person``, ``day`` (whole), ``amount`` (the day's sum).
     as_of
         The last day of the data used (its end is day 0).
     tables
@@ -47,6 +50,7 @@ class History:
 
     people: pd.DataFrame
     orders: pd.DataFrame
+    days: pd.DataFrame
     as_of: dt.date
     tables: frozenset[str] = frozenset()
 
@@ -54,6 +58,11 @@ class History:
     def customers(self) -> pd.DataFrame:
         """People with at least one order."""
         return self.people[self.people["orders"] > 0]
+
+    def repeat_days(self) -> pd.Series:
+        """The day of each repeat order (customer-days after each customer's first)."""
+        first = self.people["first_order_day"].to_numpy()[self.days["person"].to_numpy()]
+        return self.days.loc[self.days["day"].to_numpy() > first, "day"]
 
 
 def _days(times: pd.Series, end: pd.Timestamp) -> pd.Series:
@@ -84,19 +93,31 @@ def build_history(
     end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
     o = orders.loc[pd.to_datetime(orders["ordered_at"]) < end,
                    ["customer_id", "ordered_at", "amount"]]
-    o = pd.DataFrame({"customer_id": o["customer_id"].astype(str).to_numpy(),
-                      "day": _days(o["ordered_at"], end).to_numpy(),
-                      "amount": o["amount"].to_numpy(dtype=float)})
-    o["whole_day"] = np.floor(o["day"])
-
-    by = o.groupby("customer_id", sort=False)
+    ids = o["customer_id"]
+    if isinstance(ids.dtype, pd.CategoricalDtype):  # the bundle's shared id categories
+        codes, names = ids.cat.codes.to_numpy(np.int64), ids.cat.categories.astype(str)
+    else:
+        codes, names = pd.factorize(ids.astype(str))
+        names = pd.Index(names)
+    day = _days(o["ordered_at"], end).to_numpy()
+    amount = o["amount"].to_numpy(dtype=float)
+    whole = np.floor(day)
+    # one key per customer-day, sorted by customer then day: the work is sorting the orders
+    low = whole.min() if len(whole) else 0.0
+    width = int(-low) + 2
+    keys, inverse = np.unique(codes * width + (whole - low).astype(np.int64), return_inverse=True)
+    day_code, day_whole = keys // width, keys % width + low
+    day_amount = np.bincount(inverse, weights=amount, minlength=len(keys))
+    present, first_row, order_days = np.unique(day_code, return_index=True, return_counts=True)
+    last_row = first_row + order_days - 1
+    orders_count = np.bincount(codes, minlength=len(names))[present]
     people = pd.DataFrame({
-        "first_order_day": by["whole_day"].min(),
-        "last_order_day": by["whole_day"].max(),
-        "orders": by.size(),
-        "order_days": by["whole_day"].nunique(),
-        "gmv_cny": by["amount"].sum(),
-    })
+        "first_order_day": day_whole[first_row],
+        "last_order_day": day_whole[last_row],
+        "orders": orders_count,
+        "order_days": order_days,
+        "gmv_cny": np.bincount(codes, weights=amount, minlength=len(names))[present],
+    }, index=pd.Index(names[present], name="customer_id"))
     people["x"] = people["order_days"] - 1
     people["t_x"] = people["last_order_day"] - people["first_order_day"]
     people["mean_order_cny"] = people["gmv_cny"] / people["orders"]
@@ -120,8 +141,8 @@ def build_history(
         frames.append(cf)
     if members is not None and len(members):
         m = members.loc[pd.to_datetime(members["joined_at"]) < end]
-        day = np.floor(_days(m["joined_at"], end))
-        mf = pd.DataFrame({"member_day": day.to_numpy()},
+        joined = np.floor(_days(m["joined_at"], end))
+        mf = pd.DataFrame({"member_day": joined.to_numpy()},
                           index=pd.Index(m["customer_id"].astype(str).to_numpy()))
         frames.append(mf.groupby(level=0).min())
     people = pd.concat(frames, axis=1, join="outer")
@@ -158,5 +179,9 @@ def build_history(
     first_seen = people[["first_order_day", "member_day"]].min(axis=1)
     people["add_day"] = people["add_day"].fillna(first_seen)
     given = {"contacts": contacts, "members": members, "referrals": referrals}
-    return History(people=people, orders=o[["customer_id", "day", "amount"]], as_of=as_of,
-                   tables=frozenset(k for k, v in given.items() if v is not None))
+    row = people.index.get_indexer(names)  # each id's row among everyone known
+    return History(
+        people=people,
+        orders=pd.DataFrame({"person": row[codes], "day": day, "amount": amount}),
+        days=pd.DataFrame({"person": row[day_code], "day": day_whole, "amount": day_amount}),
+        as_of=as_of, tables=frozenset(k for k, v in given.items() if v is not None))

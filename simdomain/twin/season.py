@@ -105,10 +105,7 @@ def expected_by_day(customers: pd.DataFrame, params: btyd.ParetoNBDParams,
 def fit_season(history, params: btyd.ParetoNBDParams) -> Season | None:
     """Month index and spikes from the history's repeat orders; ``None`` if too short."""
     customers = history.customers
-    orders = history.orders.assign(whole=np.floor(history.orders["day"]))
-    by_day = orders.drop_duplicates(["customer_id", "whole"])
-    first = customers["first_order_day"].reindex(by_day["customer_id"]).to_numpy()
-    repeats = by_day.loc[by_day["whole"].to_numpy() > first, "whole"]
+    repeats = history.repeat_days()
     start = float(customers["first_order_day"].min()) + 1
     if -start < MIN_DAYS:
         return None

@@ -51,20 +51,22 @@ def order_model_error(history: History, season: Season | None,
                       holdout_days: int = 90) -> ModelError | None:
     """Fit on all but the last ``holdout_days`` and score the rest; ``None`` when the
     data are too short (under :data:`MIN_TRAIN_DAYS` before the holdout)."""
-    people = history.customers
+    people = history.people
     cut = -float(holdout_days)
-    known = people[people["first_order_day"] < cut]
+    first_all = people["first_order_day"].to_numpy(float)
+    is_known = first_all < cut  # NaN (never ordered) is not
+    known = people[is_known]
     if len(known) < 50 or -known["first_order_day"].min() - holdout_days < MIN_TRAIN_DAYS:
         return None
-    orders = history.orders.assign(whole=np.floor(history.orders["day"]))
-    days = orders.drop_duplicates(["customer_id", "whole"])
-    days = days[days["customer_id"].isin(known.index)]
-    before = days[days["whole"] < cut].groupby("customer_id")["whole"]
-    first = known["first_order_day"]
-    last = before.max().reindex(known.index)
-    x = (before.size().reindex(known.index) - 1).to_numpy(float)
-    t_x = (last - first).to_numpy(float)
-    T = (cut - first).to_numpy(float)
+    person, whole = history.days["person"].to_numpy(), history.days["day"].to_numpy()
+    days = pd.DataFrame({"person": person, "whole": whole})[is_known[person]]
+    before = days[days["whole"] < cut]
+    count = np.bincount(before["person"], minlength=len(people))[is_known]
+    last = before.groupby("person")["whole"].max().reindex(range(len(people))).to_numpy()
+    first = known["first_order_day"].to_numpy(float)
+    x = (count - 1).astype(float)
+    t_x = last[is_known] - first
+    T = cut - first
     try:
         params = btyd.fit_pareto_nbd(x, t_x, T).params
     except Exception:  # noqa: BLE001 - a holdout too thin to fit says nothing

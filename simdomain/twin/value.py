@@ -35,15 +35,19 @@ class Tier:
 
 
 def fit_value_tiers(people: pd.DataFrame, orders: pd.DataFrame) -> dict[str, Tier]:
-    """Split customers into value tiers by terciles of their mean order value."""
+    """Split customers into value tiers by terciles of their mean order value.
+
+    ``orders`` has ``person`` (row of ``people``) and ``amount``.
+    """
     customers = people[people["orders"] > 0]
     count = len(TIERS) if len(customers) >= MIN_PER_TIER * len(TIERS) else 1
     names = TIERS if count == len(TIERS) else ("all_customers",)
     cuts = np.quantile(customers["mean_order_cny"], np.linspace(0, 1, count + 1)[1:-1])
     tier = np.searchsorted(cuts, customers["mean_order_cny"].to_numpy(), side="right")
-    by_customer = pd.Series(tier, index=customers.index)
+    tier_of_person = np.full(len(people), -1)
+    tier_of_person[np.flatnonzero(people["orders"].to_numpy() > 0)] = tier
     amounts = orders.loc[orders["amount"] > 0]
-    order_tier = by_customer.reindex(amounts["customer_id"]).to_numpy()
+    order_tier = tier_of_person[amounts["person"].to_numpy()]
     out = {}
     bounds = [*cuts, np.inf]
     for t, name in enumerate(names):
