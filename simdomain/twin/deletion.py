@@ -21,6 +21,8 @@ from simdomain.scenario.model import STAGES
 from simdomain.twin.mle import hessian
 from simdomain.twin.rates import Hazard, stage_at, stage_days
 
+TOLERANCE = 1e-5
+"""EM stops when an iteration moves the frailty shape by less than this, relatively."""
 MAX_SHAPE = 1000.0
 """Shapes above this are indistinguishable from no heterogeneity and are capped."""
 
@@ -119,7 +121,9 @@ def fit_deletion(people: pd.DataFrame, *, iterations: int = 50) -> DeletionFit |
         hazard = exposure @ base * channel[source_codes]
         result = minimize_scalar(lambda ls, h=hazard: -_marginal(np.exp(ls), d, h),
                                  bounds=(np.log(1e-3), np.log(MAX_SHAPE)), method="bounded")
-        shape = float(np.exp(result.x))
+        previous, shape = shape, float(np.exp(result.x))
+        if abs(np.log(shape / previous)) < TOLERANCE:  # EM has settled
+            break
 
     hazard = exposure @ base * channel[source_codes]
     free = [i for i in range(len(STAGES)) if events_by_stage[i] > 0]
