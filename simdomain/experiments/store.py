@@ -20,7 +20,6 @@ written by one process at a time (the caller holds its lock: see
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -33,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from simdomain.errors import InputError, Problem
+from simdomain.outfolder import sha256
 from simdomain.outputs import staged
 
 MANIFEST = "manifest.json"
@@ -160,14 +160,6 @@ def verify_parts(out_dir: str | Path, manifest: dict[str, Any]) -> dict[str, Any
         checked[path.name] = entry
     return checked
 
-
-def sha256(path: Path) -> str:
-    """The SHA-256 of a file, in hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _damaged(path: Path, what: str) -> InputError:

@@ -16,7 +16,6 @@ wrote (pickled models do not survive version changes reliably).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ import sklearn
 
 from simdomain import __version__
 from simdomain.errors import InputError, Problem
+from simdomain.outfolder import sha256
 
 FORMAT = "simdomain-models"
 FORMAT_VERSION = 1
@@ -57,14 +57,6 @@ class ModelBundle:
     @property
     def targets(self) -> list[str]:
         return list(next(iter(self.models.values())).targets_) if self.models else []
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_models(bundle: ModelBundle, folder: str | Path) -> list[str]:
