@@ -234,20 +234,18 @@ def _monthly(bundle: Any, result: SimulationResult, twin: Twin, history: Any,
                 row["actual"] = float(observed[measure].get(month, 0))
             rows.append(row)
     rows.extend(_adds_rows(bundle, result, cutoff, end, months))
-    frame = pd.DataFrame(rows)
-    frame["baseline"] = np.nan
     known = _baseline_monthly(twin, history, months, params)
     known_orders = actual_month[actual_month["customer_id"].isin(
         twin.population.loc[twin.population["orders"] > 0, "customer_id"])].groupby("month").size()
-    extra = pd.DataFrame({"month": months["month"], "measure": "orders_known_customers",
-                          "channel": "all", "baseline": known,
-                          "actual": known_orders.reindex(months["month"]).fillna(0).to_numpy()})
     made = _known_monthly(result, twin, months)
-    extra["forecast_mean"] = made.mean(axis=0)
-    extra["forecast_low"] = np.quantile(made, (1 - LEVEL) / 2, axis=0)
-    extra["forecast_high"] = np.quantile(made, (1 + LEVEL) / 2, axis=0)
-    extra["crps"] = _crps_ensemble(made, extra["actual"].to_numpy(float))
-    return pd.concat([frame, extra], ignore_index=True)
+    for i, month in enumerate(months["month"]):
+        row = _row(month, "orders_known_customers", "all", made[:, i])
+        row.update(actual=float(known_orders.get(month, 0)), baseline=float(known[i]))
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    frame["crps"] = [np.nan if np.isnan(y) else float(_crps_ensemble(x[:, None], np.array([y]))[0])
+                     for x, y in zip(frame["samples"], frame["actual"].fillna(np.nan))]
+    return frame
 
 
 def _row(month: str, measure: str, channel: str, values: np.ndarray) -> dict[str, Any]:
@@ -331,10 +329,5 @@ def metrics(test: Backtest) -> dict[str, Any]:
     inside = (m["actual"] >= m["forecast_low"]) & (m["actual"] <= m["forecast_high"])
     out["monthly_coverage"] = {k: float(v) for k, v in inside.groupby(m["measure"]).mean().items()}
     out["monthly_coverage_all"] = float(inside.mean()) if len(m) else None
-    crps = []
-    for _, row in m.iterrows():
-        samples = row.get("samples")
-        if isinstance(samples, np.ndarray):
-            crps.append(float(_crps_ensemble(samples[:, None], np.array([row["actual"]]))[0]))
-    out["monthly_crps_mean"] = float(np.mean(crps)) if crps else None
+    out["monthly_crps_mean"] = float(m["crps"].mean()) if len(m) else None
     return out
