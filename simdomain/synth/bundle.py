@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from simdomain.errors import InputError, Problem
+from simdomain.outfolder import open_folder
 
 COLUMNS: dict[str, list[str]] = {
     "orders": ["customer_id", "ordered_at", "amount", "order_id", "channel", "items"],
@@ -95,38 +93,19 @@ def month_labels(start: dt.date, days: np.ndarray) -> np.ndarray:
 def write_bundle(bundle: Bundle, out: str | Path, *, format: Format = "csv") -> list[str]:
     """Write ``bundle`` to the folder ``out`` all at once; return the file names.
 
-    The files are staged in a hidden folder beside ``out`` and moved into place with a
-    rename, so an interrupted write leaves nothing half-written. An existing ``out`` is
-    replaced only if it is empty or holds a bundle (a ``truth.json``); anything else is
-    refused, so a mistyped path never deletes a user's folder.
+    Through :mod:`simdomain.outfolder`, like every other output: the folder is locked,
+    staged and swapped in whole, so an interrupted write leaves nothing half-written,
+    and a folder holding files simdomain did not write is refused.
 
     Raises
     ------
     InputError
-        If ``out`` exists and is not a bundle folder, or ``format`` is unknown.
+        If ``out`` cannot be written or holds other files, or ``format`` is unknown.
     """
     if format not in ("csv", "parquet"):
         raise InputError([Problem("--format", (), f"expected csv or parquet, got {format!r}")])
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir())
-                                              and not (out / "truth.json").exists())):
-        raise InputError([Problem(str(out), (), "exists and is not a data bundle; "
-                                  "choose a new folder or remove it")])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
-    scratch.chmod(0o755)  # mkdtemp's folder is private; a bundle is an ordinary folder
-    try:
-        names = _write_files(bundle, scratch, format)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / "bundle")
-            os.replace(scratch, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(scratch, out)
-        return names
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    with open_folder(out, "synth") as folder, folder.stage() as scratch:
+        return _write_files(bundle, scratch, format)
 
 
 def _write_files(bundle: Bundle, folder: Path, format: Format) -> list[str]:
