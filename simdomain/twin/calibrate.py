@@ -114,7 +114,8 @@ class _Builder:
         self.notes[loc] = note
 
 
-def _hazard_probability(h: Hazard, n: int, rng: np.random.Generator) -> tuple[float, np.ndarray]:
+def _hazard_draws(h: Hazard, n: int, rng: np.random.Generator) -> tuple[float, np.ndarray]:
+    """A daily probability's estimate and ``n`` posterior draws (capped at 1)."""
     return h.rate, np.minimum(h.draws(n, rng), 1.0)
 
 
@@ -302,7 +303,7 @@ def _step(b: _Builder, loc: Loc, fit: StepFit, what: str, base: Scenario | None,
             b.fixed(loc, 0.0, NOT_IN_DATA)
             messages.append(f"{'.'.join(map(str, loc))}: {NOT_IN_DATA}")
         return
-    point, draws = _hazard_probability(fit.pooled, b.n, b.rng)
+    point, draws = _hazard_draws(fit.pooled, b.n, b.rng)
     b.fitted(loc, point, draws, _basis(fit.pooled, what))
     if channels_loc is None:
         return
@@ -471,7 +472,7 @@ def _assemble(b: _Builder, name: str, start: dt.date, horizon_days: int,
             ASSUMED if base is not None and base.referral else
             f"assumed: {MARKET_PER_PERSON} x the pool, so referral is nearly linear in word of mouth")
         for stage, hazard in wom.items():
-            point, draws = _hazard_probability(hazard, b.n, b.rng)
+            point, draws = _hazard_draws(hazard, b.n, b.rng)
             b.fitted(("referral", "word_of_mouth", stage), point, draws,
                      _basis(hazard, f"referrals by {stage}s"))
             _set(raw, ("referral", "word_of_mouth", stage), point)
