@@ -146,6 +146,12 @@ class Channel(Strict):
     saturation_contacts: Annotated[float, Field(gt=0.0, le=MAX_COUNT)] | None = Field(
         None, description="diminishing returns: effective contacts are S(1 - exp(-c/S))"
     )
+    carryover: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        0.0, description="share of a month's contacts still working the next month (geometric "
+                         "carry-over): effective contacts e_m = c_m + carryover * e_(m-1)")
+    carried_contacts: Annotated[float, Field(ge=0.0, le=MAX_COUNT)] = Field(
+        0.0, description="effective contacts e_(-1) carried into the first month from before "
+                         "the start (a twin's history)")
     fixed_cost_cny: Money = Field(0.0, description="per month in which the channel spends")
     min_spend_cny: Money = Field(
         0.0, description="planner: least monthly spend in a month the channel is on"
