@@ -511,8 +511,8 @@ def solve_chance(draws: DrawSet, level: float, weights: np.ndarray | None = None
         With chance samples (``noise_sd > 0``), the plan fits its samples: a target met in
         a share ``P`` of the (draw, sample) pairs may have a smaller exact chance (the
         normal integrated over each draw's noise, :func:`evaluate_draws`). Up to three
-        more solves raise each short target's level by its shortfall (not for ``cvar``,
-        which is conservative).
+        more solves raise each short target's level by its shortfall, each starting from
+        the last plan (not for ``cvar``, which is conservative).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
@@ -525,7 +525,8 @@ def solve_chance(draws: DrawSet, level: float, weights: np.ndarray | None = None
     rounds = 4 if calibrate and draws.noise_sd.any() and method != "cvar" else 1
     best: RobustPlan | None = None
     for _ in range(rounds):
-        found = _solve_once(draws, level, levels, w, method, time_limit, gap)
+        start = None if best is None else (best.spend, best.staff)
+        found = _solve_once(draws, level, levels, w, method, time_limit, gap, start)
         if not found.optimal:
             break
         best = found
@@ -538,9 +539,10 @@ def solve_chance(draws: DrawSet, level: float, weights: np.ndarray | None = None
 
 
 def _solve_once(draws: DrawSet, level: float, levels: np.ndarray, w: np.ndarray, method: str,
-                time_limit: float, gap: float) -> RobustPlan:
+                time_limit: float, gap: float,
+                start: tuple[np.ndarray, np.ndarray] | None = None) -> RobustPlan:
     if method == "sets":
-        out, model = by_sets(draws, levels, w, time_limit=time_limit, gap=gap)
+        out, model = by_sets(draws, levels, w, time_limit=time_limit, gap=gap, start=start)
     else:
         model = draws.model(method)
         out = model.solve(levels, w, time_limit=time_limit, gap=gap)
