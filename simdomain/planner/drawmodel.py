@@ -174,6 +174,8 @@ class ChanceModel:
         self.never = h > high + _TOL * scale  # no plan meets it
         nz_t, nz_c, nz_m = np.nonzero(np.any(g != 0, axis=0))
         self.z = np.full((n_t, n_k), -1)
+        self.target_rows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        """Per target: its rows, their draws, and one noise sd in the rows' units."""
         self.eta = np.full(n_t, -1)
         self.u = np.full((n_t, n_k), -1)
         flat_a = self.a.reshape(n_k, -1)
@@ -191,7 +193,8 @@ class ChanceModel:
                     big = h_t[ks] - low[ks, t] / scale[ks, t]
                     idx = np.concatenate([flat_a[ks][:, where], self.z[t, ks, None]], axis=1)
                     val = np.concatenate([g_t[ks], -big[:, None]], axis=1)
-                    rows.add_block(idx, val, h_t[ks] - big, np.inf)
+                    self.target_rows[t] = (rows.add_block(idx, val, h_t[ks] - big, np.inf),
+                                           ks, draws.noise_sd[t] / scale[ks, t])
             else:  # u_tk >= h_tk - G a - eta_t, u >= 0
                 self.eta[t] = cols.add(1, -np.inf, np.inf)[0]
                 self.u[t] = cols.add(n_k, 0.0, np.inf)
@@ -218,10 +221,11 @@ class ChanceModel:
         return vector, -float(weights @ draws.objective_constant)
 
     def solve(self, level: float | np.ndarray, weights: np.ndarray, *,
-              time_limit: float = 60.0, gap: float = 1e-4,
-              sets: np.ndarray | None = None) -> dict[str, Any]:
+              time_limit: float = 60.0, gap: float = 1e-4, sets: np.ndarray | None = None,
+              shift: np.ndarray | None = None) -> dict[str, Any]:
         """Solve at ``level`` (one, or one per target) with normalized ``weights``;
-        ``sets`` ``(T, K)`` fixes which draws must meet each target (``milp`` only)."""
+        ``sets`` ``(T, K)`` fixes which draws must meet each target (``milp`` only), and
+        ``shift`` ``(T,)`` asks those draws for that many noise sds past the goal."""
         draws = self.draws
         n_t = len(draws.targets)
         levels = np.broadcast_to(np.asarray(level, dtype=float), (n_t,))
@@ -245,7 +249,13 @@ class ChanceModel:
               np.concatenate(idx) if idx else np.zeros(0, dtype=int))),
             shape=(n_t, self.columns.count))
         matrix = sparse.vstack([self.matrix, chance], format="csr")
-        lower = np.concatenate([self.row_low, low])
+        row_low = self.row_low
+        if sets is not None and shift is not None and np.any(shift):
+            row_low = row_low.copy()
+            for t, (where, ks, unit) in self.target_rows.items():
+                fixed = sets[t, ks] > 0
+                row_low[where[fixed]] += shift[t] * unit[fixed]
+        lower = np.concatenate([row_low, low])
         upper = np.concatenate([self.row_up, up])
         vector, constant = self.objective(weights)
         started = time.perf_counter()
@@ -308,7 +318,7 @@ class _Rows:
     def add(self, idx: Any, val: Any, low: float, up: float) -> None:
         self.add_block(np.asarray(idx)[None], np.asarray(val, dtype=float)[None], low, up)
 
-    def add_block(self, idx: np.ndarray, val: np.ndarray, low: Any, up: Any) -> None:
+    def add_block(self, idx: np.ndarray, val: np.ndarray, low: Any, up: Any) -> np.ndarray:
         """Rows ``low <= val[i] . columns[idx[i]] <= up`` for each ``i``."""
         n = idx.shape[0]
         rows = self.count + np.repeat(np.arange(n), idx.shape[1])
@@ -318,6 +328,7 @@ class _Rows:
         self._low.append(np.broadcast_to(np.asarray(low, dtype=float), (n,)).copy())
         self._up.append(np.broadcast_to(np.asarray(up, dtype=float), (n,)).copy())
         self.count += n
+        return np.arange(self.count - n, self.count)
 
     def matrix(self, columns: int) -> sparse.csr_matrix:
         if not self._r:
@@ -335,7 +346,7 @@ class _Rows:
 
 def by_sets(draws: DrawSet, level: float | np.ndarray, weights: np.ndarray, *,
             time_limit: float, gap: float, rounds: int = 8, gain: float = 1e-3,
-            start: tuple[np.ndarray, np.ndarray] | None = None,
+            start: tuple[np.ndarray, np.ndarray] | None = None, calibrate: Any = None,
             ) -> tuple[dict[str, Any], ChanceModel]:
     """The sample average approximation by fixed draw sets (see :func:`solve_chance`).
 
@@ -346,7 +357,9 @@ def by_sets(draws: DrawSet, level: float | np.ndarray, weights: np.ndarray, *,
     falls by less than ``gain`` (relative). Round 0's reference is ``start`` (a plan's
     spend and staff) if given, else the CVaR plan on small models (then the first set's
     plan is no dearer than it), else every channel at its largest spend (draws ranked
-    by what they can reach).
+    by what they can reach). ``calibrate``, a function of a plan giving each target's
+    exact chance (or, with ``slope=True``, its rate of change per noise sd), then moves
+    the sets' goals until each chance reaches its level (:func:`_calibrate`).
 
     A set's plan is found by constraint generation: the model holds the draws of each
     set that were hardest for the reference, the plan is checked in every draw of the
@@ -379,33 +392,65 @@ def by_sets(draws: DrawSet, level: float | np.ndarray, weights: np.ndarray, *,
     else:
         full = np.broadcast_to(base.upper[:, None], base.adds_factor.shape)
         reference = margins(full, np.full(full.shape, np.inf))
+    def solve_sets(sets: np.ndarray, reference: np.ndarray,
+                   shift: np.ndarray | None = None) -> tuple[dict[str, Any], ChanceModel]:
+        left = max(time_limit - (time.perf_counter() - started), 1.0)
+        if not whole:
+            return _generate(draws, sets, reference, margins, weights, left, gap, shift)
+        out = model.solve(levels, weights, time_limit=left, gap=gap, sets=sets, shift=shift)
+        if out["x"] is not None:
+            out["spend"], out["staff"] = out["x"][model.x], whole_staff(model, out["x"])
+        return out, model
+
+    sets = None
     for _ in range(rounds):
         order = np.argsort(-reference, axis=0, kind="stable")
-        sets = np.zeros((n_t, draws.size))
+        chosen = np.zeros((n_t, draws.size))
         for t in range(n_t):
             ranked = order[:, t]
             take = np.searchsorted(np.cumsum(weights[ranked]), levels[t] - 1e-9) + 1
-            sets[t, ranked[:take]] = 1.0
-        left = max(time_limit - (time.perf_counter() - started), 1.0)
-        if whole:
-            trial = model.solve(levels, weights, time_limit=left, gap=gap, sets=sets)
-            if trial["x"] is not None:
-                trial["spend"], trial["staff"] = trial["x"][model.x], whole_staff(model, trial["x"])
-        else:
-            trial, model = _generate(draws, sets, reference, margins, weights, left, gap)
+            chosen[t, ranked[:take]] = 1.0
+        trial, used = solve_sets(chosen, reference)
         if trial["status"] == "infeasible":
             break
         if best is not None and trial["objective"] >= best["objective"]:
             break
         settled = best is not None and trial["objective"] >= best["objective"] - (
             gain * max(abs(best["objective"]), 1.0))
-        best = trial
+        best, model, sets = trial, used, chosen
         if settled:
             break
         reference = margins(best["spend"], best["staff"])
     if best is None:
         return trial, model
+    if calibrate is not None and sets is not None:
+        best, model = _calibrate(draws, best, model, sets, levels, weights, margins,
+                                 solve_sets, calibrate)
     best["seconds"] = time.perf_counter() - started
+    return best, model
+
+
+def _calibrate(draws: DrawSet, best: dict[str, Any], model: ChanceModel, sets: np.ndarray,
+               levels: np.ndarray, weights: np.ndarray, margins: Any, solve_sets: Any,
+               chance: Any, passes: int = 8) -> tuple[dict[str, Any], ChanceModel]:
+    """Ask each target's set for ``shift`` noise sds past the goal until the target's
+    exact chance (``chance(spend, staff)``, ``(T,)``) reaches its level: Newton steps
+    on the shift, the slope being the weighted normal density at the margins of the
+    set's draws (the ones the shift moves)."""
+    shift = np.zeros(len(levels))
+    current = chance(best["spend"], best["staff"])
+    for _ in range(passes):
+        short = current < levels - 1e-3
+        if not short.any():
+            break
+        density = (chance(best["spend"], best["staff"], slope=True) * sets.T).sum(axis=0)
+        step = (levels + 1e-3 - current) / np.maximum(density, 0.02)
+        shift = np.where(short, shift + step, shift)
+        trial, used = solve_sets(sets, margins(best["spend"], best["staff"]), shift)
+        if trial["status"] == "infeasible" or trial["x"] is None:
+            break
+        best, model = trial, used
+        current = chance(best["spend"], best["staff"])
     return best, model
 
 
@@ -416,13 +461,15 @@ and holds every draw in its model."""
 
 def _generate(draws: DrawSet, sets: np.ndarray, reference: np.ndarray, margins: Any,
               weights: np.ndarray, time_limit: float, gap: float,
-              start: int = 3, add: int = 5) -> tuple[dict[str, Any], ChanceModel]:
+              shift: np.ndarray | None = None, start: int = 3,
+              add: int = 5) -> tuple[dict[str, Any], ChanceModel]:
     """The cheapest plan meeting each target in every draw of its set, by constraint
     generation over the (draw, target) rows (see :func:`by_sets`): the rows start with
     each set's ``start`` hardest draws for the reference plan; each pass adds up to
     ``add`` draws per target that the plan misses."""
     started = time.perf_counter()
     in_set = sets.T > 0  # (K, T)
+    unit = draws.noise_sd[None, :] / np.maximum(np.abs(_rows(draws)[1]), 1.0)
     live = np.zeros_like(in_set)
     for t in range(sets.shape[0]):
         members = np.flatnonzero(in_set[:, t])
@@ -430,11 +477,13 @@ def _generate(draws: DrawSet, sets: np.ndarray, reference: np.ndarray, margins: 
     while True:
         model = ChanceModel(draws, "milp", live)
         left = max(time_limit - (time.perf_counter() - started), 1.0)
-        out = model.solve(1.0, weights, time_limit=left, gap=gap, sets=sets)
+        out = model.solve(1.0, weights, time_limit=left, gap=gap, sets=sets, shift=shift)
         if out["x"] is None or out["status"] == "infeasible":
             return out, model
         out["spend"], out["staff"] = out["x"][model.x], whole_staff(model, out["x"])
         margin = margins(out["spend"], out["staff"])
+        if shift is not None:  # the shifted goal, in the margins' units
+            margin = margin - shift[None, :] * unit
         missed = in_set & ~live & (margin < -1e-7)
         if not missed.any() or time.perf_counter() - started > time_limit:
             return out, model
@@ -476,6 +525,6 @@ def _chord_adds(draws: DrawSet, spend: np.ndarray, staff: np.ndarray) -> np.ndar
             out[k, c] = np.interp(moving[c], grid, draws.grid_adds[c][k])
     out *= base.adds_factor[None]
     cap = np.where(np.isnan(base.staff_capacity), np.inf,
-                   staff * np.nan_to_num(base.staff_capacity))
+                   staff * np.nan_to_num(base.staff_capacity, nan=1.0))
     return np.minimum(out, cap[None])
 
