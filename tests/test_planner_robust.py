@@ -269,3 +269,65 @@ def test_regret_the_chance_plan_meets_its_rate_on_fresh_truths_and_costs_less():
     # on the same draws, the chance plan is no dearer than the raised mean-curve plan
     assert min(savings) >= -1e-6 * max(abs(s) for s in savings), savings
     assert np.mean(savings) > 0, savings
+
+
+def test_plan_chance_from_the_command_line(tmp_path, capsys):
+    """Without parameter draws, --chance plans for the simulation's chance alone."""
+    import json
+
+    import pandas as pd
+    import yaml
+    from planner_cases import small_dict
+
+    from simdomain.cli import main
+    from simdomain.cliutil import BAD_INPUT, OK
+
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(small_dict(), sort_keys=False))
+    out = tmp_path / "out"
+    assert main(["plan", str(path), "--out", str(out), "--member-window", "1",
+                 "--chance", "0.8", "--draws", "30"]) == OK
+    printed = capsys.readouterr().out
+    assert "cost of certainty" in printed
+    table = pd.read_csv(out / "chance.csv")
+    assert (table["chance_plan"] >= 0.8 - 2e-3).all()
+    assert (table["mean_plan"] < table["chance_plan"] + 1e-9).all()
+    assert (out / "mean_plan.csv").exists()
+    chance = json.loads((out / "diagnostics.json").read_text())["chance"]
+    plan_cost = pd.read_csv(out / "plan.csv")["cost_cny"].sum()
+    assert chance["chance_plan_cost_cny"] >= chance["mean_plan_cost_cny"]
+    assert chance["chance_plan_cost_cny"] == pytest.approx(
+        plan_cost + sum(json.loads((out / "diagnostics.json").read_text())["budget"][
+            "campaign_costs_cny"].values()))
+    assert main(["plan", str(path), "--out", str(tmp_path / "b"), "--chance", "0.8",
+                 "--confidence", "0.8", "--quiet"]) == BAD_INPUT
+    assert "not both" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_plan_chance_on_a_twin_is_verified_over_fresh_draws(tmp_path, capsys):
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    from simdomain.cli import main
+    from simdomain.cliutil import OK
+
+    fixture = str(Path(__file__).parent / "fixtures" / "twin_brand.yaml")
+    data, twin, out = tmp_path / "data", tmp_path / "twin", tmp_path / "plan"
+    assert main(["synth", fixture, "--out", str(data), "--history-days", "400", "--seed", "3",
+                 "--quiet"]) == OK
+    assert main(["calibrate", str(data), "--out", str(twin), "--draws", "40",
+                 "--horizon-days", "90", "--base", fixture, "--quiet"]) == OK
+    assert main(["plan", str(twin / "scenario.yaml"), "--set",
+                 "targets.monthly_new_members=1000", "--chance", "0.8", "--draws", "20",
+                 "--verify", "4", "--out", str(out), "--quiet"]) == OK
+    chance = json.loads((out / "diagnostics.json").read_text())["chance"]
+    assert len(chance["draws"]) == 20 and chance["fresh_draws"] == 20
+    assert 0 not in chance["draws"]
+    table = pd.read_csv(out / "chance.csv")
+    assert (table["chance_plan"] >= 0.8 - 2e-3).all()
+    assert table["chance_plan_fresh"].notna().all()
+    verification = json.loads((out / "diagnostics.json").read_text())["verification"]
+    assert verification["reps"] == 4

@@ -432,7 +432,7 @@ def draw_adds(draws: DrawSet, spend: np.ndarray, staff: np.ndarray | None = None
                                                carried)
     if staff is not None:
         cap = np.where(np.isnan(base.staff_capacity), np.inf,
-                       np.asarray(staff) * np.nan_to_num(base.staff_capacity))
+                       np.asarray(staff) * np.nan_to_num(base.staff_capacity, nan=1.0))
         out = np.minimum(out, cap[None])
     return out
 
