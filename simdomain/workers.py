@@ -186,7 +186,7 @@ class DaskCluster:
     def as_completed(self, futures: list[Any]) -> Iterator[Any]:
         from distributed import as_completed
 
-        return iter(as_completed(futures))
+        return iter(as_completed(futures, loop=self.client.loop))
 
     def cancel(self, futures: list[Any]) -> None:
         self.client.cancel(futures)
