@@ -3,17 +3,24 @@ agreement with the unsharded run (seeded; tolerances from the replications' vari
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from conftest import FIXTURES, build, zero_lifecycle
+from planner_cases import small, small_dict
 from scipy import stats
 
 from simdomain import shards as sharding
+from simdomain import simulation
+from simdomain.cli import main
+from simdomain.cliutil import BAD_INPUT, INTERRUPTED, OK
 from simdomain.kpi import horizon_kpis
+from simdomain.planner import PlanOptions, plan, verify
 from simdomain.scenario import load_scenario
 from simdomain.scenario.io import validate_scenario
 from simdomain.shards import part, shard_scenario, shard_twin
@@ -261,3 +268,127 @@ def test_a_twins_people_are_split_by_row(tmp_path, monkeypatch):
     known = split.agents[split.agents["join_day"] < 0]
     assert known.groupby("rep").size().tolist() == [len(whole)] * 3
     assert sorted(known.loc[known["rep"] == 0, "join_day"]) == sorted(whole["join_day"])
+
+
+# -- the command line -------------------------------------------------------------------
+
+MINIMAL = str(FIXTURES / "minimal.yaml")
+
+
+def files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def test_a_sharded_run_writes_the_files_and_columns_of_a_run(tmp_path):
+    """Unsharded, two shards in this process and two shards on two local processes: the
+    same files with the same columns, and the two sharded runs byte for byte the same."""
+    common = ["run", MINIMAL, "--reps", "2", "--seed", "4", "--quiet", "--agents"]
+    assert main([*common, "--out", str(tmp_path / "one")]) == OK
+    assert main([*common, "--shards", "2", "--workers", "1", "--out", str(tmp_path / "here")]) == OK
+    assert main([*common, "--shards", "2", "--workers", "2",
+                 "--out", str(tmp_path / "pool")]) == OK
+    names = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "here").iterdir())
+    for name in names:
+        here, pool = tmp_path / "here" / name, tmp_path / "pool" / name
+        if name.endswith(".csv"):
+            one = pd.read_csv(tmp_path / "one" / name)
+            assert list(one.columns) == list(pd.read_csv(here).columns), name
+        if name.endswith(".parquet"):
+            assert list(pd.read_parquet(tmp_path / "one" / name).columns) == list(
+                pd.read_parquet(here).columns)
+            pd.testing.assert_frame_equal(pd.read_parquet(here), pd.read_parquet(pool))
+        elif name != ".simdomain.json":
+            assert here.read_bytes() == pool.read_bytes(), name
+    summary = json.loads((tmp_path / "here" / "summary.json").read_text())
+    assert summary["shards"] == 2 and "shards" not in json.loads(
+        (tmp_path / "one" / "summary.json").read_text())
+
+
+def test_compare_and_plan_verify_take_shards(tmp_path):
+    assert main(["compare", MINIMAL, "--variant", "more", "channels.sms.monthly_spend_cny=20000",
+                 "--reps", "2", "--shards", "2", "--workers", "1", "--quiet",
+                 "--out", str(tmp_path / "c")]) == OK
+    table = pd.read_csv(tmp_path / "c" / "comparison.csv")
+    adds = table[(table["month"] == "total") & (table["kpi"] == "new_adds")]
+    assert adds["diff_mean"].iloc[1] > 0  # twice the spend on sms brings more adds
+    scenario = tmp_path / "small.yaml"
+    scenario.write_text(yaml.safe_dump(small_dict(), sort_keys=False))
+    out = tmp_path / "p"
+    assert main(["plan", str(scenario), "--member-window", "1", "--verify", "2", "--shards", "2",
+                 "--workers", "1", "--quiet", "--out", str(out)]) == OK
+    diagnostics = json.loads((out / "diagnostics.json").read_text())
+    assert diagnostics["verification"]["reps"] == 2
+
+
+def test_verify_with_one_shard_is_unsharded():
+    found = plan(small(), PlanOptions(member_window_months=1))
+    alone = verify(found, reps=2, seed=3, progress=False)
+    sharded = verify(found, reps=2, seed=3, progress=False, shards=1, cluster=InProcess())
+    pd.testing.assert_frame_equal(alone.outcomes, sharded.outcomes)
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["run", MINIMAL, "--scheduler", "tcp://127.0.0.1:9"], "--scheduler: needs --shards"),
+    (["run", MINIMAL, "--workers", "2"], "--workers: needs --shards"),
+    (["run", MINIMAL, "--shards", "2", "--workers", "2", "--scheduler", "tcp://127.0.0.1:9"],
+     "--workers: applies to local runs"),
+    (["compare", MINIMAL, "--set", "touch_policy.one_to_one.per_week=3", "--scheduler",
+      "tcp://127.0.0.1:9"],
+     "needs --shards"),
+])
+def test_bad_cluster_flags_are_refused_before_anything_is_written(tmp_path, capsys, argv, words):
+    before = files(tmp_path)
+    assert main([*argv, "--out", str(tmp_path / "out")]) == BAD_INPUT
+    assert words in capsys.readouterr().err
+    assert files(tmp_path) == before
+
+
+def test_a_plan_refuses_shards_without_simulations(tmp_path, capsys):
+    scenario = tmp_path / "small.yaml"
+    scenario.write_text(yaml.safe_dump(small_dict(), sort_keys=False))
+    assert main(["plan", str(scenario), "--shards", "2", "--out", str(tmp_path / "p")]) == BAD_INPUT
+    assert "--verify or --confidence" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("address", ["not an address", "tcp://host:99999", "host"])
+def test_a_scheduler_that_is_no_address_is_refused_at_once(capsys, address):
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", MINIMAL, "--shards", "2", "--scheduler", address])
+    assert exit_.value.code == BAD_INPUT
+    assert "not a scheduler address" in capsys.readouterr().err
+
+
+def test_an_unreachable_scheduler_leaves_nothing(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("distributed")
+    monkeypatch.setattr("simdomain.workers.CONNECT_SECONDS", 1)
+    before = files(tmp_path)
+    code = main(["run", MINIMAL, "--quiet", "--shards", "2", "--scheduler", "tcp://127.0.0.1:9",
+                 "--out", str(tmp_path / "out")])
+    assert code == BAD_INPUT
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("--scheduler: cannot connect to tcp://127.0.0.1:9")
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert files(tmp_path) == before
+
+
+def test_an_interrupted_sharded_run_leaves_the_previous_outputs(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "out"
+    assert main(["run", MINIMAL, "--reps", "2", "--quiet", "--out", str(out)]) == OK
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    done = []
+    real = simulation.run_shard
+
+    def interrupted(task):
+        if done:
+            raise KeyboardInterrupt
+        done.append(task)
+        return real(task)
+
+    monkeypatch.setattr(simulation, "run_shard", interrupted)
+    code = main(["run", MINIMAL, "--reps", "2", "--shards", "3", "--workers", "1", "--quiet",
+                 "--out", str(out)])
+    assert code == INTERRUPTED and len(done) == 1
+    assert "interrupted" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
