@@ -277,14 +277,19 @@ def _sharded(scenario: Scenario, seed: int, reps: int, shards: int, cluster: Clu
                        policies)
              for rep in range(reps) for shard in range(shards)]
     futures = [cluster.submit(run_shard, task) for task in tasks]
+    finished = cluster.as_completed(futures)
+    pending = set(futures)  # only the unfinished are held: a result is freed once merged
+    del futures, tasks
     parts: dict[int, dict[int, Replication]] = {}
     runs: dict[int, Replication] = {}
     draws: dict[int, int] = {}
     try:
-        with tqdm(total=len(tasks), unit="shard", desc=scenario.name,
+        with tqdm(total=len(pending), unit="shard", desc=scenario.name,
                   disable=None if progress is None else not progress, leave=False) as bar:
-            for future in cluster.as_completed(futures):
+            for future in finished:
+                pending.discard(future)
                 task, run, draw = future.result()
+                del future
                 got = parts.setdefault(task.rep, {})
                 got[task.shard] = run
                 if draw is not None:
@@ -294,6 +299,6 @@ def _sharded(scenario: Scenario, seed: int, reps: int, shards: int, cluster: Clu
                     del parts[task.rep]
                 bar.update()
     except BaseException:
-        cluster.cancel(futures)
+        cluster.cancel(list(pending))
         raise
     return [runs[rep] for rep in range(reps)], [draws[rep] for rep in sorted(draws)]

@@ -23,9 +23,9 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures import as_completed as futures_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -82,7 +82,8 @@ class Cluster(Protocol):
         """Start ``fn(*args)``; return a future (``.result()`` gives its value)."""
 
     def as_completed(self, futures: list[Any]) -> Iterator[Any]:
-        """The ``futures`` as they finish."""
+        """The ``futures`` as they finish; a future yielded is no longer held (so its
+        result can be freed once the caller drops it)."""
 
     def cancel(self, futures: list[Any]) -> None:
         """Stop the ``futures`` not yet finished (after Ctrl-C or an error)."""
@@ -116,10 +117,7 @@ class InProcess:
         return _Deferred(fn, args)
 
     def as_completed(self, futures: list[Any]) -> Iterator[Any]:
-        for future in futures:
-            if not future.done():
-                future.run()
-            yield future
+        return _run_each(deque(futures))
 
     def cancel(self, futures: list[Any]) -> None:
         for future in futures:
@@ -127,6 +125,23 @@ class InProcess:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def _run_each(queue: deque[_Deferred]) -> Iterator[_Deferred]:
+    """Run and yield each future, holding none that was yielded (nor its result)."""
+    while queue:
+        future = queue.popleft()
+        if not future.done():
+            future.run()
+        yield future
+
+
+def _each_done(pending: set[Future]) -> Iterator[Future]:
+    """Yield futures as they finish, holding none that was yielded (nor its result)."""
+    while pending:
+        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        while done:
+            yield done.pop()
 
 
 class LocalProcesses:
@@ -142,7 +157,7 @@ class LocalProcesses:
         return self.pool.submit(fn, *args)
 
     def as_completed(self, futures: list[Any]) -> Iterator[Any]:
-        return futures_completed(futures)
+        return _each_done(set(futures))
 
     def cancel(self, futures: list[Any]) -> None:
         """Stop every worker now (a running task cannot be cancelled otherwise)."""
