@@ -252,8 +252,9 @@ class ShardTask:
     policies: Policies | None
 
 
-def run_shard(task: ShardTask) -> tuple[ShardTask, Replication, int | None]:
-    """Simulate one shard (in a worker); return the task, its frames and the twin's draw."""
+def run_shard(task: ShardTask) -> tuple[int, int, Replication, int | None]:
+    """Simulate one shard (in a worker); return its replication, shard, frames and the
+    twin's parameter draw (if any)."""
     scenario = task.scenario
     twin = None
     if scenario.population is not None and task.initial is None:
@@ -263,7 +264,7 @@ def run_shard(task: ShardTask) -> tuple[ShardTask, Replication, int | None]:
         seed=task.seed, twin=twin, initial=task.initial, parameters=task.parameters,
         policies=_policies(scenario) if task.policies is None else task.policies,
         shard=task.shard, shards=task.shards, **task.engine)
-    return task, run, draw
+    return task.rep, task.shard, run, draw
 
 
 def _sharded(scenario: Scenario, seed: int, reps: int, shards: int, cluster: Cluster,
@@ -288,15 +289,15 @@ def _sharded(scenario: Scenario, seed: int, reps: int, shards: int, cluster: Clu
                   disable=None if progress is None else not progress, leave=False) as bar:
             for future in finished:
                 pending.discard(future)
-                task, run, draw = future.result()
+                rep, shard, run, draw = future.result()
                 del future
-                got = parts.setdefault(task.rep, {})
-                got[task.shard] = run
+                got = parts.setdefault(rep, {})
+                got[shard] = run
                 if draw is not None:
-                    draws[task.rep] = draw
+                    draws[rep] = draw
                 if len(got) == shards:
-                    runs[task.rep] = merge([got[s] for s in range(shards)])
-                    del parts[task.rep]
+                    runs[rep] = merge([got[s] for s in range(shards)])
+                    del parts[rep]
                 bar.update()
     except BaseException:
         cluster.cancel(list(pending))
