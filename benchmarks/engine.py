@@ -263,9 +263,10 @@ def sharded_child(consumers: int, days: int, shards: int) -> None:
     out: dict[str, Any] = {"consumers": consumers, "days": days, "shards": shards,
                            "start_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if not shards:
-        begin = time.perf_counter()
+        begin, begin_cpu = time.perf_counter(), time.process_time()
         result = simulate(scenario, seed=1, reps=1, keep_agents=False)
         out["seconds"] = time.perf_counter() - begin
+        out["cpu"] = time.process_time() - begin_cpu
     else:
         from distributed import Client, LocalCluster
 
@@ -284,10 +285,14 @@ def sharded_child(consumers: int, days: int, shards: int) -> None:
             out["startup_seconds"] = time.perf_counter() - begin
             out["worker_start_mb"] = sorted(client.run(peak_mb).values())
             cluster = DaskCluster(local.scheduler_address)
-            begin = time.perf_counter()
+            cpu_before = client.run(time.process_time)
+            begin, begin_cpu = time.perf_counter(), time.process_time()
             result = simulate(scenario, seed=1, reps=1, keep_agents=False, shards=shards,
                               cluster=cluster)
             out["seconds"] = time.perf_counter() - begin
+            out["cpu"] = time.process_time() - begin_cpu  # the client's
+            out["worker_cpu"] = sorted(after - cpu_before[worker] for worker, after
+                                       in client.run(time.process_time).items())
             out["worker_peak_mb"] = sorted(client.run(peak_mb).values())
             cluster.close()
     out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -308,13 +313,16 @@ def report_sharded(consumers: int, days: int, shards: int = 2) -> None:
     single, split = runs
     print(f"\n{consumers:,} consumers x {days} days, one replication through simulate():")
     print(f"  one process:                  {single['seconds']:7.1f} s wall, "
+          f"{single['cpu']:.1f} s CPU, "
           f"peak RSS {single['peak_mb']:,.0f} MB (after imports {single['start_mb']:,.0f} MB); "
           f"{single['new_adds']:,} adds, "
           f"{single['orders']:,} orders")
     workers = ", ".join(f"{mb:,.0f}" for mb in split["worker_peak_mb"])
     started = ", ".join(f"{mb:,.0f}" for mb in split["worker_start_mb"])
-    print(f"  {shards} shards on {shards} Dask workers: {split['seconds']:7.1f} s wall "
-          f"({single['seconds'] / split['seconds']:.2f}x; cluster start "
+    cpus = ", ".join(f"{s:.1f}" for s in split["worker_cpu"])
+    print(f"  {shards} shards on {shards} Dask workers: {split['seconds']:7.1f} s wall, CPU "
+          f"{cpus} s per worker and {split['cpu']:.1f} s in the client "
+          f"({single['seconds'] / split['seconds']:.2f}x by wall time; cluster start "
           f"{split['startup_seconds']:.1f} s not counted), peak RSS per worker {workers} MB "
           f"(idle {started} MB), client {split['peak_mb']:,.0f} MB; {split['new_adds']:,} "
           f"adds, {split['orders']:,} orders")
