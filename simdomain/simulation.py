@@ -7,6 +7,7 @@ Replications run in this process, or split by person into shards (see
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -273,6 +274,11 @@ def _sharded(scenario: Scenario, seed: int, reps: int, shards: int, cluster: Clu
              progress: bool | None) -> tuple[list[Replication], list[int]]:
     """Every shard of every replication on ``cluster``; each replication merged as soon as
     its shards are in (so the shards' frames are not all held at once)."""
+    if scenario.population is not None:  # workers elsewhere have another working folder
+        files = scenario.population
+        scenario = scenario.model_copy(update={"population": files.model_copy(update={
+            "people": os.path.abspath(files.people),
+            "parameters": files.parameters and os.path.abspath(files.parameters)})})
     tasks = [ShardTask(scenario, seed, rep, shard, shards, engine, parameters,
                        None if initial is None else shard_people(initial, shard, shards),
                        policies)
