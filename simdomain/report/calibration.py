@@ -70,8 +70,16 @@ def _tests_section(twin: Any) -> tuple[str, str] | None:
     """Each touch test's arms and counts, observed and fitted, what each arm's level moved
     (with its 90% interval), the fitted effects and the lack-of-fit check."""
     arms = getattr(twin, "tests", None)
-    if arms is None or arms.empty:
+    observed = getattr(twin, "observational", None)
+    if (arms is None or arms.empty) and observed is None:
         return None
+    log = "" if observed is None else (
+        "<h3>From the touch log (observational)</h3><p>Who is touched is chosen: staff "
+        "message the people likely to act, so these are associations, not effects. They "
+        "count only where no test covers an effect, and as a wide prior elsewhere.</p>"
+        + _table(observed))
+    if arms is None or arms.empty:
+        return "Touch effects from the touch log", log
     from simdomain.twin.effects import lack_of_fit
 
     effects = twin.estimates[twin.estimates["parameter"].str.contains(
@@ -86,7 +94,7 @@ def _tests_section(twin: Any) -> tuple[str, str] | None:
             "saturates).</p>")
     return ("Touch tests: what each moved", text + _table(shown, "{:,.4g}")
             + "<h3>Fitted touch effects (90% intervals)</h3>" + _table(effects)
-            + "<h3>Check: arms against the fitted split</h3>" + _table(check))
+            + "<h3>Check: arms against the fitted split</h3>" + _table(check) + log)
 
 
 def write_calibration_report(twin: Any, history: Any, folder: Path) -> str:

@@ -68,7 +68,11 @@ class Twin:
     estimates
         One row per fitted parameter: ``parameter, estimate, low, high, basis``.
     tests
-        One row per arm and outcome of the touch tests, observed against fitted.
+        One row per arm and outcome of the touch tests, observed against fitted
+        (:mod:`simdomain.twin.effects`), or None.
+    observational
+        Touch effects read off the touch log, with how each was used
+        (:mod:`simdomain.twin.touchfit`), or None.
     messages
         What was assumed or could not be fitted, in words.
     """
@@ -80,7 +84,7 @@ class Twin:
     estimates: pd.DataFrame
     messages: list[str] = field(default_factory=list)
     tests: pd.DataFrame | None = None
-    """The touch tests' arms, observed and fitted (:mod:`simdomain.twin.effects`), if any."""
+    observational: pd.DataFrame | None = None
 
 
 def _interval_note(estimate: float, low: float, high: float, basis: str) -> str:
@@ -140,6 +144,7 @@ def calibrate(
     seasons: bool = True,
     holdout_days: int = 90,
     tests: pd.DataFrame | None = None,
+    touches: pd.DataFrame | None = None,
 ) -> Twin:
     """Fit every process the data shows and assemble the twin.
 
@@ -164,9 +169,9 @@ def calibrate(
     holdout_days
         Measure the order model's error on this many last days of the data
         (:mod:`simdomain.twin.selfcheck`) and carry it in the draws; 0 to skip.
-    tests
-        The bundle's tests (:attr:`simdomain.data.Bundle.tests`): touch effects are fitted
-        from the touch tests (:mod:`simdomain.twin.effects`).
+    tests, touches
+        The bundle's tests and touch log: touch effects are fitted from the touch tests,
+        the log only where no test informs an effect (:mod:`simdomain.twin.touchfit`).
     """
     rng = np.random.default_rng(seed)
     people = history.people
@@ -275,11 +280,12 @@ def calibrate(
         b.notes[("campaigns",)] = ("fitted: month index and sale spikes of the repeat orders "
                                    "(see estimates.csv), repeated on the same calendar days"
                                    + ("; the base's campaigns kept" if base else ""))
-    arms = None
-    if tests is not None and len(tests):
-        from simdomain.twin.effects import calibrate_effects
+    arms = observed = None
+    if (tests is not None and len(tests)) or (touches is not None and len(touches)):
+        from simdomain.twin.touchfit import calibrate_effects
 
-        fit = calibrate_effects(b, scenario, tests, messages)
+        fit, observed = calibrate_effects(b, scenario, messages, tests=tests, history=history,
+                                          touches=touches)
         arms = None if fit is None else fit.arms
     population = population_frame(history, tiers, deletion, order_fit.params)
     counts = population["stage"].value_counts()
@@ -295,7 +301,7 @@ def calibrate(
                            ignore_index=True)
     return Twin(scenario=scenario, notes=b.notes, population=population,
                 parameters=parameters, estimates=pd.DataFrame(b.rows), messages=messages,
-                tests=arms)
+                tests=arms, observational=observed)
 
 
 def _point(column: str, b: _Builder, fit: btyd.ParetoNBDFit, deletion: DeletionFit | None) -> float:

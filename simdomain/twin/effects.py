@@ -32,9 +32,9 @@ scenario's. A frequency test on posts identifies the mix's mean uplift per view;
 content-mix test the difference between the tested label and the rest; both together
 identify each.
 
-**Observational touch logs** give a confounded estimate (who is touched is chosen);
-it enters only as a prior with its sd widened :data:`OBS_WIDEN`-fold, so a test on the
-same kind dominates it.
+**Observational touch logs** give a confounded estimate (who is touched is chosen; see
+:mod:`simdomain.twin.touchfit`); it enters only as a prior with its sd widened
+:data:`OBS_WIDEN`-fold, so a test on the same kind dominates it.
 """
 
 from __future__ import annotations
@@ -593,72 +593,3 @@ def lack_of_fit(fit_arms: pd.DataFrame) -> pd.DataFrame:
         rows.append({"test_id": test, "outcome": outcome, "chi2": chi2, "dof": dof,
                      "p_value": float(stats.chi2.sf(chi2, dof)) if dof else math.nan})
     return pd.DataFrame(rows)
-
-
-def scenario_paths(name: str, scenario: dict, names: list[str]) -> list[tuple[str, ...]]:
-    """The scenario paths an effect is written to: ``one_to_one.uplift`` to
-    ``touch_policy.one_to_one.uplift``; a content's to that content (if ``scenario`` has
-    it); ``REST`` to each of the kind's contents without an effect of its own in ``names``."""
-    parts = name.split(".")
-    if parts[0] == "one_to_one":
-        return [("touch_policy", "one_to_one", parts[1])]
-    kind, label, what = parts
-    content = scenario.get("touch_policy", {}).get(kind, {}).get("content", {})
-    if label != REST:
-        return [("touch_policy", kind, "content", label, what)] if label in content else []
-    own = {n.split(".")[1] for n in names if n.startswith(f"{kind}.")}
-    return [("touch_policy", kind, "content", c, what) for c in content if c not in own]
-
-
-def calibrate_effects(builder, raw: dict, tests: pd.DataFrame, messages: list[str]
-                      ) -> EffectsFit | None:
-    """Fit the touch effects of a twin from its tests and put them into the twin.
-
-    ``builder`` is the calibration's collector (``fitted``, ``fixed``, ``rows``, ``n``,
-    ``rng``: see :mod:`simdomain.twin.calibrate`); ``raw`` the twin's scenario as a
-    mapping, whose touch policy (the base's, or none) runs alongside the tests. Each
-    fitted effect goes to its scenario paths with its draws; one with no path in the
-    scenario (a content the twin's posts do not have) to the estimates only.
-    """
-    scenario = Scenario.model_validate(raw)
-    fit = fit_effects(tests, scenario, draws=builder.n, rng=builder.rng)
-    if fit is None:
-        return None
-    messages.extend(fit.messages)
-    sizes = tests.groupby("test_id")["people"].sum()
-    for j, name in enumerate(fit.names):
-        used = sorted({t for t, lever, kind in zip(fit.arms["test_id"], fit.arms["lever"],
-                                                   fit.arms["kind"])
-                       if _post_kind(lever, kind) == name.split(".")[0]})
-        basis = (f"tests {', '.join(used)} ({int(sizes.reindex(used).sum()):,} people), "
-                 f"mean field of each arm")
-        if name.endswith("fatigue"):
-            basis += f"; only sensitivity x fatigue is seen: sensitivity {fit.sensitivity:g}"
-        if not fit.identified[name]:
-            basis += "; barely informed, mostly the prior"
-        paths = scenario_paths(name, raw, fit.names)
-        for path in paths:
-            builder.fitted(path, float(fit.estimate[j]), fit.draws[:, j], basis)
-            _set_path(raw, path, float(fit.estimate[j]))
-        if not paths:
-            low, high = fit.interval(name)
-            builder.rows.append({"parameter": f"touch.{name}", "estimate": float(fit.estimate[j]),
-                                 "low": low, "high": high,
-                                 "basis": basis + " (not in the twin's touch policy)"})
-    if any(n.endswith("fatigue") for n in fit.names) and \
-            not raw["touch_policy"].get("fatigue_sensitivity"):
-        builder.fixed(("touch_policy", "fatigue_sensitivity"), fit.sensitivity,
-                      "fixed: the tests see only sensitivity x fatigue per touch")
-        _set_path(raw, ("touch_policy", "fatigue_sensitivity"), fit.sensitivity)
-    return fit
-
-
-def _post_kind(lever: str, kind: str) -> str:
-    return kind if lever == "touch_frequency" else (kind.rpartition(":")[0] or "group")
-
-
-def _set_path(raw: dict, path: tuple[str, ...], value: float) -> None:
-    node = raw
-    for key in path[:-1]:
-        node = node.setdefault(key, {})
-    node[path[-1]] = value
