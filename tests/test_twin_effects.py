@@ -240,7 +240,7 @@ def test_calibrate_writes_the_effects_into_the_twin(tmp_path):
 
     brand = FIXTURES / "touch_brand.yaml"
     data, twin = tmp_path / "data", tmp_path / "twin"
-    assert main(["synth", str(brand), "--out", str(data), "--history-days", "120", "--tests",
+    assert main(["synth", str(brand), "--out", str(data), "--history-days", "90", "--tests",
                  "--quiet"]) == 0
     assert main(["calibrate", str(data), "--base", str(brand), "--out", str(twin),
                  "--draws", "20", "--quiet"]) == 0
@@ -265,7 +265,7 @@ def _touch_log_bundle(folder: Path, seed: int, confounded: bool) -> Path:
     engagement of their 1:1 messages per week (uplift 0.05 a message). Randomised: 0, 2
     or 4 messages a week at random; confounded: 4 for the keen (z > 1.2), else 1."""
     rng = np.random.default_rng(seed)
-    n, days = 12_000, 112
+    n, days = 6_000, 112
     z = rng.gamma(2.0, 0.5, n)
     per_week = np.where(z > 1.2, 4, 1) if confounded else rng.choice([0, 2, 4], n)
     engagement = per_week / 7 * 0.05 / (1 - 0.5 ** (1 / 7))
