@@ -21,9 +21,11 @@ from simdomain.twin.effects import (
     Design,
     Prior,
     arm_means,
+    designs_of,
     fit_effects,
     lack_of_fit,
 )
+from simdomain.twin.effects import tests_table as table_of  # not a test: pytest collects test*
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BRAND = load_scenario(FIXTURES / "touch_brand.yaml")
@@ -58,20 +60,8 @@ def _designs(people: float = 3000, days: int = 28) -> list[Design]:
 
 def _table(designs: list[Design], counts: list[pd.DataFrame]) -> pd.DataFrame:
     """A bundle's tests table from designs and their arms' counts."""
-    rows = []
-    for design, frame in zip(designs, counts):
-        for arm, (_, c) in zip(design.arms, frame.iterrows()):
-            rows.append({"test_id": design.test_id, "arm": arm.name, "lever": design.lever,
-                         "kind": design.kind, "level": arm.level,
-                         "start": pd.Timestamp("2026-01-01"),
-                         "end": pd.Timestamp("2026-01-01") + pd.Timedelta(days=design.days - 1),
-                         "people": arm.people, "adds": None, "orders": c["orders"],
-                         "deletions": c["deletions"], "joins": c["joins"], "stage": arm.stage,
-                         "control": False})
-    table = pd.DataFrame(rows)
-    for column in ("people", "adds", "orders", "deletions", "joins"):
-        table[column] = pd.array(table[column], dtype="Int64")
-    return table
+    return pd.concat([table_of(d, c.reset_index(drop=True)) for d, c in zip(designs, counts)],
+                     ignore_index=True)
 
 
 def _poisson_tests(seed: int, people: float = 3000, scenario=BRAND) -> pd.DataFrame:
@@ -193,8 +183,7 @@ def _saturating(seed: int, people: float) -> pd.DataFrame:
                     tuple(Arm(f"arm_{i}", lv, people, "customer") for i, lv in enumerate(levels)))
     base = 0.01 * people * 28
     lift = 1 + 0.4 * (1 - np.exp(-np.array(levels) / 1.5))
-    frame = pd.DataFrame({"orders": rng.poisson(base * lift), "joins": [None] * 5,
-                          "deletions": [None] * 5})
+    frame = pd.DataFrame({"orders": rng.poisson(base * lift)})
     return _table([design], [frame])
 
 
@@ -321,3 +310,12 @@ def test_touch_log_estimate_randomised_and_confounded(tmp_path):
     low, high = fit.interval("one_to_one.uplift")
     assert low <= 0.05 <= high, (low, high, wrong)
     assert abs(fit.estimate[0] - plain.estimate[0]) < 0.1 * (high - low)
+
+
+def test_tests_table_round_trips_a_design():
+    """effects.tests_table is designs_of's inverse: what advise simulates can be refitted."""
+    design = _designs()[2]
+    counts = arm_means(BRAND, design)
+    (again, got), = designs_of(table_of(design, counts))
+    assert again == design
+    assert got["orders"].tolist() == counts["orders"].round().astype(int).tolist()

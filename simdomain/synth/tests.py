@@ -29,7 +29,7 @@ ARM_PEOPLE = 3000
 
 
 @dataclass(frozen=True)
-class TestSpec:
+class DesignSpec:
     """A test to synthesise: its lever, kind (a touch kind or a content label) and levels."""
 
     test_id: str
@@ -39,20 +39,20 @@ class TestSpec:
     stage: str = "customer"
 
 
-def default_specs(scenario: Scenario) -> list[TestSpec]:
+def default_specs(scenario: Scenario) -> list[DesignSpec]:
     """A 1:1 frequency test (0/2/4 a week), a group posts test (0/1/3 a day) and, when the
     group posts have two contents or more, a content-mix test of the first (10% against
     90% of the posts)."""
-    specs = [TestSpec("one_to_one_frequency", "touch_frequency", "one_to_one", (0, 2, 4)),
-             TestSpec("group_frequency", "touch_frequency", "group", (0, 1, 3))]
+    specs = [DesignSpec("one_to_one_frequency", "touch_frequency", "one_to_one", (0, 2, 4)),
+             DesignSpec("group_frequency", "touch_frequency", "group", (0, 1, 3))]
     content = scenario.touch_policy.group.content
     if len(content) >= 2 and scenario.touch_policy.group.posts_per_day > 0:
-        specs.append(TestSpec("group_content", "content_mix", next(iter(content)),
+        specs.append(DesignSpec("group_content", "content_mix", next(iter(content)),
                               (0.1, 0.9)))
     return specs
 
 
-def arm_scenario(scenario: Scenario, spec: TestSpec, level: float, start: dt.date,
+def arm_scenario(scenario: Scenario, spec: DesignSpec, level: float, start: dt.date,
                  days: int, people: int) -> Scenario:
     """The scenario of one arm: its people only, at the arm's level of the lever."""
     raw = scenario.model_dump(mode="json", exclude_none=True)
@@ -77,7 +77,7 @@ def arm_scenario(scenario: Scenario, spec: TestSpec, level: float, start: dt.dat
 
 
 def synth_tests(scenario: Scenario, window: Window, seed: np.random.SeedSequence, *,
-                specs: list[TestSpec] | None = None, people: int = ARM_PEOPLE,
+                specs: list[DesignSpec] | None = None, people: int = ARM_PEOPLE,
                 days: int = TEST_DAYS) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The tests file's rows (one per arm) and the truth to record.
 

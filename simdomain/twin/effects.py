@@ -281,6 +281,28 @@ def arm_means(scenario: Scenario, design: Design,
     return pd.DataFrame(rows)
 
 
+def tests_table(design: Design, counts: pd.DataFrame,
+                start: str = "2000-01-01") -> pd.DataFrame:
+    """A bundle-shaped ``tests`` table of one design and its arms' ``counts`` (columns
+    ``orders``, ``joins``, ``deletions``; missing ones not measured), e.g. counts drawn
+    around :func:`arm_means` of a parameter draw, to refit (the inverse of
+    :func:`designs_of`)."""
+    first = pd.Timestamp(start)
+    n = len(design.arms)
+    table = pd.DataFrame({
+        "test_id": design.test_id, "arm": [a.name for a in design.arms],
+        "lever": design.lever, "kind": design.kind, "level": [a.level for a in design.arms],
+        "start": first, "end": first + pd.Timedelta(days=design.days - 1),
+        "people": pd.array(np.round([a.people for a in design.arms]), dtype="Int64"),
+        "adds": pd.array([pd.NA] * n, dtype="Int64")})
+    for outcome in ("orders", "deletions", "joins"):
+        values = counts[outcome] if outcome in counts else [pd.NA] * n
+        table[outcome] = pd.array(pd.Series(values, dtype="Float64").round(), dtype="Int64")
+    table["stage"] = [a.stage for a in design.arms]
+    table["control"] = pd.array([pd.NA] * n, dtype="boolean")
+    return table
+
+
 def designs_of(tests: pd.DataFrame) -> list[tuple[Design, pd.DataFrame]]:
     """The touch tests of a bundle's ``tests`` table, each with its arms' counts (channel
     spend and reward tests are left to their own fits)."""
