@@ -319,3 +319,25 @@ def test_tests_table_round_trips_a_design():
     (again, got), = designs_of(table_of(design, counts))
     assert again == design
     assert got["orders"].tolist() == counts["orders"].round().astype(int).tolist()
+
+
+def test_settled_people_and_wrong_background():
+    """Expected counts (no noise) of a 1:1 test on people settled under the brand's
+    touches: fitted as settled, the uplift is the truth; fitted as if new to touches it is
+    7% low; and with the untested group posts' effects wrongly taken as none, 6% low (the
+    test sees the uplift relative to the background's engagement)."""
+    def design(settled):
+        return Design("f", "touch_frequency", "one_to_one", 28,
+                      tuple(Arm(f"a{i}", lv, 200_000, "customer")
+                            for i, lv in enumerate((0, 2, 4))), settled)
+
+    def fitted(truth_settled, fit_settled, scenario):
+        counts = arm_means(BRAND, design(truth_settled))
+        table = table_of(design(fit_settled), counts)
+        fit = fit_effects(table, scenario, rng=np.random.default_rng(0))
+        return fit.estimate[fit.names.index("one_to_one.uplift")]
+
+    assert fitted(True, True, BRAND) == pytest.approx(0.05, rel=0.01)
+    assert fitted(False, False, BRAND) == pytest.approx(0.05, rel=0.01)
+    assert fitted(True, False, BRAND) == pytest.approx(0.05 * 0.93, rel=0.02)
+    assert fitted(False, False, PRIOR_AT_ZERO) == pytest.approx(0.05 * 0.94, rel=0.02)

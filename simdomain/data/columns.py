@@ -98,6 +98,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column("joins", "count", False, ("new_members", "入会数")),
         Column("stage", "category", False, ("segment", "阶段")),
         Column("control", "flag", False, ("is_control", "对照组")),
+        Column("settled", "flag", False, ("warm", "existing_users", "老用户")),
     ),
 }
 """Every table of a bundle and its columns; ``orders`` is the only required table."""

@@ -5,7 +5,10 @@ A test varies one lever between its arms: ``touch_frequency`` (kind ``one_to_one
 ``content_mix`` (kind = a content label of the group posts, or ``moments:label`` for
 moments posts; level = its share of the posts), ``channel_spend`` (kind = a channel;
 level = monthly spend in yuan) or ``reward`` (kind ``referral_gift``; level = the gift
-in yuan). Each arm has its dates, its people and at least one outcome count.
+in yuan). Each arm has its dates, its people and at least one outcome count; optionally
+the stage its people were in, whether it is the control, and whether its people were
+``settled`` under the brand's usual touches when the test began (empty: yes) or new to
+them (e.g. new adds randomised on their add).
 
 Normal mess is counted (:class:`~simdomain.data.report.CleaningReport`): lever and kind
 names in another case or with spaces, repeated rows. What makes a test unusable is an
@@ -32,7 +35,7 @@ PER_PERSON = ("deletions", "joins")
 """Outcomes that happen at most once per person: never above the arm's people."""
 MAX_LEVEL = {"one_to_one": 7.0, "group": 24.0, "moments": 24.0}
 TEST_COLUMNS = ("test_id", "arm", "lever", "kind", "level", "start", "end", "people",
-                *OUTCOMES, "stage", "control")
+                *OUTCOMES, "stage", "control", "settled")
 MAX_SHOWN = 10
 
 
@@ -85,7 +88,7 @@ def clean_tests(frame: pd.DataFrame, source: str, report: CleaningReport, *,
     for column in TEST_COLUMNS:
         if column not in frame:
             frame[column] = (pd.array([pd.NA] * len(frame), dtype="boolean")
-                             if column == "control" else
+                             if column in ("control", "settled") else
                              pd.array([pd.NA] * len(frame), dtype="Int64")
                              if column in (*OUTCOMES, "people") else
                              pd.Categorical([None] * len(frame)))

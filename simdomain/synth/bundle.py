@@ -33,7 +33,7 @@ COLUMNS: dict[str, list[str]] = {
     "spend": ["month", "channel", "spend_cny", "contacts"],
     "touches": ["customer_id", "at", "kind", "count"],
     "tests": ["test_id", "arm", "lever", "kind", "level", "start", "end", "people", "adds",
-              "orders", "deletions", "joins", "stage", "control"],
+              "orders", "deletions", "joins", "stage", "control", "settled"],
 }
 """Columns of each bundle file, in the order written."""
 

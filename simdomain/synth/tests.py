@@ -100,7 +100,7 @@ def synth_tests(scenario: Scenario, window: Window, seed: np.random.SeedSequence
                          "orders": int(daily["orders"].sum()),
                          "deletions": int(daily["deletions"].sum()),
                          "joins": int(daily["new_members"].sum()), "stage": spec.stage,
-                         "control": i == 0})
+                         "control": i == 0, "settled": False})
     policy = scenario.touch_policy.model_dump(mode="json", exclude_none=True)
     truth = {"designs": [{"test_id": s.test_id, "lever": s.lever, "kind": s.kind,
                           "levels": list(s.levels), "stage": s.stage} for s in specs],

@@ -40,7 +40,7 @@ identify each.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -74,13 +74,17 @@ class Arm:
 @dataclass(frozen=True)
 class Design:
     """A touch test: which lever (``touch_frequency`` or ``content_mix``), which kind (a
-    touch kind, or a content label, ``moments:label`` for moments), its days and arms."""
+    touch kind, or a content label, ``moments:label`` for moments), its days and arms,
+    and whether its people were settled under the scenario's touches before it."""
 
     test_id: str
     lever: str
     kind: str
     days: int
     arms: tuple[Arm, ...]
+    settled: bool = False
+    """The people were settled under the scenario's touch policy when the test began
+    (their engagement and fatigue at its levels, fading); else new to touches."""
 
     @property
     def post_kind(self) -> str:
@@ -173,35 +177,51 @@ def _daily_touches(scenario: Scenario, design: Design, arm: Arm) -> dict[str, fl
     return rates
 
 
-def _build_up(half_life: float, days: int) -> np.ndarray:
-    """Level on each of a test's days of a unit daily dose, from nothing on day 0."""
+def _build_up(half_life: float, days: int) -> tuple[np.ndarray, np.ndarray]:
+    """On each of a test's days: the level of a unit daily dose from nothing on day 0,
+    and what is left of the settled level of a unit daily dose given before it."""
     keep = 0.5 ** (1 / half_life)
-    return (1 - keep ** (np.arange(days) + 1.0)) / (1 - keep)
+    left = keep ** (np.arange(days) + 1.0)
+    return (1 - left) / (1 - keep), left / (1 - keep)
+
+
+def _before(scenario: Scenario, design: Design) -> Design:
+    """The design with every arm at the scenario's level of the lever (what its people
+    had before the test)."""
+    policy = scenario.touch_policy
+    if design.lever == "touch_frequency":
+        level = (policy.one_to_one.per_week if design.kind == "one_to_one"
+                 else getattr(policy, design.kind).posts_per_day)
+    else:
+        content = getattr(policy, design.post_kind).content
+        level = content[design.label].share if design.label in content else 0.0
+    return replace(design, arms=tuple(replace(a, level=float(level)) for a in design.arms))
 
 
 def _loads(scenario: Scenario, design: Design, effects: Effects) -> np.ndarray:
-    """``(arms, 2)``: each arm's daily uplift and fatigue from all its touches."""
-    out = np.zeros((len(design.arms), 2))
-    for i, arm in enumerate(design.arms):
-        for kind, rate in _daily_touches(scenario, design, arm).items():
-            if rate:
-                out[i] += rate * np.array(effects.per_touch(
-                    kind, _shares(scenario, kind, design, arm)))
+    """``(arms, 4)``: each arm's daily uplift and fatigue from all its touches during the
+    test, and before it (0 unless the design's people were settled)."""
+    out = np.zeros((len(design.arms), 4))
+    phases = [(0, design)] + ([(2, _before(scenario, design))] if design.settled else [])
+    for column, phase in phases:
+        for i, arm in enumerate(phase.arms):
+            for kind, rate in _daily_touches(scenario, phase, arm).items():
+                if rate:
+                    out[i, column:column + 2] += rate * np.array(effects.per_touch(
+                        kind, _shares(scenario, kind, phase, arm)))
     return out
 
 
 def _response(scenario: Scenario, days: int, loads: np.ndarray, sensitivity: float,
               tolerance: float) -> tuple[np.ndarray, np.ndarray]:
-    """Mean lift and deletion multipliers over ``days`` of daily ``loads`` (``(..., 2)``)."""
+    """Mean lift and deletion multipliers over ``days`` of ``loads`` (``(..., 4)``, see
+    :func:`_loads`)."""
     policy = scenario.touch_policy
-    engage = _build_up(policy.engagement_half_life_days, days).mean()
-    tire = _build_up(policy.fatigue_half_life_days, days)
-    lift = 1 + loads[..., 0] * engage
-    if tolerance == 0:  # fatigue is >= 0 each day, so the mean is linear in it
-        deletion = 1 + sensitivity * np.maximum(loads[..., 1], 0.0) * tire.mean()
-    else:
-        level = np.maximum(loads[..., 1, None] * tire, 0.0)
-        deletion = 1 + sensitivity * np.maximum(level - tolerance, 0.0).mean(axis=-1)
+    grow, fade = _build_up(policy.engagement_half_life_days, days)
+    lift = 1 + loads[..., 0] * grow.mean() + loads[..., 2] * fade.mean()
+    grow, fade = _build_up(policy.fatigue_half_life_days, days)
+    level = np.maximum(loads[..., 1, None] * grow + loads[..., 3, None] * fade, 0.0)
+    deletion = 1 + sensitivity * np.maximum(level - tolerance, 0.0).mean(axis=-1)
     return lift, deletion
 
 
@@ -300,12 +320,14 @@ def tests_table(design: Design, counts: pd.DataFrame,
         table[outcome] = pd.array(pd.Series(values, dtype="Float64").round(), dtype="Int64")
     table["stage"] = [a.stage for a in design.arms]
     table["control"] = pd.array([pd.NA] * n, dtype="boolean")
+    table["settled"] = pd.array([design.settled] * n, dtype="boolean")
     return table
 
 
 def designs_of(tests: pd.DataFrame) -> list[tuple[Design, pd.DataFrame]]:
     """The touch tests of a bundle's ``tests`` table, each with its arms' counts (channel
-    spend and reward tests are left to their own fits)."""
+    spend and reward tests are left to their own fits). A test is ``settled`` unless its
+    ``settled`` cells say no."""
     out = []
     touch = tests[tests["lever"].isin(["touch_frequency", "content_mix"])]
     for test_id, rows in touch.groupby("test_id", sort=False):
@@ -314,8 +336,9 @@ def designs_of(tests: pd.DataFrame) -> list[tuple[Design, pd.DataFrame]]:
                      for r in rows.itertuples())
         first = rows.iloc[0]
         counts = rows[["arm", "people", "orders", "joins", "deletions"]].reset_index(drop=True)
-        out.append((Design(str(test_id), str(first["lever"]), str(first["kind"]), days, arms),
-                    counts))
+        settled = bool(rows["settled"].fillna(True).all()) if "settled" in rows else True
+        out.append((Design(str(test_id), str(first["lever"]), str(first["kind"]), days, arms,
+                           settled), counts))
     return out
 
 
