@@ -5,14 +5,15 @@ The engine's touch model (:class:`simdomain.scenario.model.TouchPolicy`): each v
 their half-lives; conversion rates (orders, stage upgrades) are multiplied by ``1 +
 engagement`` and deletion by ``1 + sensitivity * max(0, fatigue - tolerance)``.
 
-**Mean field of an arm.** A test's people start it with no engagement or fatigue (the
-build-up is counted from the test's first day, as for people new to the touch; the
-untested touches run at the scenario's levels alongside) and are touched every day at
-the arm's mean rate: ``per_week / 7 * reach`` 1:1 messages, ``posts_per_day *
-view_rate`` views of group posts (everyone in a group test's arms is in the groups;
-elsewhere the scenario's ``share_in_groups``) or moments posts. Day ``d`` of the test
-carries engagement ``U * (1 - q**(d + 1)) / (1 - q)`` with ``U`` the daily uplift of all
-touches and ``q`` the engagement's daily decay; likewise fatigue. An arm's expected
+**Mean field of an arm.** A test's people are touched every day at the arm's mean rate:
+``per_week / 7 * reach`` 1:1 messages, ``posts_per_day * view_rate`` views of group
+posts (everyone in a group test's arms is in the groups; elsewhere the scenario's
+``share_in_groups``) or moments posts; the untested touches run at the scenario's
+levels alongside. Day ``d`` of the test carries engagement ``U * (1 - q**(d + 1)) / (1
+- q) + U0 * q**(d + 1) / (1 - q)``, with ``U`` the daily uplift of all touches, ``q`` the
+engagement's daily decay and ``U0`` the daily uplift before the test: the scenario's
+levels for people ``settled`` under them, 0 for people new to touches; likewise
+fatigue. An arm's expected
 count is ``people * base * mean over the test's days of the multiplier``, with one
 free ``base`` rate per test and outcome (orders and joins take ``1 + engagement``,
 deletions the fatigue multiplier; adds are not modelled).
