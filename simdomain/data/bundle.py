@@ -65,8 +65,8 @@ class Bundle:
     tests
         One row per arm of a test (see :mod:`simdomain.data.tests_table`): ``test_id,
         arm, lever, kind, level, start, end, people, adds, orders, deletions, joins``
-        (Int64, missing where not measured), ``stage`` (empty: everyone), ``control``
-        (boolean, missing if not given). None if absent.
+        (Int64, missing where not measured), ``stage`` (empty: everyone), ``control`` and
+        ``settled`` (boolean, missing if not given). None if absent.
     report
         The counted warnings, row counts and money accounting.
     rejects
