@@ -331,3 +331,19 @@ def test_plan_chance_on_a_twin_is_verified_over_fresh_draws(tmp_path, capsys):
     assert table["chance_plan_fresh"].notna().all()
     verification = json.loads((out / "diagnostics.json").read_text())["verification"]
     assert verification["reps"] == 4
+
+
+def test_scenario_curves_are_the_engines_expected_adds_with_a_channel_propensity():
+    from planner_cases import small_dict
+
+    from simdomain.planner.curves import scenario_curves
+    from simdomain.scenario.io import validate_scenario
+
+    raw = small_dict()
+    name = next(iter(raw["channels"]))
+    raw["channels"][name]["propensity"] = {"add": 1.5}
+    scenario = validate_scenario(raw, "<test>")
+    curve = scenario_curves(scenario)[name]
+    for spend in (1_000.0, 20_000.0):
+        assert float(curve.adds(spend)) == pytest.approx(
+            scenario.expected_monthly_adds(name, spend))
