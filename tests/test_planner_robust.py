@@ -347,3 +347,30 @@ def test_scenario_curves_are_the_engines_expected_adds_with_a_channel_propensity
     for spend in (1_000.0, 20_000.0):
         assert float(curve.adds(spend)) == pytest.approx(
             scenario.expected_monthly_adds(name, spend))
+
+
+def test_a_chance_no_plan_can_reach_exits_3_saying_how_far_it_can_go(tmp_path, capsys):
+    import json
+
+    import yaml
+    from planner_cases import small_dict
+
+    from simdomain.cli import main
+    from simdomain.cliutil import INFEASIBLE, OK
+
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(small_dict(), sort_keys=False))
+    assert main(["plan", str(path), "--out", str(tmp_path / "point"), "--member-window", "1",
+                 "--quiet"]) == OK
+    cost = json.loads((tmp_path / "point" / "diagnostics.json").read_text())["plan"][
+        "total_cost_cny"]
+    # the point estimates fit in the budget, a 99% chance does not
+    code = main(["plan", str(path), "--out", str(tmp_path / "out"), "--member-window", "1",
+                 "--chance", "0.99", "--draws", "30", "--budget", str(cost * 1.0005),
+                 "--quiet"])
+    assert code == INFEASIBLE
+    err = capsys.readouterr().err
+    assert "with probability 99%" in err and "the budget or the locks" in err
+    written = sorted(p.name for p in (tmp_path / "out").iterdir() if p.name != ".simdomain.json")
+    assert written == ["diagnosis.txt", "diagnostics.json"]
+

@@ -112,6 +112,8 @@ def plan_over_draws(scenario: Scenario, options: PlanOptions, level: float, *,
     if robust.optimal:
         result.status = "optimal"
         result.evaluation = evaluate(problem, robust.spend, robust.staff)
+    elif not mean.optimal:  # not even the point estimates can: their diagnosis says why
+        result.diagnosis = mean.diagnosis
     rows = []
     measured = {"chance_plan": robust, "mean_plan": mean}
     chances: dict[str, dict[str, float]] = {}
@@ -165,3 +167,11 @@ def verify_fresh(result: PlanResult, exclude: np.ndarray, *, reps: int = 20, see
         shadow = PlanResult(moved, result.options, result.problem, result.solver, result.status,
                             result.solution, result.evaluation, result.current)
         return verify(shadow, reps=reps, seed=seed, progress=progress, **sharding)
+
+
+def reachable(draws: DrawSet) -> dict[str, float]:
+    """Per target key, its chance across the draws with every channel at its largest
+    spend and staff unlimited: no plan within the bounds does better (budgets aside)."""
+    base = draws.base
+    full = np.where(np.isnan(base.locks), base.upper[:, None], base.locks)
+    return evaluate_draws(draws, full)["chance"]

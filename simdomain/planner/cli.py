@@ -29,6 +29,7 @@ from simdomain.planner.chance import plan_over_draws, verify_fresh
 from simdomain.planner.export import (
     chance_text,
     diagnosis_text,
+    failure_text,
     plan_text,
     verification_text,
     write_plan,
@@ -238,7 +239,7 @@ def _plan_into(args: argparse.Namespace, scenario: Scenario, options: PlanOption
     files = write_plan(result, out, verification=verification, confidence=confidence,
                        chance=chance)
     if not result.optimal:
-        print(diagnosis_text(result), file=sys.stderr)
+        print(failure_text(result, chance), file=sys.stderr)
         say(f"\nwrote {', '.join(files)} to {out}")
         return INFEASIBLE
     say(plan_text(result))

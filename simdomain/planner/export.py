@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from simdomain.outfolder import open_folder
-from simdomain.planner.chance import ChancePlan
+from simdomain.planner.chance import ChancePlan, reachable
 from simdomain.planner.planning import PlanResult
 from simdomain.planner.verify import Confidence, Verification
 
@@ -39,7 +39,7 @@ def write_plan(result: PlanResult, out_dir: str | Path, *,
             diagnostics["chance"] = chance.report()
         with open_folder(out_dir, "plan") as folder, folder.stage() as scratch:
             (scratch / "diagnostics.json").write_text(_dumps(diagnostics))
-            (scratch / "diagnosis.txt").write_text(diagnosis_text(result) + "\n",
+            (scratch / "diagnosis.txt").write_text(failure_text(result, chance) + "\n",
                                                    encoding="utf-8")
         return ["diagnostics.json", "diagnosis.txt"]
     plan = result.frame()
@@ -275,4 +275,24 @@ def chance_text(chance: ChancePlan) -> str:
         if fresh:
             line += f"{row.chance_plan_fresh:>15.0%}{row.mean_plan_fresh:>7.0%}"
         lines.append(line)
+    return "\n".join(lines)
+
+
+def failure_text(result: PlanResult, chance: ChancePlan | None = None) -> str:
+    """Why no plan was found: the planner's diagnosis, or for a plan over draws that the
+    point estimates can meet, how far each target's chance can go at all."""
+    if result.diagnosis is not None or chance is None:
+        return diagnosis_text(result)
+    top = reachable(chance.draws)
+    lines = [(f"{result.scenario.name}: no plan meets every target with probability "
+              f"{chance.level:.0%} across the {chance.draws.size} parameter draws and chance.")]
+    short = {key: value for key, value in top.items() if value < chance.level}
+    targets = {t.key: t for t in chance.draws.targets}
+    if short:
+        lines.append("Even with every channel at its largest spend:")
+        lines += [f"  {targets[key].name} {targets[key].period}: at most {value:.1%}"
+                  for key, value in short.items()]
+    else:
+        lines.append("Every target could reach it with every channel at its largest spend: "
+                     "the budget or the locks keep the plan from it.")
     return "\n".join(lines)
