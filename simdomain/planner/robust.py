@@ -47,6 +47,7 @@ from statistics import NormalDist
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from simdomain.errors import InputError
 from simdomain.errors import Problem as InputProblem
@@ -254,8 +255,6 @@ def draw_set(scenario: Scenario, options: PlanOptions | None = None, draws: int 
     objective_constant = np.zeros(n_k)
     curves, lags = [], np.zeros((n_k, len(names)))
     cache: dict[int, tuple[Any, ...]] = {}
-    from tqdm.auto import tqdm
-
     for k, draw in enumerate(tqdm(chosen, desc="parameter draws", unit="draw", leave=False,
                                   disable=None if progress is None else not progress)):
         draw = int(draw)
