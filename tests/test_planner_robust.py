@@ -331,6 +331,15 @@ def test_plan_chance_on_a_twin_is_verified_over_fresh_draws(tmp_path, capsys):
     assert table["chance_plan_fresh"].notna().all()
     verification = json.loads((out / "diagnostics.json").read_text())["verification"]
     assert verification["reps"] == 4
+    # the draws' outcomes per add are the same whatever the number of worker processes
+    from simdomain import load_scenario
+    from simdomain.planner.problem import PlanOptions
+    from simdomain.planner.robust import draw_set
+
+    twin_scenario = load_scenario(twin / "scenario.yaml", ["targets.monthly_new_members=1000"])
+    one, two = (draw_set(twin_scenario, PlanOptions(), 6, seed=4, workers=w) for w in (1, 2))
+    np.testing.assert_array_equal(one.coef, two.coef)
+    np.testing.assert_array_equal(one.draws, two.draws)
 
 
 def test_scenario_curves_are_the_engines_expected_adds_with_a_channel_propensity():

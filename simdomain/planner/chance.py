@@ -85,15 +85,16 @@ class ChancePlan:
 def plan_over_draws(scenario: Scenario, options: PlanOptions, level: float, *,
                     draws: int = 100, seed: int = 0, method: str = "sets",
                     fresh: int | None = None, time_limit: float = 60.0,
-                    progress: bool | None = False) -> ChancePlan:
+                    workers: int | None = 1, progress: bool | None = False) -> ChancePlan:
     """Plan so that each target is met with probability ``level`` across ``draws``
     parameter draws and chance; compare with the mean-curve plan.
 
     ``fresh`` draws not planned on (default: up to ``draws`` of the rest) measure both
-    plans out of sample; the twin needs more draws than ``draws`` for that.
+    plans out of sample; the twin needs more draws than ``draws`` for that. ``workers``
+    local processes compute the draws' outcomes per add (see :func:`draw_set`).
     """
     started = time.perf_counter()
-    planning = draw_set(scenario, options, draws, seed, progress=progress)
+    planning = draw_set(scenario, options, draws, seed, workers=workers, progress=progress)
     built = time.perf_counter() - started
     robust = solve_chance(planning, level, method=method, time_limit=time_limit)
     solved = time.perf_counter() - started - built
@@ -105,7 +106,7 @@ def plan_over_draws(scenario: Scenario, options: PlanOptions, level: float, *,
         left = TwinPeople.of(scenario).draws - draws
     count = min(left, draws if fresh is None else fresh)
     fresh_set = (draw_set(scenario, options, count, seed + 1, exclude=planning.draws,
-                          progress=progress) if count > 0 else None)
+                          workers=workers, progress=progress) if count > 0 else None)
     problem = planning.base
     current = evaluate(problem, current_spend(scenario), current_staff(scenario))
     result = PlanResult(scenario, options, problem, "highs", "infeasible", None, None, current)

@@ -220,7 +220,8 @@ def _plan_into(args: argparse.Namespace, scenario: Scenario, options: PlanOption
                                   "until simulations reach it), not both")])
     if args.chance is not None:
         chance = plan_over_draws(scenario, options, args.chance, draws=args.draws,
-                                 seed=args.seed, method=args.chance_method, progress=progress)
+                                 seed=args.seed, method=args.chance_method, workers=None,
+                                 progress=progress)
         result = chance.result
         if result.optimal and args.verify:
             verification = verify_fresh(result, chance.draws.draws, reps=args.verify,

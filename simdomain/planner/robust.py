@@ -51,6 +51,7 @@ from tqdm.auto import tqdm
 
 from simdomain.errors import InputError
 from simdomain.errors import Problem as InputProblem
+from simdomain.planner.cohorts import Cohorts
 from simdomain.planner.cohorts import cohorts as compute_cohorts
 from simdomain.planner.curves import ResponseCurve, effective_curve, scenario_curves
 from simdomain.planner.drawmodel import METHODS, ChanceModel, by_sets, whole_staff
@@ -198,7 +199,7 @@ class RobustPlan:
 
 def draw_set(scenario: Scenario, options: PlanOptions | None = None, draws: int = 100,
              seed: int = 0, *, noise: bool = True, exclude: np.ndarray | None = None,
-             progress: bool | None = False) -> DrawSet:
+             workers: int | None = 1, progress: bool | None = False) -> DrawSet:
     """``draws`` parameter draws of a twin scenario, as planning problems.
 
     Parameters
@@ -217,6 +218,10 @@ def draw_set(scenario: Scenario, options: PlanOptions | None = None, draws: int 
         Add the simulation's chance to each draw (one normal sample per target).
     exclude
         Draw numbers not to take (e.g. the ones another set planned on).
+    workers
+        Local processes computing the draws' outcomes per add (the cohorts, 0.3 to 0.5 s
+        a draw): 1 (default) in this process, ``None`` the cores available (from a
+        script, under ``if __name__ == "__main__":``). The result does not depend on it.
     """
     from simdomain.twin.people import TwinPeople  # the twin only when asked
 
@@ -254,18 +259,26 @@ def draw_set(scenario: Scenario, options: PlanOptions | None = None, draws: int 
     objective_coef = np.zeros((n_k, *shape[2:]))
     objective_constant = np.zeros(n_k)
     curves, lags = [], np.zeros((n_k, len(names)))
-    cache: dict[int, tuple[Any, ...]] = {}
-    for k, draw in enumerate(tqdm(chosen, desc="parameter draws", unit="draw", leave=False,
-                                  disable=None if progress is None else not progress)):
-        draw = int(draw)
-        if draw not in cache:
-            drawn = scenario if twin is None else twin.scenario_for(scenario, draw)
-            table = base_cohorts if draw == 0 else compute_cohorts(drawn, months_after=window)
-            found = scenario_curves(drawn)
-            targets, obj, obj_constant = linear_parts(drawn, options, table)
-            lag = np.array([drawn.channels[n].carryover for n in names])
-            cache[draw] = ([found[n] for n in names], targets, obj, obj_constant, lag)
-        found, targets, obj, obj_constant, lag = cache[draw]
+    distinct = [int(d) for d in dict.fromkeys(chosen.tolist()) if d != 0]
+    parts: dict[int, tuple[Any, ...]] = {}
+    if 0 in chosen:
+        parts[0] = _draw_parts(scenario, options, names, base_cohorts)
+    from simdomain.workers import open_cluster  # worker processes only when asked
+
+    with open_cluster(workers=workers, tasks=max(len(distinct), 1)) as cluster, \
+            tqdm(total=len(distinct), desc="parameter draws", unit="draw", leave=False,
+                 disable=None if progress is None else not progress) as bar:
+        futures = {cluster.submit(_draw_parts, twin.scenario_for(scenario, draw), options,
+                                  names): draw for draw in distinct}
+        try:
+            for future in cluster.as_completed(list(futures)):
+                parts[futures[future]] = future.result()
+                bar.update()
+        except BaseException:
+            cluster.cancel(list(futures))
+            raise
+    for k, draw in enumerate(chosen):
+        found, targets, obj, obj_constant, lag = parts[int(draw)]
         curves.append(found)
         lags[k] = lag
         for t, target in enumerate(targets):
@@ -279,6 +292,17 @@ def draw_set(scenario: Scenario, options: PlanOptions | None = None, draws: int 
                    objective_constant=objective_constant, noise_sd=sd, seed=seed,
                    tolerance=options.tolerance, max_points=options.max_breakpoints)
     return replace(out, seconds=time.perf_counter() - started)
+
+
+def _draw_parts(drawn: Scenario, options: PlanOptions, names: list[str],
+                table: Cohorts | None = None) -> tuple[Any, ...]:
+    """One draw's curves, targets, objective and carry-over shares (a worker's task)."""
+    if table is None:
+        table = compute_cohorts(drawn, months_after=options.member_window_months)
+    found = scenario_curves(drawn)
+    targets, obj, obj_constant = linear_parts(drawn, options, table)
+    lag = np.array([drawn.channels[n].carryover for n in names])
+    return [found[n] for n in names], targets, obj, obj_constant, lag
 
 
 def assemble(base: Problem, draws: np.ndarray, curves: list[list[ResponseCurve]],
