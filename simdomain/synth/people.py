@@ -87,9 +87,12 @@ def channel_months(scenario: Scenario, window: Window) -> pd.DataFrame:
 
     A month the window covers only in part gets that part of the month's variable spend
     (and, as in the engine, its fixed and staff costs in full); adds (bought and free)
-    are capped at the channel's staff capacity. Campaign multipliers are left out.
+    are capped at the channel's staff capacity. Campaign multipliers are left out. Contacts
+    carry over from month to month as in the engine (``Channel.working_contacts``), from
+    the channel's ``carried_contacts`` before the window's first month.
     """
     rows = []
+    previous = {name: channel.carried_contacts for name, channel in scenario.channels.items()}
     for label, lo, hi in window.months():
         year, month = int(label[:4]), int(label[5:])
         following = dt.date(year + month // 12, month % 12 + 1, 1)
@@ -99,8 +102,9 @@ def channel_months(scenario: Scenario, window: Window) -> pd.DataFrame:
             planned = channel.spend_in_month(plan_month(scenario, label))
             contacts = channel.contacts(planned)
             spend = contacts * channel.cost_per_contact_cny
-            adds = (scenario.expected_monthly_adds(name, spend)
+            adds = (scenario.expected_monthly_adds(name, spend, previous[name])
                     + channel.free_adds_per_month) * share
+            previous[name] = contacts + channel.carryover * previous[name]
             if channel.staff is not None:
                 adds = min(adds, channel.staff.daily_capacity * (hi - lo))
             if planned > 0:  # as the engine: the month's fixed and staff costs in full
