@@ -22,8 +22,10 @@ import pandas as pd
 
 from simdomain.scenario.model import RESERVED_SOURCES, STAGES, Scenario
 from simdomain.twin import btyd
+from simdomain.twin.acquisition import fit_channels
 from simdomain.twin.deletion import DeletionFit, fit_deletion
 from simdomain.twin.history import NOT_A_CONTACT, History
+from simdomain.twin.response import CurveFit
 from simdomain.twin.rates import (
     Hazard,
     StepFit,
@@ -36,15 +38,12 @@ from simdomain.twin.rates import (
 from simdomain.twin.season import MIN_DAYS, fit_season
 from simdomain.twin.selfcheck import order_model_error
 from simdomain.twin.value import Tier, fit_value_tiers, tier_of
+from simdomain.twin.yields import channel_values
 
 Loc = tuple[str | int, ...]
 ASSUMED = "assumed, not fitted (from the base scenario)"
 NOT_IN_DATA = "not in the data; none assumed"
 LEVEL = 0.9
-ADD_RATE = 0.1
-"""Share of a channel's contacts who add, where the data has adds but not contacts."""
-MIN_COST_CNY = 1e-3
-"""The schema's least cost per contact."""
 MARKET_PER_PERSON = 20
 """Addressable market of referral, as a multiple of the pool, when no base gives one."""
 
@@ -69,6 +68,11 @@ class Twin:
         One row per fitted parameter: ``parameter, estimate, low, high, basis``.
     messages
         What was assumed or could not be fitted, in words.
+    curves
+        Each channel's fitted adds-versus-spend curve (:mod:`simdomain.twin.response`).
+    channel_values
+        Members, orders, GMV and deletions per add by channel
+        (:func:`simdomain.twin.yields.channel_values`).
     """
 
     scenario: dict[str, Any]
@@ -77,6 +81,8 @@ class Twin:
     parameters: pd.DataFrame
     estimates: pd.DataFrame
     messages: list[str] = field(default_factory=list)
+    curves: dict[str, CurveFit] = field(default_factory=dict)
+    channel_values: pd.DataFrame | None = None
 
 
 def _interval_note(estimate: float, low: float, high: float, basis: str) -> str:
@@ -128,6 +134,7 @@ def calibrate(
     *,
     spend: pd.DataFrame | None = None,
     referrals: pd.DataFrame | None = None,
+    tests: pd.DataFrame | None = None,
     base: Scenario | None = None,
     name: str = "twin",
     horizon_days: int = 365,
@@ -146,6 +153,9 @@ def calibrate(
         Monthly spend per channel (``month, channel, spend_cny``), if known.
     referrals
         ``referrer_id, referred_id, at``, if known.
+    tests
+        Arms of tests (``test_id, arm, lever, kind, level, start, end, people, adds,
+        ...``), if known; ``channel_spend`` arms inform the channels' curves.
     base
         A scenario for what the data cannot show (touches, campaigns, targets, budget,
         channels with no history); its numbers are marked as assumed.
@@ -259,7 +269,7 @@ def calibrate(
 
     deletion = fit_deletion(people)
     _deletion(b, deletion, base, messages)
-    _channels(b, history, spend, base, messages)
+    curves = _channels(b, history, spend, tests, base, messages)
     scenario = _assemble(b, name, start, horizon_days, base, history, referrals, messages)
     if season is not None:
         end = start + dt.timedelta(days=horizon_days - 1)
@@ -280,7 +290,8 @@ def calibrate(
     parameters = pd.concat([pd.DataFrame([{"draw": 0, **point}]), parameters],
                            ignore_index=True)
     return Twin(scenario=scenario, notes=b.notes, population=population,
-                parameters=parameters, estimates=pd.DataFrame(b.rows), messages=messages)
+                parameters=parameters, estimates=pd.DataFrame(b.rows), messages=messages,
+                curves=curves, channel_values=channel_values(history))
 
 
 def _point(column: str, b: _Builder, fit: btyd.ParetoNBDFit, deletion: DeletionFit | None) -> float:
@@ -350,18 +361,14 @@ def _complete_months(as_of: dt.date, count: int) -> list[pd.Period]:
     return [last - i for i in range(count)]
 
 
-def _channels(b: _Builder, history: History, spend: pd.DataFrame | None, base: Scenario | None,
-              messages: list[str]) -> None:
-    """Each channel's acquisition over the last 12 whole months: cost per add from spend,
-    spend as in the last 3; a channel without spend brings its last 3 months' adds free."""
+def _channels(b: _Builder, history: History, spend: pd.DataFrame | None,
+              tests: pd.DataFrame | None, base: Scenario | None,
+              messages: list[str]) -> dict[str, CurveFit]:
+    """Buyers who are not contacts keep arriving as in the last 3 whole months; each
+    contact channel gets its curve (:func:`simdomain.twin.acquisition.fit_channels`)."""
     people = history.people
-    year = _complete_months(history.as_of, 12)
-    recent = year[:3]
-    contacts = people[people["contact"]]
+    recent = _complete_months(history.as_of, 3)
     end = pd.Timestamp(history.as_of) + pd.Timedelta(days=1)
-    months = (end + pd.to_timedelta(contacts["add_day"], unit="D")).dt.to_period("M")
-    adds = contacts.groupby([contacts["source"].to_numpy(), months.to_numpy()]).size()
-    sources = sorted(set(contacts["source"]) - set(RESERVED_SOURCES))
     others = people[~people["contact"]]
     if len(others):
         loc = ("channels", NOT_A_CONTACT)
@@ -379,40 +386,12 @@ def _channels(b: _Builder, history: History, spend: pd.DataFrame | None, base: S
                 "they arrive with their first order (its probability on the first day is 1)")
         b.fixed((*loc, "propensity", "deletion"), 0.0, "not contacts: they cannot delete the "
                 "brand")
-    for channel in sources:
-        loc = ("channels", channel)
-        b.fixed((*loc, "funnel", "add"), ADD_RATE,
-                f"not in the data: {ADD_RATE} makes a month's adds vary as Poisson counts "
-                "(contacts are priced so that cost per add is as fitted)")
-        by_month = adds.get(channel, pd.Series(dtype=float))
-        spent = pd.DataFrame(columns=["month", "spend_cny"])
-        if spend is not None:
-            spent = spend.loc[spend["channel"].astype(str) == channel].assign(
-                month=lambda f: pd.PeriodIndex(f["month"].astype(str), freq="M"))
-            spent = spent.loc[spent["month"].isin(year)]
-        if len(spent) and spent["spend_cny"].sum() > 0:
-            total = float(spent["spend_cny"].sum())
-            got = float(sum(by_month.get(m, 0) for m in spent["month"]))
-            # at least a tenth of a fen a contact, the schema's floor
-            draws = np.maximum(ADD_RATE * total / np.maximum(
-                b.rng.gamma(got + 0.5, 1.0, b.n), 1e-9), MIN_COST_CNY)
-            b.fitted((*loc, "cost_per_contact_cny"),
-                     max(ADD_RATE * total / max(got, 1.0), MIN_COST_CNY), draws,
-                     f"{total:,.0f} yuan for {got:,.0f} adds in {len(spent)} months, "
-                     f"times the add rate {ADD_RATE}")
-            latest = spent.loc[spent["month"].isin(recent), "spend_cny"]
-            b.fixed((*loc, "monthly_spend_cny"), float(latest.mean()) if len(latest) else 0.0,
-                    f"data: mean spend of {recent[-1]}..{recent[0]}")
-        else:
-            b.fixed((*loc, "cost_per_contact_cny"), 1.0, "no spend recorded: adds are free")
-            b.fixed((*loc, "monthly_spend_cny"), 0.0, "no spend recorded")
-            count = float(sum(by_month.get(m, 0) for m in recent))
-            b.fitted((*loc, "free_adds_per_month"), count / 3,
-                     b.rng.gamma(count + 0.5, 1.0, b.n) / 3,
-                     f"{count:,.0f} adds in {recent[-1]}..{recent[0]}")
+    curves = fit_channels(b, history, spend, tests, messages)
+    sources = set(people.loc[people["contact"], "source"]) - set(RESERVED_SOURCES)
     if base is not None:
-        for channel in set(base.channels) - set(sources):
+        for channel in sorted(set(base.channels) - sources):
             messages.append(f"channels.{channel}: {ASSUMED}")
+    return curves
 
 
 def _set(tree: dict[str, Any], loc: Loc, value: Any) -> None:

@@ -93,7 +93,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         as_of = args.as_of or bundle.span[1].date()
         history = build_history(bundle.orders, as_of, contacts=bundle.contacts,
                                 members=bundle.members, referrals=bundle.referrals)
-        twin = calibrate(history, spend=bundle.spend, referrals=bundle.referrals, base=base,
+        twin = calibrate(history, spend=bundle.spend, referrals=bundle.referrals,
+                         tests=getattr(bundle, "tests", None), base=base,
                          name=_name(Path(args.data)), horizon_days=args.horizon_days,
                          draws=args.draws, seed=args.seed)
         files = _write_twin(out, twin, history, bundle)

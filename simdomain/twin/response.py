@@ -100,9 +100,7 @@ class CurveFit:
         ``phi`` of the negative binomial (posterior median).
     draws
         One row per posterior draw: ``peak_adds, adds_per_cny, carryover, free,
-        dispersion`` and ``working_cny`` (the spend at work ``e`` in the last month).
-    working_cny
-        ``e`` of the last month at the point estimate.
+        dispersion``.
     levels
         Distinct spend levels the data shows.
     message
@@ -118,7 +116,6 @@ class CurveFit:
     free: float
     dispersion: float
     draws: pd.DataFrame
-    working_cny: float
     levels: int
     message: str | None
     selection: dict[str, object]
@@ -343,16 +340,15 @@ def fit_curve(data: CurveData, *, draws: int = 200, seed: int | np.random.SeedSe
     u_map, _ = _maximize(model, "posterior")
     u = _sample(model, u_map, draws, rng)
     p = model.unpack(u)
-    e_last = working(data.spend, p["lam"])[:, -1] if len(data.spend) else np.zeros(draws)
     frame = pd.DataFrame({"peak_adds": p["A"], "adds_per_cny": p["b"], "carryover": p["lam"],
-                          "free": p["free"], "dispersion": p["phi"], "working_cny": e_last})
+                          "free": p["free"], "dispersion": p["phi"]})
     levels = data.levels()
     med = frame.median()
     return CurveFit(
         peak_adds=float(med["peak_adds"]), adds_per_cny=float(med["adds_per_cny"]),
         carryover=float(med["carryover"]), free=float(med["free"]),
         dispersion=float(med["dispersion"]), draws=frame,
-        working_cny=float(med["working_cny"]), levels=levels,
+        levels=levels,
         message=_identification(data, frame, levels),
         selection={**tried, "kept": chosen})
 
