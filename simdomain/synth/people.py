@@ -120,6 +120,24 @@ def channel_months(scenario: Scenario, window: Window) -> pd.DataFrame:
     return frame.astype(dict.fromkeys(numbers, np.float64))
 
 
+def channel_curves(scenario: Scenario) -> dict[str, dict[str, float | None]]:
+    """Each channel's true response curve in the twin's terms (for truth.json): a full
+    month's mean adds are ``free + A (1 - exp(-b e / A))`` with ``e_m = x_m + lambda
+    e_(m-1)`` the spend at work (yuan); ``A`` is None for a channel without saturation."""
+    out = {}
+    for name, channel in scenario.channels.items():
+        per_contact = channel.add_rate * channel.propensity.add * sum(
+            share * scenario.segments[k].propensity.add
+            for k, share in scenario.audience(name).items())
+        scale = channel.saturation_contacts
+        out[name] = {"peak_adds": None if scale is None else per_contact * scale,
+                     "adds_per_cny": per_contact / channel.cost_per_contact_cny,
+                     "carryover": channel.carryover,
+                     "free_adds_per_month": channel.free_adds_per_month,
+                     "fixed_cost_cny": channel.fixed_cost_cny}
+    return out
+
+
 def spend_frame(months: pd.DataFrame) -> pd.DataFrame:
     """The ``spend`` file: month, channel, spend_cny (2 decimals), contacts (whole)."""
     return pd.DataFrame({

@@ -108,6 +108,8 @@ class CurveFit:
     selection
         Maximum log-likelihood of each model tried (``base``, ``carryover``, ``free``,
         ``both``) and which was kept.
+    data
+        The observations fitted.
     """
 
     peak_adds: float
@@ -119,6 +121,7 @@ class CurveFit:
     levels: int
     message: str | None
     selection: dict[str, object]
+    data: CurveData
 
     def adds(self, spend: float | np.ndarray, draws: bool = False) -> np.ndarray:
         """Mean monthly adds at a steady ``spend`` with nothing carried (the curve),
@@ -242,17 +245,16 @@ def _maximize(model: _Model, objective: str) -> tuple[np.ndarray, float]:
                 model.log_prior(u)[0] * (1.0 if objective == "posterior" else 1e-6))
         return -value if np.isfinite(value) else 1e300
 
-    best = None
-    base = model.start()
-    for shift in (0.0, 2.0):  # from the prior's peak, and from a curve far from saturation
-        x0 = base.copy()
-        x0[0] += shift
-        res = minimize(f, x0, method="Nelder-Mead",
-                       options={"maxiter": 200 * len(x0), "xatol": 1e-4, "fatol": 1e-6})
-        res = minimize(f, res.x, method="BFGS")
-        if best is None or res.fun < best.fun:
-            best = res
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+    with np.errstate(all="ignore"):
+        best = None
+        for shift in (0.0, 2.0):  # from the prior's peak, and from a curve far from saturation
+            x0 = model.start()
+            x0[0] += shift
+            res = minimize(f, x0, method="Nelder-Mead",
+                           options={"maxiter": 200 * len(x0), "xatol": 1e-4, "fatol": 1e-6})
+            res = minimize(f, res.x, method="BFGS")
+            if best is None or res.fun < best.fun:
+                best = res
         return best.x, float(model.log_likelihood(best.x)[0])
 
 
@@ -350,7 +352,7 @@ def fit_curve(data: CurveData, *, draws: int = 200, seed: int | np.random.SeedSe
         dispersion=float(med["dispersion"]), draws=frame,
         levels=levels,
         message=_identification(data, frame, levels),
-        selection={**tried, "kept": chosen})
+        selection={**tried, "kept": chosen}, data=data)
 
 
 def _identification(data: CurveData, draws: pd.DataFrame, levels: int) -> str | None:
