@@ -16,9 +16,11 @@ import simdomain
 from simdomain.cli import main
 from simdomain.errors import InputError
 from simdomain.scenario.io import validate_scenario
-from simdomain.simulation import simulate
 from simdomain.sim.world import Calendar
+from simdomain.simulation import simulate
+from simdomain.synth import synthesize
 from simdomain.twin.acquisition import curve_data, fit_channels, fixed_cost
+from simdomain.twin.calibrate import _Builder
 from simdomain.twin.history import build_history
 from simdomain.twin.response import CurveData, curve, fit_curve, spend_test_terms, working
 
@@ -204,6 +206,35 @@ def test_a_fixed_cost_is_found_only_where_spend_and_contacts_show_one():
     assert fixed_cost(spend.assign(contacts=np.nan), "sms") is None
 
 
+def test_fitted_channels_of_a_synthetic_brand_are_in_the_engine_terms():
+    scenario = simdomain.load_scenario(FIXTURE)
+    bundle = synthesize(scenario, seed=2, history_days=730)
+    contacts = bundle.contacts.assign(added_at=pd.to_datetime(bundle.contacts["added_at"]),
+                                      deleted_at=pd.to_datetime(bundle.contacts["deleted_at"]))
+    orders = bundle.orders.assign(ordered_at=pd.to_datetime(bundle.orders["ordered_at"]))
+    history = build_history(orders, dt.date(2026, 12, 31), contacts=contacts)
+    b = _Builder(50, np.random.default_rng(0))
+    messages: list[str] = []
+    curves = fit_channels(b, history, bundle.spend, None, messages)
+    assert sorted(curves) == ["feed_ads", "kol", "sms"]
+    truth = bundle.truth["parameters"]["channels"]
+    feed = curves["feed_ads"]
+    assert feed.selection["kept"] == "carryover" and curves["kol"].carryover == 0.0
+    # the engine's curve in its own terms: cost per contact 0.1 / b, saturation A / 0.1
+    values = {k[2]: v for k, v in b.values.items() if k[:2] == ("channels", "feed_ads")}
+    assert values["cost_per_contact_cny"] == pytest.approx(0.1 / feed.adds_per_cny)
+    assert values["saturation_contacts"] == pytest.approx(feed.peak_adds / 0.1)
+    assert values["carryover"] == feed.carryover and values["carried_contacts"] > 0
+    # one dataset, 4 intervals: widened by 1.5 so a miss by chance is rare
+    for channel in ("feed_ads", "kol"):
+        for name in ("peak_adds", "adds_per_cny"):
+            low, high = curves[channel].interval(name)
+            assert low / 1.5 <= truth[channel][name] <= high * 1.5
+    assert any(m.startswith("channels.sms: spend never varied") for m in messages)
+    assert "spend never varied" in b.notes[("channels", "sms", "saturation_contacts")]
+    assert ("channels", "store_qr", "free_adds_per_month") in b.values
+
+
 @pytest.fixture(scope="module")
 def twin_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("curves")
@@ -214,6 +245,7 @@ def twin_dir(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_synth_to_twin_carries_the_curves(twin_dir):
     truth = json.loads((twin_dir / "data" / "truth.json").read_text())["parameters"]["channels"]
     assert truth["feed_ads"] == {"peak_adds": 300.0, "adds_per_cny": 0.02, "carryover": 0.4,
@@ -243,8 +275,6 @@ def test_synth_to_twin_carries_the_curves(twin_dir):
 
 def test_a_channel_without_spend_keeps_its_free_adds():
     history = _history()
-    from simdomain.twin.calibrate import _Builder
-
     b = _Builder(20, np.random.default_rng(0))
     curves = fit_channels(b, history, None, None, [])
     assert curves == {}

@@ -25,7 +25,6 @@ from simdomain.twin import btyd
 from simdomain.twin.acquisition import fit_channels
 from simdomain.twin.deletion import DeletionFit, fit_deletion
 from simdomain.twin.history import NOT_A_CONTACT, History
-from simdomain.twin.response import CurveFit
 from simdomain.twin.rates import (
     Hazard,
     StepFit,
@@ -35,6 +34,7 @@ from simdomain.twin.rates import (
     fit_koc,
     fit_word_of_mouth,
 )
+from simdomain.twin.response import CurveFit
 from simdomain.twin.season import MIN_DAYS, fit_season
 from simdomain.twin.selfcheck import order_model_error
 from simdomain.twin.value import Tier, fit_value_tiers, tier_of
