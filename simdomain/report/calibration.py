@@ -75,7 +75,7 @@ def _curve_figure(name: str, fit: Any) -> tuple[Figure, Any]:
     at_work = working(d.spend, fit.carryover)[0][seen]
     per_month = d.adds[seen] / d.exposure[seen]
     top = max(float(np.max(at_work, initial=0.0)), float(np.max(d.test_level, initial=0.0)), 1.0)
-    x = np.linspace(0.0, 1.5 * top, 120)
+    x = np.linspace(0.0, (3.0 if fit.message else 1.5) * top, 120)  # wide: show how wide
     band = np.quantile(fit.adds(x, draws=True), [0.05, 0.95], axis=0)
     fig = Figure(figsize=(6, 3.6), layout="constrained")
     ax = fig.subplots()

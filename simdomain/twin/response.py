@@ -257,7 +257,8 @@ def _maximize(model: _Model, objective: str) -> tuple[np.ndarray, float]:
             x0 = model.start()
             x0[0] += shift
             res = minimize(f, x0, jac=True, method="BFGS", options={"gtol": 1e-4})
-            if not res.success:  # a rough start: a derivative-free pass, then again
+            if not res.success and np.abs(res.jac).max() > 1e-2:  # a rough start: a
+                # derivative-free pass, then again (precision loss at the top is fine)
                 res = minimize(lambda u: f(u)[0], res.x, method="Nelder-Mead",
                                options={"maxiter": 200 * d, "xatol": 1e-4, "fatol": 1e-6})
                 res = minimize(f, res.x, jac=True, method="BFGS", options={"gtol": 1e-4})
