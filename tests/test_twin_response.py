@@ -15,6 +15,7 @@ import pytest
 import simdomain
 from simdomain.cli import main
 from simdomain.errors import InputError
+from simdomain.planner.cli import read_channel_values
 from simdomain.scenario.io import validate_scenario
 from simdomain.sim.world import Calendar
 from simdomain.simulation import simulate
@@ -23,6 +24,7 @@ from simdomain.twin.acquisition import curve_data, fit_channels, fixed_cost
 from simdomain.twin.calibrate import _Builder
 from simdomain.twin.history import build_history
 from simdomain.twin.response import CurveData, curve, fit_curve, spend_test_terms, working
+from simdomain.twin.yields import channel_values
 
 FIXTURE = Path(__file__).parent / "fixtures" / "curve_brand.yaml"
 TRUTH = {"peak_adds": 800.0, "adds_per_cny": 0.08, "carryover": 0.4}
@@ -216,16 +218,36 @@ def test_a_fixed_cost_is_found_only_where_spend_and_contacts_show_one():
     assert fixed_cost(spend.assign(contacts=np.nan), "sms") is None
 
 
-def test_fitted_channels_of_a_synthetic_brand_are_in_the_engine_terms():
-    scenario = simdomain.load_scenario(FIXTURE)
-    bundle = synthesize(scenario, seed=2, history_days=730)
+def _synthetic_brand(seed: int, draws: int = 50) -> tuple:
+    """A bundle of the curve brand (the engine, 24 months), its channels fitted."""
+    bundle = synthesize(simdomain.load_scenario(FIXTURE), seed=seed, history_days=730)
     contacts = bundle.contacts.assign(added_at=pd.to_datetime(bundle.contacts["added_at"]),
                                       deleted_at=pd.to_datetime(bundle.contacts["deleted_at"]))
     orders = bundle.orders.assign(ordered_at=pd.to_datetime(bundle.orders["ordered_at"]))
     history = build_history(orders, dt.date(2026, 12, 31), contacts=contacts)
-    b = _Builder(50, np.random.default_rng(0))
+    b = _Builder(draws, np.random.default_rng(seed))
     messages: list[str] = []
     curves = fit_channels(b, history, bundle.spend, None, messages)
+    return bundle, b, messages, curves
+
+
+@pytest.mark.slow
+def test_synthetic_brands_curves_are_recovered_at_the_stated_rate():
+    hits = []
+    for seed in range(10, 20):
+        bundle, _, _, curves = _synthetic_brand(seed, draws=200)
+        truth = bundle.truth["parameters"]["channels"]
+        for channel, names in (("feed_ads", ("peak_adds", "adds_per_cny", "carryover")),
+                               ("kol", ("peak_adds", "adds_per_cny"))):
+            for name in names:
+                low, high = curves[channel].interval(name)
+                hits.append(low <= truth[channel][name] <= high)
+    # 50 intervals of 90%: 45 expected, binomial sd 2.1; at least 39 (about 3 sd below)
+    assert sum(hits) >= 39, sum(hits)
+
+
+def test_fitted_channels_of_a_synthetic_brand_are_in_the_engine_terms():
+    bundle, b, messages, curves = _synthetic_brand(2)
     assert sorted(curves) == ["feed_ads", "kol", "sms"]
     truth = bundle.truth["parameters"]["channels"]
     feed = curves["feed_ads"]
@@ -276,8 +298,6 @@ def test_synth_to_twin_carries_the_curves(twin_dir):
         for name in ("peak_adds", "adds_per_cny"):
             low, high = curves.loc[channel, [f"{name}_low", f"{name}_high"]]
             assert low / 1.5 <= truth[channel][name] <= high * 1.5
-    from simdomain.planner.cli import read_channel_values
-
     values = read_channel_values(str(twin / "channel_values.csv"), list(scenario.channels))
     assert set(values) == set(scenario.channels) - {"not_a_contact"} and all(0 < v < 1 for v in values.values())
     assert "Channel response" in (twin / "calibration.html").read_text()
@@ -290,3 +310,30 @@ def test_a_channel_without_spend_keeps_its_free_adds():
     assert curves == {}
     assert b.values[("channels", "sms", "monthly_spend_cny")] == 0.0
     assert ("channels", "sms", "free_adds_per_month") in b.values
+
+
+def test_channel_values_count_only_cohorts_with_the_full_follow_up():
+    contacts = pd.DataFrame({
+        "customer_id": ["a", "b", "c", "d", "e"],
+        "added_at": pd.to_datetime(["2025-01-10", "2025-01-10", "2025-02-01", "2025-02-01",
+                                    "2025-12-01"]),
+        "channel": ["sms", "sms", "sms", "kol", "sms"], "staff_id": "s",
+        "deleted_at": pd.to_datetime([None, "2025-03-01", "2025-11-01", None, None]),
+        "deleted_by": ["", "customer", "customer", "", ""]})
+    orders = pd.DataFrame({
+        "customer_id": ["a", "a", "a", "c", "e", "d"],
+        "ordered_at": pd.to_datetime(["2025-01-11", "2025-02-11", "2025-09-01", "2025-02-05",
+                                      "2025-12-05", "2025-01-01"]),
+        "amount": [100.0, 50.0, 70.0, 30.0, 999.0, 10.0]})
+    members = pd.DataFrame({"customer_id": ["a", "c"],
+                            "joined_at": pd.to_datetime(["2025-03-01", "2025-10-01"])})
+    history = build_history(orders, dt.date(2025, 12, 31), contacts=contacts, members=members)
+    values = channel_values(history).set_index("channel")
+    sms = values.loc["sms"]  # a, b and c followed 180 days; e added too late
+    assert sms["adds"] == 3
+    assert sms["members_per_add"] == pytest.approx(1 / 3)  # c joined after 180 days
+    assert sms["deletions_per_add"] == pytest.approx(1 / 3)  # c deleted after 180 days
+    assert sms["orders_per_add"] == pytest.approx(3 / 3)  # a's two within, c's one
+    assert sms["gmv_per_add_cny"] == pytest.approx(180 / 3)
+    assert sms["members_per_add_low"] < 1 / 3 < sms["members_per_add_high"]
+    assert values.loc["kol", "orders_per_add"] == 0  # d's order came before the add
