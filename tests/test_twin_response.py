@@ -200,6 +200,10 @@ def test_bad_spend_is_refused_by_row_and_unknown_channels_are_counted():
     data = curve_data(history, spend, None, messages)
     assert list(data) == ["sms"]
     assert data["sms"].adds.tolist() == [2.0, 1.0, 1.0]
+    # the data start on 6 January (the first order): January counts for 26 of 31 days,
+    # its spend taken as that share of the month's
+    assert data["sms"].exposure.tolist() == pytest.approx([26 / 31, 1.0, 1.0])
+    assert data["sms"].spend.tolist() == pytest.approx([1000 * 31 / 26, 2000.0, 3000.0])
     assert messages == ["spend: 1 row(s) for channels with no contacts (tv): not fitted"]
     spend.loc[1, "spend_cny"] = -5.0
     with pytest.raises(InputError) as err:
