@@ -6,7 +6,8 @@ cohort followed for the full window), so channels that grew lately are not made 
 worse. Members and deletions per add are shares: their 90% intervals are the quantiles of
 the Jeffreys beta posterior. Orders and GMV per add are means of skewed counts: their
 intervals come from a Poisson bootstrap over people (each person weighted by a Poisson(1)
-draw, :data:`BOOTSTRAP` times).
+draw, :data:`BOOTSTRAP` times), or past :data:`BOOTSTRAP_MAX` people in a channel from
+the normal approximation it tends to.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from simdomain.twin.history import History
 
 FOLLOW_UP_DAYS = 180
 BOOTSTRAP = 400
+BOOTSTRAP_MAX = 20_000
+"""Past this many people a channel's intervals for orders and GMV are normal (CLT)."""
 LEVEL = 0.9
-_CHUNK = 20_000
 
 
 def channel_values(history: History, *, follow_up_days: int = FOLLOW_UP_DAYS,
@@ -63,8 +65,7 @@ def channel_values(history: History, *, follow_up_days: int = FOLLOW_UP_DAYS,
                                   "follow_up_days": follow_up_days}
         if "members" in history.tables:
             row |= _share("members_per_add", int(within["members"][mine].sum()), n)
-        row |= _mean("orders_per_add", count[mine], rng)
-        row |= _mean("gmv_per_add_cny", gmv[mine], rng)
+        row |= _means(("orders_per_add", "gmv_per_add_cny"), (count[mine], gmv[mine]), rng)
         if "contacts" in history.tables:
             row |= _share("deletions_per_add", int(within["deletions"][mine].sum()), n)
         out.append(row)
@@ -76,16 +77,22 @@ def _share(name: str, k: int, n: int) -> dict[str, float]:
     return {name: k / n, f"{name}_low": float(low), f"{name}_high": float(high)}
 
 
-def _mean(name: str, values: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
-    """The mean and its Poisson-bootstrap interval, in chunks of people (memory stays
-    ``BOOTSTRAP x _CHUNK``)."""
-    total = np.zeros(BOOTSTRAP)
-    weight = np.zeros(BOOTSTRAP)
-    for lo in range(0, len(values), _CHUNK):
-        part = values[lo:lo + _CHUNK]
-        w = rng.poisson(1.0, size=(BOOTSTRAP, len(part))).astype(np.float32)
-        total += w @ part
-        weight += w.sum(axis=1)
-    means = total / np.maximum(weight, 1.0)
-    low, high = np.quantile(means, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
-    return {name: float(values.mean()), f"{name}_low": float(low), f"{name}_high": float(high)}
+def _means(names: tuple[str, ...], columns: tuple[np.ndarray, ...],
+           rng: np.random.Generator) -> dict[str, float]:
+    """Means and their 90% intervals: a Poisson bootstrap over people (the same weights
+    for every column), or, past :data:`BOOTSTRAP_MAX` people, the normal approximation
+    that the bootstrap tends to (the standard error of the mean)."""
+    n = len(columns[0])
+    out: dict[str, float] = {}
+    if n > BOOTSTRAP_MAX:
+        z = stats.norm.ppf((1 + LEVEL) / 2)
+        for name, values in zip(names, columns):
+            mean, se = float(values.mean()), float(values.std(ddof=1) / np.sqrt(n))
+            out |= {name: mean, f"{name}_low": mean - z * se, f"{name}_high": mean + z * se}
+        return out
+    w = rng.poisson(1.0, size=(BOOTSTRAP, n)).astype(np.float64)
+    weight = np.maximum(w.sum(axis=1), 1.0)
+    for name, values in zip(names, columns):
+        low, high = np.quantile(w @ values / weight, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
+        out |= {name: float(values.mean()), f"{name}_low": float(low), f"{name}_high": float(high)}
+    return out
