@@ -167,6 +167,8 @@ def fit_channels(b: _Builder, history: History, spend: pd.DataFrame | None,
             count = float(recent.isin(whole).sum())
             b.fixed((*loc, "cost_per_contact_cny"), 1.0, "no spend recorded: adds are free")
             b.fixed((*loc, "monthly_spend_cny"), 0.0, "no spend recorded")
+            b.fixed((*loc, "max_spend_cny"), 0.0, "no spend recorded: what spend would bring "
+                    "is unknown, so a plan spends nothing here")
             b.fitted((*loc, "free_adds_per_month"), count / max(len(whole), 1),
                      b.rng.gamma(count + 0.5, 1.0, b.n) / max(len(whole), 1),
                      f"{count:,.0f} adds in the last {len(whole)} whole months")

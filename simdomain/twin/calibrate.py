@@ -377,6 +377,7 @@ def _channels(b: _Builder, history: History, spend: pd.DataFrame | None,
         b.fixed((*loc, "funnel", "add"), 1.0, "a new buyer of this kind is an add")
         b.fixed((*loc, "cost_per_contact_cny"), 1.0, "no spend")
         b.fixed((*loc, "monthly_spend_cny"), 0.0, "no spend")
+        b.fixed((*loc, "max_spend_cny"), 0.0, "no spend: a plan cannot buy these buyers")
         arrived = (end + pd.to_timedelta(others["first_order_day"], unit="D")).dt.to_period("M")
         count = float(arrived.isin(recent).sum())
         b.fitted((*loc, "free_adds_per_month"), count / 3, b.rng.gamma(count + 0.5, 1.0, b.n) / 3,
