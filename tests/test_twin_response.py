@@ -66,6 +66,20 @@ def test_engine_carryover_matches_the_closed_form():
     assert np.abs(z).max() < 3.5, z
 
 
+@pytest.mark.slow
+def test_the_reference_simulator_carries_contacts_over_as_the_engine():
+    from simdomain.sim.reference import simulate_reference
+
+    scenario = _carry_scenario(0.6, 1500.0)
+    reps = 8
+    ch = simulate_reference(scenario, 5, reps, keep_agents=False, workers=1).channels
+    month = Calendar.of(scenario.start_date, scenario.horizon_days).month[ch["day"].to_numpy()]
+    observed = ch.groupby([ch["rep"], month])["adds"].sum().groupby(level=1).mean().to_numpy()
+    expected = np.array(scenario.expected_adds_by_month("ads"))
+    z = (observed - expected) / np.sqrt(expected / reps)  # as in the engine's test
+    assert np.abs(z).max() < 3.5, z
+
+
 def test_no_carryover_leaves_the_expected_adds_as_they_were():
     scenario = _carry_scenario(0.0, 0.0)
     channel = scenario.channels["ads"]
