@@ -15,9 +15,9 @@ counts are Poisson. Spend tests (arms that ran a channel at a set monthly spend,
 
 Carry-over and free adds are kept only where the data shows them: each raises the
 maximum log-likelihood by more than :data:`KEEP` (the likelihood-ratio test at 5%),
-else it is 0. The posterior under the weak priors of :func:`_log_prior` is sampled by a
-multi-chain adaptive random-walk Metropolis started at the maximum a posteriori, with
-its covariance from the Laplace approximation. With fewer than :data:`MIN_LEVELS`
+else it is 0. The posterior under weak priors (``_Model.log_prior``, listed in
+docs/twin.md) is sampled by a multi-chain adaptive random-walk Metropolis started at
+the maximum a posteriori, with its covariance from the Laplace approximation. With fewer than :data:`MIN_LEVELS`
 distinct spend levels the likelihood has a ridge (``A`` and ``b`` trade off), the band
 away from the spend seen is the prior's, and the fit says so.
 """
