@@ -223,7 +223,7 @@ def test_bad_spend_is_refused_by_row_and_unknown_channels_are_counted():
     with pytest.raises(InputError) as err:
         curve_data(history, spend, None, [])
     problem = err.value.problems[0]
-    assert str(problem) == "spend: row 3 -> spend_cny: -5.0 is not a spend of 0 or more"
+    assert str(problem) == "spend: row 3 -> spend_cny: '-5.0' is not a spend of 0 or more"
 
 
 def test_a_fixed_cost_is_found_only_where_spend_and_contacts_show_one():

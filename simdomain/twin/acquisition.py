@@ -60,7 +60,7 @@ def check_spend(spend: pd.DataFrame) -> None:
     if bad.any():
         rows = spend["_row"] if "_row" in spend else pd.Series(spend.index, index=spend.index)
         raise InputError([Problem("spend", (f"row {int(rows[i])}", "spend_cny"),
-                                  f"{spend.at[i, 'spend_cny']!r} is not a spend of 0 or more")
+                                  f"{str(spend.at[i, 'spend_cny'])!r} is not a spend of 0 or more")
                           for i in spend.index[bad][:10]])
 
 
