@@ -236,9 +236,10 @@ def test_a_fixed_cost_is_found_only_where_spend_and_contacts_show_one():
     assert fixed_cost(spend.assign(contacts=np.nan), "sms") is None
 
 
-def _synthetic_brand(seed: int, draws: int = 50) -> tuple:
+def _synthetic_brand(seed: int, draws: int = 50, overrides: tuple[str, ...] = ()) -> tuple:
     """A bundle of the curve brand (the engine, 24 months), its channels fitted."""
-    bundle = synthesize(simdomain.load_scenario(FIXTURE), seed=seed, history_days=730)
+    bundle = synthesize(simdomain.load_scenario(FIXTURE, list(overrides)), seed=seed,
+                        history_days=730)
     contacts = bundle.contacts.assign(added_at=pd.to_datetime(bundle.contacts["added_at"]),
                                       deleted_at=pd.to_datetime(bundle.contacts["deleted_at"]))
     orders = bundle.orders.assign(ordered_at=pd.to_datetime(bundle.orders["ordered_at"]))
@@ -247,6 +248,18 @@ def _synthetic_brand(seed: int, draws: int = 50) -> tuple:
     messages: list[str] = []
     curves = fit_channels(b, history, bundle.spend, None, messages)
     return bundle, b, messages, curves
+
+
+@pytest.mark.slow
+def test_a_fixed_cost_in_the_engine_is_found_and_the_curve_fitted_without_it():
+    _, plain, _, _ = _synthetic_brand(4)
+    _, b, _, curves = _synthetic_brand(4, overrides=("channels.kol.fixed_cost_cny=3000",))
+    assert b.values[("channels", "kol", "fixed_cost_cny")] == pytest.approx(3000)
+    assert ("channels", "feed_ads", "fixed_cost_cny") not in b.values
+    # same adds, same variable spend: the same curve as without the fixed cost
+    for field in ("cost_per_contact_cny", "saturation_contacts", "monthly_spend_cny"):
+        assert b.values[("channels", "kol", field)] == pytest.approx(
+            plain.values[("channels", "kol", field)])
 
 
 @pytest.mark.slow
