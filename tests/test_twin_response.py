@@ -253,7 +253,7 @@ def _synthetic_brand(seed: int, draws: int = 50, overrides: tuple[str, ...] = ()
 @pytest.mark.slow
 def test_a_fixed_cost_in_the_engine_is_found_and_the_curve_fitted_without_it():
     _, plain, _, _ = _synthetic_brand(4)
-    _, b, _, curves = _synthetic_brand(4, overrides=("channels.kol.fixed_cost_cny=3000",))
+    _, b, _, _ = _synthetic_brand(4, overrides=("channels.kol.fixed_cost_cny=3000",))
     assert b.values[("channels", "kol", "fixed_cost_cny")] == pytest.approx(3000)
     assert ("channels", "feed_ads", "fixed_cost_cny") not in b.values
     # same adds, same variable spend: the same curve as without the fixed cost
