@@ -66,6 +66,12 @@ class Twin:
         (``pnbd.r``, ``pnbd.alpha``, ``pnbd.s``, ``pnbd.beta``, ``deletion.shape``).
     estimates
         One row per fitted parameter: ``parameter, estimate, low, high, basis``.
+    tests
+        One row per arm and outcome of the touch tests, observed against fitted
+        (:mod:`simdomain.twin.effects`), or None.
+    observational
+        Touch effects read off the touch log, with how each was used
+        (:mod:`simdomain.twin.touchfit`), or None.
     messages
         What was assumed or could not be fitted, in words.
     curves
@@ -81,6 +87,8 @@ class Twin:
     parameters: pd.DataFrame
     estimates: pd.DataFrame
     messages: list[str] = field(default_factory=list)
+    tests: pd.DataFrame | None = None
+    observational: pd.DataFrame | None = None
     curves: dict[str, CurveFit] = field(default_factory=dict)
     channel_values: pd.DataFrame | None = None
 
@@ -134,7 +142,6 @@ def calibrate(
     *,
     spend: pd.DataFrame | None = None,
     referrals: pd.DataFrame | None = None,
-    tests: pd.DataFrame | None = None,
     base: Scenario | None = None,
     name: str = "twin",
     horizon_days: int = 365,
@@ -142,6 +149,8 @@ def calibrate(
     seed: int = 0,
     seasons: bool = True,
     holdout_days: int = 90,
+    tests: pd.DataFrame | None = None,
+    touches: pd.DataFrame | None = None,
 ) -> Twin:
     """Fit every process the data shows and assemble the twin.
 
@@ -153,9 +162,6 @@ def calibrate(
         Monthly spend per channel (``month, channel, spend_cny``), if known.
     referrals
         ``referrer_id, referred_id, at``, if known.
-    tests
-        Arms of tests (``test_id, arm, lever, kind, level, start, end, people, adds,
-        ...``), if known; ``channel_spend`` arms inform the channels' curves.
     base
         A scenario for what the data cannot show (touches, campaigns, targets, budget,
         channels with no history); its numbers are marked as assumed.
@@ -169,6 +175,10 @@ def calibrate(
     holdout_days
         Measure the order model's error on this many last days of the data
         (:mod:`simdomain.twin.selfcheck`) and carry it in the draws; 0 to skip.
+    tests, touches
+        The bundle's tests and touch log: touch effects are fitted from the touch tests,
+        the log only where no test informs an effect (:mod:`simdomain.twin.touchfit`);
+        ``channel_spend`` arms inform the channels' curves (:mod:`simdomain.twin.response`).
     """
     rng = np.random.default_rng(seed)
     people = history.people
@@ -277,6 +287,13 @@ def calibrate(
         b.notes[("campaigns",)] = ("fitted: month index and sale spikes of the repeat orders "
                                    "(see estimates.csv), repeated on the same calendar days"
                                    + ("; the base's campaigns kept" if base else ""))
+    arms = observed = None
+    if (tests is not None and len(tests)) or (touches is not None and len(touches)):
+        from simdomain.twin.touchfit import calibrate_effects
+
+        fit, observed = calibrate_effects(b, scenario, messages, tests=tests, history=history,
+                                          touches=touches)
+        arms = None if fit is None else fit.arms
     population = population_frame(history, tiers, deletion, order_fit.params)
     counts = population["stage"].value_counts()
     scenario["initial_pool"] = {stage: int(counts.get(stage, 0)) for stage in STAGES}
@@ -291,7 +308,8 @@ def calibrate(
                            ignore_index=True)
     return Twin(scenario=scenario, notes=b.notes, population=population,
                 parameters=parameters, estimates=pd.DataFrame(b.rows), messages=messages,
-                curves=curves, channel_values=channel_values(history))
+                tests=arms, observational=observed, curves=curves,
+                channel_values=channel_values(history))
 
 
 def _point(column: str, b: _Builder, fit: btyd.ParetoNBDFit, deletion: DeletionFit | None) -> float:
