@@ -368,3 +368,26 @@ def test_channel_values_count_only_cohorts_with_the_full_follow_up():
     assert sms["gmv_per_add_cny"] == pytest.approx(180 / 3)
     assert sms["members_per_add_low"] < 1 / 3 < sms["members_per_add_high"]
     assert values.loc["kol", "orders_per_add"] == 0  # d's order came before the add
+
+
+@pytest.mark.slow
+def test_a_spend_test_file_narrows_the_constant_channel_end_to_end(twin_dir, tmp_path):
+    import shutil
+
+    shutil.copytree(twin_dir / "data", tmp_path / "data")
+    truth = json.loads((twin_dir / "data" / "truth.json").read_text())["parameters"]["channels"]
+    levels = np.array([3000.0, 8000.0, 40000.0])
+    mean = curve(levels, truth["sms"]["peak_adds"], truth["sms"]["adds_per_cny"]) * 31 / 30.4
+    pd.DataFrame({"test_id": "sms_spend", "arm": ["low", "mid", "high"],
+                  "lever": "channel_spend", "kind": "sms", "level": levels,
+                  "start": "2026-10-01", "end": "2026-10-31", "people": "",
+                  "adds": np.random.default_rng(0).poisson(mean)}).to_csv(
+        tmp_path / "data" / "tests.csv", index=False)
+    assert main(["calibrate", str(tmp_path / "data"), "--draws", "50", "--quiet",
+                 "--out", str(tmp_path / "twin")]) == 0
+    before = pd.read_csv(twin_dir / "twin" / "curves.csv").set_index("channel").loc["sms"]
+    after = pd.read_csv(tmp_path / "twin" / "curves.csv").set_index("channel").loc["sms"]
+    assert isinstance(before["message"], str) and not isinstance(after["message"], str)
+    width = after["peak_adds_high"] / after["peak_adds_low"]
+    assert width < (before["peak_adds_high"] / before["peak_adds_low"]) / 5
+    assert after["peak_adds_low"] <= truth["sms"]["peak_adds"] <= after["peak_adds_high"]
