@@ -383,3 +383,22 @@ def test_a_chance_no_plan_can_reach_exits_3_saying_how_far_it_can_go(tmp_path, c
     written = sorted(p.name for p in (tmp_path / "out").iterdir() if p.name != ".simdomain.json")
     assert written == ["diagnosis.txt", "diagnostics.json"]
 
+
+
+def test_the_planners_carry_over_is_the_scenarios_expected_adds():
+    from planner_cases import small_dict
+
+    from simdomain.planner.planning import prepare
+    from simdomain.planner.problem import PlanOptions, curve_adds, current_spend
+    from simdomain.scenario.io import validate_scenario
+
+    raw = small_dict()
+    for i, name in enumerate(raw["channels"]):
+        raw["channels"][name].update(carryover=0.3 + 0.2 * i, carried_contacts=5_000.0 * i,
+                                     monthly_spend_cny=[20_000.0, 0.0, 35_000.0])
+    scenario = validate_scenario(raw, "<carry-over>")
+    problem = prepare(scenario, PlanOptions(member_window_months=1))
+    adds = curve_adds(problem.curves, current_spend(scenario), problem.lag, problem.carried_in)
+    for c, name in enumerate(problem.channels):
+        np.testing.assert_allclose(adds[c], scenario.expected_adds_by_month(name), rtol=1e-9)
+    assert (adds[:, 1] > 0).all()  # a month without spend still brings adds

@@ -82,8 +82,10 @@ class DrawSet:
         ``(K,)`` parameter draw numbers (0: the point estimates).
     curves
         ``[k][c]``: each draw's response curve per channel.
-    carryover
-        ``(K, C)`` each draw's carry-over share; the model uses the mean over draws.
+    carryover, carried
+        ``(K, C)`` each draw's carry-over share and spend carried into the first month
+        (``carried_contacts`` times the cost per contact); the model uses their means
+        over the draws, the evaluation each draw's own.
     grid
         Per channel, the spend breakpoints shared by all draws (effective spend when the
         channel carries over).
@@ -110,6 +112,7 @@ class DrawSet:
     draws: np.ndarray
     curves: list[list[ResponseCurve]]
     carryover: np.ndarray
+    carried: np.ndarray
     grid: list[np.ndarray]
     grid_adds: list[np.ndarray]
     max_error: np.ndarray
@@ -139,7 +142,7 @@ class DrawSet:
         keep = np.arange(self.size)[keep]
         return replace(
             self, draws=self.draws[keep], curves=[self.curves[k] for k in keep],
-            carryover=self.carryover[keep], grid_adds=[a[keep] for a in self.grid_adds],
+            carryover=self.carryover[keep], carried=self.carried[keep], grid_adds=[a[keep] for a in self.grid_adds],
             coef=self.coef[keep], constant=self.constant[keep], den_coef=self.den_coef[keep],
             den_constant=self.den_constant[keep], objective_coef=self.objective_coef[keep],
             objective_constant=self.objective_constant[keep], noise=self.noise[keep],
@@ -258,7 +261,7 @@ def draw_set(scenario: Scenario, options: PlanOptions | None = None, draws: int 
     constant, den_constant = np.zeros((n_k, n_t)), np.zeros((n_k, n_t))
     objective_coef = np.zeros((n_k, *shape[2:]))
     objective_constant = np.zeros(n_k)
-    curves, lags = [], np.zeros((n_k, len(names)))
+    curves, lags, carried = [], np.zeros((n_k, len(names))), np.zeros((n_k, len(names)))
     distinct = [int(d) for d in dict.fromkeys(chosen.tolist()) if d != 0]
     parts: dict[int, tuple[Any, ...]] = {}
     if 0 in chosen:
@@ -280,14 +283,15 @@ def draw_set(scenario: Scenario, options: PlanOptions | None = None, draws: int 
     for k, draw in enumerate(chosen):
         found, targets, obj, obj_constant, lag = parts[int(draw)]
         curves.append(found)
-        lags[k] = lag
+        lags[k], carried[k] = lag
         for t, target in enumerate(targets):
             coef[k, t], constant[k, t] = target.coef, target.constant
             if target.denominator is not None:
                 den_coef[k, t], den_constant[k, t] = target.denominator
         objective_coef[k], objective_constant[k] = obj, obj_constant
     sd = noise_sd(scenario, base) if noise else np.zeros(n_t)
-    out = assemble(base, chosen, curves, coef, constant, carryover=lags, den_coef=den_coef,
+    out = assemble(base, chosen, curves, coef, constant, carryover=lags, carried=carried,
+                   den_coef=den_coef,
                    den_constant=den_constant, objective_coef=objective_coef,
                    objective_constant=objective_constant, noise_sd=sd, seed=seed,
                    tolerance=options.tolerance, max_points=options.max_breakpoints)
@@ -296,24 +300,28 @@ def draw_set(scenario: Scenario, options: PlanOptions | None = None, draws: int 
 
 def _draw_parts(drawn: Scenario, options: PlanOptions, names: list[str],
                 table: Cohorts | None = None) -> tuple[Any, ...]:
-    """One draw's curves, targets, objective and carry-over shares (a worker's task)."""
+    """One draw's curves, targets, objective, and carry-over shares and carried spend
+    (``(2, C)``) (a worker's task)."""
     if table is None:
         table = compute_cohorts(drawn, months_after=options.member_window_months)
     found = scenario_curves(drawn)
     targets, obj, obj_constant = linear_parts(drawn, options, table)
-    lag = np.array([drawn.channels[n].carryover for n in names])
+    lag = np.array([[drawn.channels[n].carryover for n in names],
+                    [drawn.channels[n].carried_contacts * drawn.channels[n].cost_per_contact_cny
+                     for n in names]])
     return [found[n] for n in names], targets, obj, obj_constant, lag
 
 
 def assemble(base: Problem, draws: np.ndarray, curves: list[list[ResponseCurve]],
              coef: np.ndarray, constant: np.ndarray, *, carryover: np.ndarray | None = None,
+             carried: np.ndarray | None = None,
              den_coef: np.ndarray | None = None, den_constant: np.ndarray | None = None,
              objective_coef: np.ndarray | None = None,
              objective_constant: np.ndarray | None = None, noise_sd: np.ndarray | None = None,
              seed: int = 0, tolerance: float = 0.002, max_points: int = 24) -> DrawSet:
     """A :class:`DrawSet` from its arrays (see its attributes): the shared breakpoints
     are placed here (:func:`common_grid`). Missing arrays default to the base problem's
-    (objective) or zeros (denominators, carry-over, noise)."""
+    (objective, carried spend) or zeros (denominators, carry-over, noise)."""
     n_k, n_t = len(draws), len(base.targets)
     n_ch = len(base.channels)
     lags = np.zeros((n_k, n_ch)) if carryover is None else np.asarray(carryover, dtype=float)
@@ -326,11 +334,12 @@ def assemble(base: Problem, draws: np.ndarray, curves: list[list[ResponseCurve]]
     sd = np.zeros(n_t) if noise_sd is None else np.asarray(noise_sd, dtype=float)
     samples = (np.random.default_rng([seed, 0x5A3E]).standard_normal((n_k, n_t))
                if sd.any() else np.zeros((n_k, n_t)))
+    carried = (np.broadcast_to(base.carried_in, (n_k, n_ch)).copy() if carried is None
+               else np.asarray(carried, dtype=float))
     carry = lags.mean(axis=0)
-    if carry.any() and base.carryover is None:
-        base = replace(base, carryover=carry, carried=np.zeros(n_ch), spend_upper=base.upper)
-    elif carry.any():
-        base = replace(base, carryover=carry)
+    if carry.any():  # the model plans with the draws' mean carry-over and carried spend
+        base = replace(base, carryover=carry, carried=carried.mean(axis=0),
+                       spend_upper=base.upper)
     grid, grid_adds, errors = [], [], np.zeros(n_ch)
     upper = base.upper
     for c in range(n_ch):
@@ -343,7 +352,7 @@ def assemble(base: Problem, draws: np.ndarray, curves: list[list[ResponseCurve]]
         grid.append(xs)
         grid_adds.append(adds)
         errors[c] = err
-    return DrawSet(base, np.asarray(draws), curves, lags, grid, grid_adds, errors,
+    return DrawSet(base, np.asarray(draws), curves, lags, carried, grid, grid_adds, errors,
                    np.asarray(coef, dtype=float), np.asarray(constant, dtype=float),
                    den_coef, den_constant, objective_coef, objective_constant, sd, samples)
 
@@ -448,11 +457,10 @@ def draw_adds(draws: DrawSet, spend: np.ndarray, staff: np.ndarray | None = None
     """``(K, C, M)`` realized adds of a plan in each draw, with the exact curves (staff
     accounts cap them when given)."""
     base = draws.base
-    carried = base.carried_in
     out = np.empty((draws.size, *spend.shape))
     for k in range(draws.size):
         out[k] = base.adds_factor * curve_adds(draws.curves[k], spend, draws.carryover[k],
-                                               carried)
+                                               draws.carried[k])
     if staff is not None:
         cap = np.where(np.isnan(base.staff_capacity), np.inf,
                        np.asarray(staff) * np.nan_to_num(base.staff_capacity, nan=1.0))
