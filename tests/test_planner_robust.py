@@ -16,11 +16,10 @@ import pytest
 from scipy.optimize import linprog
 
 from simdomain.planner import milp
-from simdomain.planner.curves import ResponseCurve, approximate
+from simdomain.planner.curves import ResponseCurve, approximate, common_grid
 from simdomain.planner.problem import Problem, Target, evaluate
 from simdomain.planner.robust import (
     assemble,
-    common_grid,
     evaluate_draws,
     solve_chance,
 )
@@ -389,7 +388,7 @@ def test_the_planners_carry_over_is_the_scenarios_expected_adds():
     from planner_cases import small_dict
 
     from simdomain.planner.planning import prepare
-    from simdomain.planner.problem import PlanOptions, curve_adds, current_spend
+    from simdomain.planner.problem import PlanOptions, current_spend, curve_adds
     from simdomain.scenario.io import validate_scenario
 
     raw = small_dict()

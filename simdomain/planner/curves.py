@@ -202,6 +202,69 @@ def approximate(curve: ResponseCurve, upper: float, *, tolerance: float = 0.002,
     return Pwl(spend=xs, adds=curve.adds(xs), max_error=float(errors.max()))
 
 
+def common_grid(curves: list[ResponseCurve], upper: float, *, tolerance: float = 0.002,
+                max_points: int = 24,
+                include: Iterable[float] = ()) -> tuple[np.ndarray, np.ndarray, float]:
+    """Breakpoints on ``[0, upper]`` whose chords stay within ``tolerance`` of *every*
+    curve: the greedy of :func:`approximate` on the largest
+    gap over the curves (so one curve gives exactly its breakpoints).
+
+    Returns the breakpoints, ``(K, J + 1)`` each curve's adds at them, and the largest
+    gap left (adds).
+    """
+    if not upper > 0:
+        return np.array([0.0]), np.zeros((len(curves), 1)), 0.0
+    knots = {0.0, float(upper)}
+    knots.update(float(x) for x in include if 0 < x < upper)
+    for curve in curves:
+        if curve.capacity_spend is not None and 0 < curve.capacity_spend < upper:
+            knots.add(float(curve.capacity_spend))
+    xs = np.array(sorted(knots))
+    limit = max(max_points, len(xs))
+    peak = np.array([c.peak_adds for c in curves])[:, None]
+    slope = np.array([c.adds_per_cny for c in curves])[:, None]
+    cap = np.array([np.inf if c.capacity_spend is None else c.capacity_spend
+                    for c in curves])[:, None]
+    linear = np.isinf(peak)
+
+    def adds(x: np.ndarray) -> np.ndarray:  # every curve at once, (K, ...) like x
+        x = np.minimum(x, cap)
+        bent = -np.where(linear, 1.0, peak) * np.expm1(-slope * x / np.where(linear, 1.0, peak))
+        return np.where(linear, slope * x, bent)
+
+    target = tolerance * float(adds(np.full((len(curves), 1), float(upper))).min())
+
+    def worst_gaps(xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        left, right = xs[None, :-1], xs[None, 1:]
+        f_left, f_right = adds(np.broadcast_to(left, (len(curves), left.size))), \
+            adds(np.broadcast_to(right, (len(curves), right.size)))
+        chord = (f_right - f_left) / np.maximum(right - left, 1e-300)
+
+        def gap(x: np.ndarray) -> np.ndarray:
+            return adds(x) - (f_left + chord * (x - left))
+
+        a = np.broadcast_to(left, f_left.shape).astype(float).copy()
+        b = np.broadcast_to(right, f_left.shape).astype(float).copy()
+        for _ in range(80):  # golden section: the gap is concave on each chord
+            c = b - _GOLDEN * (b - a)
+            d = a + _GOLDEN * (b - a)
+            lower = gap(c) >= gap(d)
+            b = np.where(lower, d, b)
+            a = np.where(lower, a, c)
+        where = (a + b) / 2
+        error = np.maximum(gap(where), 0.0)
+        pick = np.argmax(error, axis=0)
+        cols = np.arange(error.shape[1])
+        return error[pick, cols], where[pick, cols]
+
+    errors, where = worst_gaps(xs)
+    while len(xs) < limit and errors.max() > target:
+        worst = int(np.argmax(errors))
+        xs = np.insert(xs, worst + 1, where[worst])
+        errors, where = worst_gaps(xs)
+    return xs, adds(np.broadcast_to(xs, (len(curves), xs.size))), float(errors.max())
+
+
 def measure_curves(scenario: Scenario, *, levels: int = 6, reps: int = 2,
                    seed: int = 0) -> dict[str, ResponseCurve]:
     """Curves measured by simulating one month at several spend levels, then fitted.
