@@ -311,7 +311,7 @@ def test_plan_chance_on_a_twin_is_verified_over_fresh_draws(tmp_path, capsys):
     import pandas as pd
 
     from simdomain.cli import main
-    from simdomain.cliutil import OK
+    from simdomain.cliutil import INFEASIBLE, OK
 
     fixture = str(Path(__file__).parent / "fixtures" / "twin_brand.yaml")
     data, twin, out = tmp_path / "data", tmp_path / "twin", tmp_path / "plan"
@@ -319,8 +319,14 @@ def test_plan_chance_on_a_twin_is_verified_over_fresh_draws(tmp_path, capsys):
                  "--quiet"]) == OK
     assert main(["calibrate", str(data), "--out", str(twin), "--draws", "40",
                  "--horizon-days", "90", "--base", fixture, "--quiet"]) == OK
+    # the twin's curve of its one paid channel is wide (its spend never varied): in a
+    # quarter of the draws no spend brings 1,000 members a month
     assert main(["plan", str(twin / "scenario.yaml"), "--set",
                  "targets.monthly_new_members=1000", "--chance", "0.8", "--draws", "20",
+                 "--out", str(tmp_path / "short"), "--quiet"]) == INFEASIBLE
+    assert "at most" in capsys.readouterr().err
+    assert main(["plan", str(twin / "scenario.yaml"), "--set",
+                 "targets.monthly_new_members=600", "--chance", "0.8", "--draws", "20",
                  "--verify", "4", "--out", str(out), "--quiet"]) == OK
     chance = json.loads((out / "diagnostics.json").read_text())["chance"]
     assert len(chance["draws"]) == 20 and chance["fresh_draws"] == 20
@@ -335,7 +341,7 @@ def test_plan_chance_on_a_twin_is_verified_over_fresh_draws(tmp_path, capsys):
     from simdomain.planner.problem import PlanOptions
     from simdomain.planner.robust import draw_set
 
-    twin_scenario = load_scenario(twin / "scenario.yaml", ["targets.monthly_new_members=1000"])
+    twin_scenario = load_scenario(twin / "scenario.yaml", ["targets.monthly_new_members=600"])
     one, two = (draw_set(twin_scenario, PlanOptions(), 6, seed=4, workers=w) for w in (1, 2))
     np.testing.assert_array_equal(one.coef, two.coef)
     np.testing.assert_array_equal(one.draws, two.draws)
