@@ -407,3 +407,16 @@ def test_the_planners_carry_over_is_the_scenarios_expected_adds():
     for c, name in enumerate(problem.channels):
         np.testing.assert_allclose(adds[c], scenario.expected_adds_by_month(name), rtol=1e-9)
     assert (adds[:, 1] > 0).all()  # a month without spend still brings adds
+
+
+def test_hopeless_draws_sink_the_cvar_plan_but_not_the_chance_plan():
+    problem = tiny()
+    some = random_draws(problem, 20, seed=9, spread=0.1)
+    curves = [[ResponseCurve(c.channel, c.peak_adds * (0.1 if k < 3 else 1.0), c.adds_per_cny,
+                             c.capacity_spend) for c in draw] for k, draw in enumerate(some.curves)]
+    draws = assemble(problem, some.draws, curves, some.coef, some.constant)
+    assert solve_chance(draws, 0.8, method="cvar").status == "infeasible"
+    plan = solve_chance(draws, 0.8)  # 3 of 20 draws can never reach the goal
+    assert plan.optimal
+    assert plan.met.mean(axis=0).min() >= 0.8 - 1e-9
+    assert not plan.met[:3].any()

@@ -356,8 +356,8 @@ def by_sets(draws: DrawSet, level: float | np.ndarray, weights: np.ndarray, *,
     meets all of its set, so the next plan costs no more; the rounds stop when the cost
     falls by less than ``gain`` (relative). Round 0's reference is ``start`` (a plan's
     spend and staff) if given, else the CVaR plan on small models (then the first set's
-    plan is no dearer than it), else every channel at its largest spend (draws ranked
-    by what they can reach). ``calibrate``, a function of a plan giving each target's
+    plan is no dearer than it), else (or when the CVaR has no plan) every channel at its
+    largest spend (draws ranked by what they can reach). ``calibrate``, a function of a plan giving each target's
     exact chance (or, with ``slope=True``, its rate of change per noise sd), then moves
     the sets' goals until each chance reaches its level (:func:`_calibrate`).
 
@@ -380,17 +380,18 @@ def by_sets(draws: DrawSet, level: float | np.ndarray, weights: np.ndarray, *,
 
     best: dict[str, Any] | None = None
     model = draws.model("milp") if whole else None
+    full = np.broadcast_to(base.upper[:, None], base.adds_factor.shape)
     if start is not None:
         reference = margins(*start)
     elif whole:
         cvar = draws.model("cvar")
         out = cvar.solve(levels, weights, time_limit=time_limit, gap=gap)
-        if out["status"] == "infeasible":
-            return out, cvar
-        best = _translate(out, cvar, model)
-        reference = margins(best["spend"], best["staff"])
+        if out["status"] == "infeasible":  # conservative: hopeless draws can sink it
+            reference = margins(full, np.full(full.shape, np.inf))
+        else:
+            best = _translate(out, cvar, model)
+            reference = margins(best["spend"], best["staff"])
     else:
-        full = np.broadcast_to(base.upper[:, None], base.adds_factor.shape)
         reference = margins(full, np.full(full.shape, np.inf))
     def solve_sets(sets: np.ndarray, reference: np.ndarray,
                    shift: np.ndarray | None = None) -> tuple[dict[str, Any], ChanceModel]:

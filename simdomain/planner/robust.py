@@ -293,6 +293,7 @@ def draw_set(scenario: Scenario, options: PlanOptions | None = None, draws: int 
             if target.denominator is not None:
                 den_coef[k, t], den_constant[k, t] = target.denominator
         objective_coef[k], objective_constant[k] = obj, obj_constant
+    base = _widened(base, scenario, curves)
     sd = noise_sd(scenario, base) if noise else np.zeros(n_t)
     out = assemble(base, chosen, curves, coef, constant, carryover=lags, carried=carried,
                    den_coef=den_coef,
@@ -300,6 +301,22 @@ def draw_set(scenario: Scenario, options: PlanOptions | None = None, draws: int 
                    objective_constant=objective_constant, noise_sd=sd, seed=seed,
                    tolerance=options.tolerance, max_points=options.max_breakpoints)
     return replace(out, seconds=time.perf_counter() - started)
+
+
+def _widened(base: Problem, scenario: Scenario, curves: list[list[ResponseCurve]]) -> Problem:
+    """The point problem with each channel's largest spend widened to where the draw with
+    the latest saturation stops paying (the point curve's own bound would cut the draws
+    that saturate later); ``max_spend_cny`` still caps it."""
+    upper = base.upper.copy()
+    for c, name in enumerate(base.channels):
+        if base.upper_reason[c] not in ("saturation", "contact capacity"):
+            continue
+        latest = max(draw[c].saturation_spend() for draw in curves)
+        cap = scenario.channels[name].max_spend_cny
+        upper[c] = max(upper[c], min(latest, math.inf if cap is None else cap))
+    if np.array_equal(upper, base.upper):
+        return base
+    return replace(base, spend_upper=upper)
 
 
 def _draw_parts(drawn: Scenario, options: PlanOptions, names: list[str],
