@@ -567,6 +567,8 @@ def _solve_once(draws: DrawSet, level: float, levels: np.ndarray, w: np.ndarray,
     cost = float((spend * base.spend_share).sum() + (base.fixed_cost[:, None] * on).sum()
                  + (base.staff_cost[:, None] * staff).sum() + base.other_costs.sum())
     check = evaluate_draws(draws, spend, staff, w)
+    if method == "sets" and np.any(w @ check["met"] < levels - 1e-6):
+        out = {**out, "status": "infeasible"}  # a set held a draw no plan can meet
     return RobustPlan(out["status"], method, level, spend, staff, on.astype(float), cost,
                       out["objective"], check["chance"], check["met"], out["gap"],
                       out["seconds"], asked)
