@@ -23,6 +23,11 @@ NOBODY = -1
 """Referrer of people nobody referred."""
 MULTIPLIERS = ("order_multiplier", "dormancy_multiplier", "deletion_multiplier")
 """A person's own multipliers on repeat orders, active -> dormant and deletion."""
+DECAYING = ("engagement", "fatigue")
+"""Touch effects that fade by a half-life, kept lazily (see :meth:`Population.decay`)."""
+RESCALE_BELOW = 2.0**-60
+"""A decaying field's scale under which its stored values are brought back to scale 1.
+Stored values are at most ``2 ** 60`` times their true value, far inside float32."""
 
 # name -> (dtype, value of a new slot)
 FIELDS: dict[str, tuple[Any, Any]] = {
@@ -59,6 +64,15 @@ class Population:
     ----------
     capacity
         Slots to allocate up front; the arrays grow (doubling) when more join.
+
+
+    The :data:`DECAYING` fields fade every day by their half-life. Rather than a pass over
+    everyone each day, each is stored divided by a common ``scale`` (the product of the
+    daily decay factors since the last rescaling): fading is one multiplication of the
+    scale (:meth:`decay`), a touch adds its effect divided by the scale
+    (:meth:`stored`), and reading ``pop.engagement`` gives the true values (stored times
+    scale, a copy). This is the closed form ``e_t = e_s * 2 ** (-(t - s) / half_life)``
+    with a day ``s`` common to everyone, so no per-person day is kept.
     """
 
     def __init__(self, capacity: int = 1024) -> None:
@@ -67,19 +81,47 @@ class Population:
         self._arrays = {
             name: np.full(self._capacity, fill, dtype=dtype) for name, (dtype, fill) in FIELDS.items()
         }
+        self.scale = dict.fromkeys(DECAYING, 1.0)
+        self.peak = dict.fromkeys(DECAYING, 0.0)
+        """An upper bound on each :data:`DECAYING` field's stored values (kept by whoever
+        raises them), so that the largest true value is known without a pass."""
 
     def __getattr__(self, name: str) -> np.ndarray:
         arrays = self.__dict__.get("_arrays")
         if arrays is None or name not in arrays:
             raise AttributeError(name)
+        if name in DECAYING:
+            return arrays[name][: self.n] * np.float32(self.scale[name])
         return arrays[name][: self.n]
 
     def __setattr__(self, name: str, value: Any) -> None:
         arrays = self.__dict__.get("_arrays")
         if arrays is None or name not in arrays:
             super().__setattr__(name, value)
+        elif name in DECAYING:
+            arrays[name][: self.n] = np.asarray(value, dtype=np.float64) / self.scale[name]
         elif getattr(value, "base", None) is not arrays[name]:
             arrays[name][: self.n] = value  # an in-place update (``pop.x += y``) is already there
+
+    def stored(self, name: str) -> np.ndarray:
+        """The stored values of a :data:`DECAYING` field (true values over ``scale[name]``),
+        as a view to update in place."""
+        return self._arrays[name][: self.n]
+
+    def decay(self, name: str, factor: float) -> None:
+        """Multiply every true value of a :data:`DECAYING` field by ``factor`` (in (0, 1]):
+        the scale only, unless it falls below :data:`RESCALE_BELOW` (a rare pass)."""
+        self.scale[name] *= factor
+        if self.scale[name] < RESCALE_BELOW:
+            values = self._arrays[name][: self.n]
+            values *= np.float32(self.scale[name])
+            self.peak[name] *= self.scale[name]
+            self.scale[name] = 1.0
+
+    def largest(self, name: str) -> float:
+        """An upper bound on the true values of a :data:`DECAYING` field (0 if none is
+        positive), with room for float32 rounding of stored value times scale."""
+        return max(self.peak[name] * self.scale[name] * (1 + 2.0**-20), 0.0)
 
     @property
     def capacity(self) -> int:

@@ -23,11 +23,12 @@ def gather(table: np.ndarray, index: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 def decay(world: World) -> None:
-    """Let engagement and fatigue fade by one day of their half-lives."""
+    """Let engagement and fatigue fade by one day of their half-lives (lazily: see
+    :meth:`~simdomain.sim.population.Population.decay`; no pass over people)."""
     policy = world.scenario.touch_policy
     pop = world.pop
-    pop.engagement *= np.float32(0.5 ** (1.0 / policy.engagement_half_life_days))
-    pop.fatigue *= np.float32(0.5 ** (1.0 / policy.fatigue_half_life_days))
+    pop.decay("engagement", 0.5 ** (1.0 / policy.engagement_half_life_days))
+    pop.decay("fatigue", 0.5 ** (1.0 / policy.fatigue_half_life_days))
 
 
 def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
@@ -51,10 +52,12 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
     if n == 0:
         return
     key = pop.key
-    lift_max = 1.0 + max(float(pop.engagement.max()), 0.0)
+    lift_max = 1.0 + pop.largest("engagement")
+    engagement, fatigue = pop.stored("engagement"), pop.stored("fatigue")
+    engagement_scale = np.float32(pop.scale["engagement"])
 
     def lift(index: np.ndarray) -> np.ndarray:
-        return pop.engagement[index] + np.float32(1.0)
+        return engagement[index] * engagement_scale + np.float32(1.0)
 
     strata = world.strata
     bound = float(rates.order.max()) * lift_max
@@ -68,7 +71,7 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
     world.record_orders(ordered, day, rng)
 
     sensitivity, tolerance = policy.fatigue_sensitivity, policy.fatigue_tolerance
-    fatigue_max = 1.0 + sensitivity * max(float(pop.fatigue.max()) - tolerance, 0.0)
+    fatigue_max = 1.0 + sensitivity * max(pop.largest("fatigue") - tolerance, 0.0)
     boost = max(life.new_user_multiplier, 1.0) if life.new_user_days > 0 else 1.0
     delete_max = float(rates.delete.max()) * fatigue_max
     advance_max = float(rates.advance.max()) * lift_max * boost
@@ -79,7 +82,8 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
             lambda ceiling: delete_max * ceiling + advance_max, rng)
     p_del = rates.delete[key[picked]]
     if sensitivity > 0:
-        p_del = p_del * (1 + sensitivity * np.maximum(pop.fatigue[picked] - tolerance, 0))
+        tired = fatigue[picked] * np.float32(pop.scale["fatigue"])
+        p_del = p_del * (1 + sensitivity * np.maximum(tired - tolerance, 0))
     if strata["deletion_multiplier"] is not None:
         p_del = p_del * pop.deletion_multiplier[picked]
     p_adv = rates.advance[key[picked]] * lift(picked)
@@ -161,12 +165,14 @@ def _touch(world: World, views: np.ndarray, uplift: float, fatigue: float,
     """Add ``views`` (per person) times the per-view effects, and count them."""
     pop = world.pop
     effect = world.scratch("effect", np.float32)
-    if uplift:
-        pop.engagement += np.multiply(views, np.float32(uplift), out=effect)
-    if fatigue:
-        pop.fatigue += np.multiply(views, np.float32(fatigue), out=effect)
-        if fatigue < 0:
-            np.maximum(pop.fatigue, np.float32(0), out=pop.fatigue)
+    for name, per_view in (("engagement", uplift), ("fatigue", fatigue)):
+        if per_view:
+            stored = pop.stored(name)
+            stored += np.multiply(views, np.float32(per_view / pop.scale[name]), out=effect)
+            if per_view < 0 and name == "fatigue":  # fatigue is never below 0
+                np.maximum(stored, np.float32(0), out=stored)
+            elif per_view > 0 and len(stored):
+                pop.peak[name] = max(pop.peak[name], float(stored.max()))
     counter += views
 
 
