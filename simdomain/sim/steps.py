@@ -13,7 +13,7 @@ import numpy as np
 from simdomain.scenario.model import STAGES, Posts
 from simdomain.sim.policy import TouchSelector
 from simdomain.sim.population import CUSTOMER, DELETED, FAN, MEMBER
-from simdomain.sim.thinning import candidates
+from simdomain.sim.thinning import candidates, candidates_split
 from simdomain.sim.world import World
 
 
@@ -74,12 +74,16 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
     fatigue_max = 1.0 + sensitivity * max(pop.largest("fatigue") - tolerance, 0.0)
     boost = max(life.new_user_multiplier, 1.0) if life.new_user_days > 0 else 1.0
     delete_max = float(rates.delete.max()) * fatigue_max
-    advance_max = float(rates.advance.max()) * lift_max * boost
+    advance_max = float(rates.advance.max()) * lift_max
+    first_new_day = max(day - life.new_user_days + 1, 0)  # the initial pool is not new
+    new_from = world.first_slot_of_day(first_new_day) if boost > 1 else n  # joined in order
     if strata["deletion_multiplier"] is None:
-        picked, u = candidates(n, delete_max + advance_max, rng)
+        picked, u = candidates_split(n, new_from, delete_max + advance_max,
+                                     delete_max + advance_max * boost, rng)
     else:
         picked, u = strata["deletion_multiplier"].draw(
-            lambda ceiling: delete_max * ceiling + advance_max, rng)
+            lambda ceiling: delete_max * ceiling + advance_max, rng,
+            tail=(new_from, lambda ceiling: delete_max * ceiling + advance_max * boost))
     p_del = rates.delete[key[picked]]
     if sensitivity > 0:
         tired = fatigue[picked] * np.float32(pop.scale["fatigue"])
@@ -88,7 +92,6 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
         p_del = p_del * pop.deletion_multiplier[picked]
     p_adv = rates.advance[key[picked]] * lift(picked)
     if life.new_user_multiplier != 1 and life.new_user_days > 0:
-        first_new_day = max(day - life.new_user_days + 1, 0)  # the initial pool is not new
         new = (pop.join_day[picked] >= first_new_day) & (pop.stage[picked] == FAN)
         p_adv = np.where(new, p_adv * life.new_user_multiplier, p_adv)
     deleted = picked[u < p_del]

@@ -97,7 +97,8 @@ class Strata:
         """People :meth:`draw` picks on average with this bound per multiplier ceiling."""
         return sum(len(slots) * min(bound(ceiling), 1.0) for ceiling, slots in self.groups())
 
-    def draw(self, bound: Callable[[float], float], rng: np.random.Generator
+    def draw(self, bound: Callable[[float], float], rng: np.random.Generator,
+             tail: tuple[int, Callable[[float], float]] | None = None,
              ) -> tuple[np.ndarray, np.ndarray]:
         """Thinning per stratum: everyone in the stratum with ceiling ``c`` is picked with
         probability ``min(bound(c), 1)`` and gets a uniform on ``[0, min(bound(c), 1))``;
@@ -105,15 +106,32 @@ class Strata:
 
         ``bound(c)`` must bound the probability of everyone whose multiplier is at most
         ``c``; then ``u < p`` has probability exactly ``p``, as in
-        :func:`candidates`.
+        :func:`candidates`. ``tail = (start, tail_bound)`` bounds the people in slots
+        ``start`` and after by ``tail_bound(c)`` instead (the newest people, say).
         """
         picked, uniforms = [], []
         for ceiling, slots in self.groups():
-            index, u = candidates(len(slots), bound(ceiling), rng)
-            picked.append(slots[index])
-            uniforms.append(u)
+            parts = [(slots, bound(ceiling))]
+            if tail is not None:
+                split = int(np.searchsorted(slots, tail[0]))
+                parts = [(slots[:split], bound(ceiling)), (slots[split:], tail[1](ceiling))]
+            for part, ceiling_bound in parts:
+                index, u = candidates(len(part), ceiling_bound, rng)
+                picked.append(part[index])
+                uniforms.append(u)
         if not picked:
             return np.empty(0, dtype=np.int64), np.empty(0)
         picked, uniforms = np.concatenate(picked).astype(np.int64), np.concatenate(uniforms)
         order = np.argsort(picked)  # in slot order: the gathers that follow read memory in turn
         return picked[order], uniforms[order]
+
+
+def candidates_split(n: int, start: int, bound: float, tail_bound: float,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`candidates` with ``bound`` for slots before ``start`` and ``tail_bound`` for
+    the slots from ``start`` to ``n``."""
+    if start >= n or tail_bound == bound:
+        return candidates(n, bound, rng)
+    head, u_head = candidates(start, bound, rng)
+    rest, u_rest = candidates(n - start, tail_bound, rng)
+    return np.concatenate([head, rest + start]), np.concatenate([u_head, u_rest])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import zlib
 from dataclasses import dataclass, field
@@ -134,6 +135,8 @@ class World:
         self.order_log: list[tuple[np.ndarray, int, np.ndarray]] | None = (
             [] if keep_orders else None)
         self._scratch: dict[str, np.ndarray] = {}
+        self._join_days: list[int] = []  # days with joiners, ascending
+        self._first_slots: list[int] = []  # the first slot of each one's joiners
         self.key_counts = np.zeros(self.layout.key_size(), dtype=np.int64)
         self.active: list[Campaign] = []
         self.rates: RateTables = build_rates(scenario, self.layout, self.active)
@@ -192,7 +195,17 @@ class World:
                     multipliers or {})
         if np.ndim(day) == 0 and day >= 0:
             self.tally["new_adds"] += count
+            if not self._join_days or self._join_days[-1] < day:
+                self._join_days.append(int(day))
+                self._first_slots.append(index.start)
         return index
+
+    def first_slot_of_day(self, day: int) -> int:
+        """The first slot of the people who joined on ``day`` (>= 0) or later: people
+        are appended in order of joining, and only those known before the start (who
+        come first) have days below 0."""
+        i = bisect.bisect_left(self._join_days, day)
+        return self._first_slots[i] if i < len(self._join_days) else self.pop.n
 
     def _place(self, index: slice, source: str, given: dict[str, np.ndarray]) -> None:
         """Set the multipliers in use of new people and add them to the strata.
