@@ -127,6 +127,12 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
     world.move(flips, dormant=~pop.dormant[flips])
 
 
+SPARSE = 0.1
+"""Touches reaching at most this share of their audience on a day are drawn for the
+people they reach only (thinning); denser ones by a pass over everyone, which is then
+cheaper than picking people one by one."""
+
+
 def one_to_one(world: World, rng: np.random.Generator,
                select: TouchSelector | None = None) -> None:
     """Send the day's 1:1 messages to the policy's stages (each person at most one).
@@ -137,46 +143,86 @@ def one_to_one(world: World, rng: np.random.Generator,
     policy = world.scenario.touch_policy.one_to_one
     pop = world.pop
     allowed = np.array([stage in policy.stages for stage in STAGES] + [False])
+    counter = pop.touches_one_to_one
+    if select is None and policy.reach <= SPARSE:
+        picked, _ = candidates(pop.n, policy.reach, rng)
+        picked = picked[allowed[pop.stage[picked]]]
+        _touch(world, np.ones(len(picked), np.int8), policy.uplift, policy.fatigue, counter,
+               picked)
+        return
     reached = gather(allowed, pop.stage, world.scratch("reached", np.bool_))
     if policy.reach < 1:
         u = rng.random(pop.n, dtype=np.float32, out=world.scratch("uniform", np.float32))
         reached &= u < np.float32(policy.reach)
     if select is not None:
         reached &= select(world, reached)
-    _touch(world, reached, policy.uplift, policy.fatigue, pop.touches_one_to_one)
+    _touch(world, reached, policy.uplift, policy.fatigue, counter)
 
 
 def posts(world: World, channel: str, rng: np.random.Generator) -> None:
     """The day's group posts (``channel="group"``) or moments posts (``"moments"``).
 
     Each person in the audience sees each of the day's posts with the view rate, so
-    their views are binomial, drawn by inversion from one uniform per person. A view
+    their views are binomial. When few see any (at most :data:`SPARSE` of the audience
+    on average), the people who see some are picked by thinning with the chance of a
+    view, and their count of views drawn from the uniform that picked them; otherwise
+    every person's views are drawn by inversion from one uniform per person. A view
     carries the content mix's mean uplift and fatigue.
     """
     spec: Posts = getattr(world.scenario.touch_policy, channel)
     pop = world.pop
+    counter = getattr(pop, f"touches_{channel}")
+    trials, p = spec.posts_per_day, spec.view_rate
+    at_least = [1 - binom_cdf(k - 1, trials, p) for k in range(1, trials + 1)]
+    if at_least[0] <= SPARSE:  # u < P(V >= 1): someone with views; V = #{k: u < P(V >= k)}
+        picked, u = candidates(pop.n, at_least[0], rng)
+        audience = pop.in_group[picked] if channel == "group" else pop.stage[picked] != DELETED
+        picked, u = picked[audience], u[audience]
+        views = np.zeros(len(picked), dtype=np.int8)
+        for tail in at_least:
+            views += u < tail
+        _touch(world, views, spec.uplift_per_view, spec.fatigue_per_view, counter, picked)
+        return
     u = rng.random(pop.n, dtype=np.float32, out=world.scratch("uniform", np.float32))
-    views = binomial_by_inversion(spec.posts_per_day, spec.view_rate, u,
-                                  out=world.scratch("views", np.int8))
+    views = binomial_by_inversion(trials, p, u, out=world.scratch("views", np.int8))
     views *= pop.in_group if channel == "group" else pop.stage != DELETED
-    _touch(world, views, spec.uplift_per_view, spec.fatigue_per_view,
-           getattr(pop, f"touches_{channel}"))
+    _touch(world, views, spec.uplift_per_view, spec.fatigue_per_view, counter)
 
 
 def _touch(world: World, views: np.ndarray, uplift: float, fatigue: float,
-           counter: np.ndarray) -> None:
-    """Add ``views`` (per person) times the per-view effects, and count them."""
+           counter: np.ndarray, index: np.ndarray | None = None) -> None:
+    """Add ``views`` times the per-view effects, and count them: per person, or for the
+    people at ``index`` (sorted, distinct) if given."""
     pop = world.pop
-    effect = world.scratch("effect", np.float32)
+    if index is None:
+        effect = world.scratch("effect", np.float32)
+    else:
+        effect = np.empty(len(index), dtype=np.float32)
     for name, per_view in (("engagement", uplift), ("fatigue", fatigue)):
-        if per_view:
-            stored = pop.stored(name)
-            stored += np.multiply(views, np.float32(per_view / pop.scale[name]), out=effect)
-            if per_view < 0 and name == "fatigue":  # fatigue is never below 0
-                np.maximum(stored, np.float32(0), out=stored)
-            elif per_view > 0 and len(stored):
-                pop.peak[name] = max(pop.peak[name], float(stored.max()))
-    counter += views
+        if not per_view or len(views) == 0:
+            continue
+        np.multiply(views, np.float32(per_view / pop.scale[name]), out=effect)
+        stored = pop.stored(name)
+        if index is None:
+            stored += effect
+            changed = stored
+        else:
+            changed = stored[index] + effect
+        if per_view < 0 and name == "fatigue":  # fatigue is never below 0
+            np.maximum(changed, np.float32(0), out=changed)
+        elif per_view > 0:
+            pop.peak[name] = max(pop.peak[name], float(changed.max()))
+        if index is not None:
+            stored[index] = changed
+    if index is None:
+        counter += views
+    else:
+        counter[index] += views
+
+
+def binom_cdf(k: int, trials: int, p: float) -> float:
+    """``P(Binomial(trials, p) <= k)``."""
+    return sum(math.comb(trials, j) * p**j * (1 - p) ** (trials - j) for j in range(k + 1))
 
 
 def binomial_by_inversion(trials: int, p: float, uniform: np.ndarray,
