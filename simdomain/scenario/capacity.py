@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from simdomain.scenario.model import Scenario
 
-BYTES_PER_PERSON = 91
+BYTES_PER_PERSON = 83
 """Bytes of one person's slot in the engine's arrays (``simdomain.sim.population.FIELDS``)."""
 PEAK_FACTOR = 4
 """Peak memory over the arrays' size: growth copies them and steps use scratch arrays."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,12 @@ RESCALE_BELOW = 2.0**-60
 """A decaying field's scale under which its stored values are brought back to scale 1.
 Stored values are at most ``2 ** 60`` times their true value, far inside float32."""
 
-# name -> (dtype, value of a new slot)
+# name -> (dtype, value of a new slot). Sized to their ranges: people number under 2**31
+# (int32 referrers), 1:1 messages are at most one a day and deletion days fall in the
+# horizon (<= 3,660 days: int16); posts may reach 24 a day (int32 counters); days of
+# history reach back without bound (int32); engagement and fatigue are float32, like the
+# multipliers (touch effects and rates of a few significant digits; sums of money are
+# float64, and so are the tallies summed from them).
 FIELDS: dict[str, tuple[Any, Any]] = {
     "stage": (np.int8, FAN),
     "segment": (np.int16, 0),
@@ -37,12 +43,12 @@ FIELDS: dict[str, tuple[Any, Any]] = {
 
     "source": (np.int16, 0),
     "join_day": (np.int32, BEFORE_START),
-    "referrer": (np.int64, NOBODY),
+    "referrer": (np.int32, NOBODY),
     "dormant": (np.bool_, False),
     "in_group": (np.bool_, False),
     "engagement": (np.float32, 0.0),
     "fatigue": (np.float32, 0.0),
-    "touches_one_to_one": (np.int32, 0),
+    "touches_one_to_one": (np.int16, 0),
     "touches_group": (np.int32, 0),
     "touches_moments": (np.int32, 0),
     "orders": (np.int32, 0),
@@ -51,7 +57,7 @@ FIELDS: dict[str, tuple[Any, Any]] = {
     "last_order_day": (np.int32, NEVER),
     "member_day": (np.int32, NEVER),
     "koc_day": (np.int32, NEVER),
-    "deletion_day": (np.int32, NOT_DELETED),
+    "deletion_day": (np.int16, NOT_DELETED),
     "invites": (np.int32, 0),
     **dict.fromkeys(MULTIPLIERS, (np.float32, 1.0)),
 }
@@ -63,7 +69,10 @@ class Population:
     Parameters
     ----------
     capacity
-        Slots to allocate up front; the arrays grow (doubling) when more join.
+        Slots to allocate up front; the arrays grow (by half) when more join. Slots are
+        written only when people take them, so the spare ones cost address space only.
+    multipliers
+        The :data:`MULTIPLIERS` kept per person; the others read as 1 and take no memory.
 
 
     The :data:`DECAYING` fields fade every day by their half-life. Rather than a pass over
@@ -75,12 +84,13 @@ class Population:
     with a day ``s`` common to everyone, so no per-person day is kept.
     """
 
-    def __init__(self, capacity: int = 1024) -> None:
+    def __init__(self, capacity: int = 1024, multipliers: Collection[str] = MULTIPLIERS) -> None:
         self.n = 0
         self._capacity = max(int(capacity), 1)
-        self._arrays = {
-            name: np.full(self._capacity, fill, dtype=dtype) for name, (dtype, fill) in FIELDS.items()
-        }
+        self._fields = {name: spec for name, spec in FIELDS.items()
+                        if name not in MULTIPLIERS or name in multipliers}
+        self._arrays = {name: np.empty(self._capacity, dtype=dtype)
+                        for name, (dtype, _) in self._fields.items()}
         self.scale = dict.fromkeys(DECAYING, 1.0)
         self.peak = dict.fromkeys(DECAYING, 0.0)
         """An upper bound on each :data:`DECAYING` field's stored values (kept by whoever
@@ -89,6 +99,8 @@ class Population:
     def __getattr__(self, name: str) -> np.ndarray:
         arrays = self.__dict__.get("_arrays")
         if arrays is None or name not in arrays:
+            if arrays is not None and name in MULTIPLIERS:
+                return np.ones(self.n, dtype=np.float32)  # not kept: 1 for everyone
             raise AttributeError(name)
         if name in DECAYING:
             return arrays[name][: self.n] * np.float32(self.scale[name])
@@ -144,21 +156,17 @@ class Population:
         start, stop = self.n, self.n + count
         if stop > self._capacity:
             self._grow(stop)
-        arrays = self._arrays
-        arrays["segment"][start:stop] = segment
-        arrays["source"][start:stop] = source
-        arrays["join_day"][start:stop] = day
-        arrays["in_group"][start:stop] = in_group
-        arrays["stage"][start:stop] = stage
-        arrays["referrer"][start:stop] = referrer
-        arrays["dormant"][start:stop] = dormant
+        given = {"segment": segment, "source": source, "join_day": day, "in_group": in_group,
+                 "stage": stage, "referrer": referrer, "dormant": dormant}
+        for name, (_, fill) in self._fields.items():
+            self._arrays[name][start:stop] = given.get(name, fill)
         self.n = stop
         return slice(start, stop)
 
     def _grow(self, needed: int) -> None:
         capacity = max(needed, self._capacity + self._capacity // 2)
-        for name, (dtype, fill) in FIELDS.items():
-            grown = np.full(capacity, fill, dtype=dtype)
+        for name, (dtype, _) in self._fields.items():
+            grown = np.empty(capacity, dtype=dtype)
             grown[: self.n] = self._arrays[name][: self.n]
             self._arrays[name] = grown
         self._capacity = capacity
@@ -300,17 +308,17 @@ class InitialPeople:
 
 
 def _codes(values: Any, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Codes of names (an array or a pandas Categorical) or codes checked against their
-    range, and which are unknown."""
+    """Int16 codes of names (an array or a pandas Categorical) or codes checked against
+    their range, and which are unknown."""
     if isinstance(values, pd.Categorical):
-        lookup = np.append(pd.Index(names).get_indexer(values.categories), -1)
-        codes = lookup[values.codes].astype(np.int64)  # code -1 (missing) -> -1
+        lookup = np.append(pd.Index(names).get_indexer(values.categories), -1).astype(np.int16)
+        codes = lookup[values.codes]  # code -1 (missing) -> -1
     elif values.dtype.kind in "OUS":
-        codes = pd.Index(names).get_indexer(values).astype(np.int64)  # -1: unknown
+        codes = pd.Index(names).get_indexer(values).astype(np.int16)  # -1: unknown
     else:
-        codes = values.astype(np.int64)
+        codes = values
     wrong = (codes < 0) | (codes >= len(names))
-    return np.where(wrong, 0, codes), wrong
+    return np.where(wrong, 0, codes).astype(np.int16), wrong
 
 
 def _days(values: np.ndarray, never: bool) -> np.ndarray:

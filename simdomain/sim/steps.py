@@ -194,8 +194,8 @@ def _touch(world: World, views: np.ndarray, uplift: float, fatigue: float,
     """Add ``views`` times the per-view effects, and count them: per person, or for the
     people at ``index`` (sorted, distinct) if given."""
     pop = world.pop
-    if index is None:
-        effect = world.scratch("effect", np.float32)
+    if index is None:  # the uniforms that drew the views are spent: reuse their memory
+        effect = world.scratch("uniform", np.float32)
     else:
         effect = np.empty(len(index), dtype=np.float32)
     for name, per_view in (("engagement", uplift), ("fatigue", fatigue)):

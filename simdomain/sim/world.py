@@ -125,12 +125,13 @@ class World:
         self.layout = Layout.of(scenario)
         self.calendar = Calendar.of(scenario.start_date, scenario.horizon_days)
         known = None if initial is None else len(initial)
-        self.pop = Population(capacity=expected_people(scenario, known))
         self.shapes = shapes(scenario)
         self.strata: dict[str, Strata | None] = {
             name: Strata() if self.shapes[name] is not None
             or (initial is not None and getattr(initial, name) is not None) else None
             for name in MULTIPLIERS}
+        self.pop = Population(capacity=expected_people(scenario, known),
+                              multipliers=[m for m, s in self.strata.items() if s is not None])
         self._heterogeneity: dict[tuple[str, str], np.random.Generator] = {}
         self.order_log: list[tuple[np.ndarray, int, np.ndarray]] | None = (
             [] if keep_orders else None)
