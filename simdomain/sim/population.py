@@ -330,4 +330,6 @@ def _days(values: np.ndarray, never: bool) -> np.ndarray:
         whole = np.where(missing | (values != np.round(values)), 0, values)
         days = np.where(missing, NEVER if never else 0, whole)
         return days.astype(np.int64).clip(NEVER, None).astype(np.int32)
+    if values.dtype.kind in "iu" and values.dtype.itemsize < 4 or values.dtype == np.int32:
+        return values.astype(np.int32, copy=False)  # in range already: no int64 copy
     return values.astype(np.int64).clip(NEVER, np.iinfo(np.int32).max).astype(np.int32)
