@@ -17,11 +17,6 @@ from simdomain.sim.thinning import candidates, candidates_split
 from simdomain.sim.world import World
 
 
-def gather(table: np.ndarray, index: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``table[index]`` into ``out`` (unbuffered: the indices are known to be valid)."""
-    return np.take(table, index, out=out, mode="clip")
-
-
 def decay(world: World) -> None:
     """Let engagement and fatigue fade by one day of their half-lives (lazily: see
     :meth:`~simdomain.sim.population.Population.decay`; no pass over people)."""
@@ -150,13 +145,25 @@ def one_to_one(world: World, rng: np.random.Generator,
         _touch(world, np.ones(len(picked), np.int8), policy.uplift, policy.fatigue, counter,
                picked)
         return
-    reached = gather(allowed, pop.stage, world.scratch("reached", np.bool_))
+    reached = in_stages(pop.stage, np.flatnonzero(allowed), world.scratch("reached", np.bool_))
     if policy.reach < 1:
         u = rng.random(pop.n, dtype=np.float32, out=world.scratch("uniform", np.float32))
         reached &= u < np.float32(policy.reach)
     if select is not None:
         reached &= select(world, reached)
     _touch(world, reached, policy.uplift, policy.fatigue, counter)
+
+
+def in_stages(stage: np.ndarray, codes: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Whether each person's stage is one of ``codes`` (comparisons: quicker than a
+    table lookup per person)."""
+    codes = [int(c) for c in codes]
+    if codes == list(range(DELETED)):
+        return np.not_equal(stage, DELETED, out=out)
+    out[...] = False
+    for code in codes:
+        out |= stage == code
+    return out
 
 
 def posts(world: World, channel: str, rng: np.random.Generator) -> None:
