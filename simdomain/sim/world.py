@@ -246,12 +246,14 @@ class World:
     ) -> None:
         """Change people's stage or dormancy, keeping their keys and ``key_counts`` in step."""
         pop, size = self.pop, self.key_counts.size
-        self.key_counts -= np.bincount(pop.key[index], minlength=size)
-        if stage is not None:
+        keys = pop.key[index]
+        self.key_counts -= np.bincount(keys, minlength=size)
+        if stage is not None:  # a key is ... * 10 + stage * 2 + dormant (rates.state_key)
+            keys = keys + 2 * (np.asarray(stage, dtype=np.int32) - pop.stage[index])
             pop.stage[index] = stage
         if dormant is not None:
+            keys = keys + (np.asarray(dormant, dtype=np.int32) - pop.dormant[index])
             pop.dormant[index] = dormant
-        keys = self._fresh_keys(index)
         pop.key[index] = keys
         self.key_counts += np.bincount(keys, minlength=size)
 
