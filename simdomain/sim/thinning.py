@@ -43,6 +43,8 @@ def candidates(n: int, bound: float, rng: np.random.Generator) -> tuple[np.ndarr
     return picked, rng.random(len(picked)) * bound
 
 
+CHUNK = 1 << 20
+"""People placed at a time by :meth:`Strata.add`."""
 LOWEST = -10
 """Multipliers up to ``2 ** LOWEST`` (zero included) share the lowest stratum: its waste,
 at most its people times the table's maximum over 1024, is negligible, and fewer strata
@@ -69,14 +71,15 @@ class Strata:
 
     def add(self, start: int, multiplier: np.ndarray) -> None:
         """Place the people in slots ``start, start + 1, ...`` with these multipliers."""
-        if len(multiplier) == 0:
-            return
-        e = (exponents(multiplier) - LOWEST).astype(np.uint8)  # a radix sort: linear time
-        order = np.argsort(e, kind="stable")
-        counts = np.bincount(e)
-        for key, chunk in zip(np.flatnonzero(counts).tolist(),
-                              np.split(order, np.cumsum(counts[counts > 0])[:-1]), strict=True):
-            self._append(key + LOWEST, chunk + start)
+        for at in range(0, len(multiplier), CHUNK):  # by chunks: small work arrays
+            part = multiplier[at: at + CHUNK]
+            e = (exponents(part) - LOWEST).astype(np.uint8)  # a radix sort: linear time
+            order = np.argsort(e, kind="stable").astype(np.int32)
+            counts = np.bincount(e)
+            for key, chunk in zip(np.flatnonzero(counts).tolist(),
+                                  np.split(order, np.cumsum(counts[counts > 0])[:-1]),
+                                  strict=True):
+                self._append(key + LOWEST, chunk + (start + at))
 
     def _append(self, key: int, slots: np.ndarray) -> None:
         count = self._count.get(key, 0)
