@@ -75,11 +75,11 @@ class Strata:
             part = multiplier[at: at + CHUNK]
             e = (exponents(part) - LOWEST).astype(np.uint8)  # a radix sort: linear time
             order = np.argsort(e, kind="stable").astype(np.int32)
-            counts = np.bincount(e)
-            for key, chunk in zip(np.flatnonzero(counts).tolist(),
-                                  np.split(order, np.cumsum(counts[counts > 0])[:-1]),
-                                  strict=True):
-                self._append(key + LOWEST, chunk + (start + at))
+            order += start + at
+            ends = np.cumsum(np.bincount(e)).tolist()
+            for key, (low, high) in enumerate(zip([0, *ends[:-1]], ends)):
+                if high > low:
+                    self._append(key + LOWEST, order[low:high])
 
     def _append(self, key: int, slots: np.ndarray) -> None:
         count = self._count.get(key, 0)
