@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +73,9 @@ class Population:
         written only when people take them, so the spare ones cost address space only.
     multipliers
         The :data:`MULTIPLIERS` kept per person; the others read as 1 and take no memory.
+    narrow
+        Smaller dtypes than :data:`FIELDS` gives for some fields, where the run's values
+        are known to fit them (see :func:`simdomain.sim.world.narrow_dtypes`).
 
 
     The :data:`DECAYING` fields fade every day by their half-life. Rather than a pass over
@@ -84,11 +87,13 @@ class Population:
     with a day ``s`` common to everyone, so no per-person day is kept.
     """
 
-    def __init__(self, capacity: int = 1024, multipliers: Collection[str] = MULTIPLIERS) -> None:
+    def __init__(self, capacity: int = 1024, multipliers: Collection[str] = MULTIPLIERS,
+                 narrow: Mapping[str, Any] | None = None) -> None:
         self.n = 0
         self._capacity = max(int(capacity), 1)
-        self._fields = {name: spec for name, spec in FIELDS.items()
-                        if name not in MULTIPLIERS or name in multipliers}
+        narrow = narrow or {}
+        self._fields = {name: (narrow.get(name, dtype), fill) for name, (dtype, fill)
+                        in FIELDS.items() if name not in MULTIPLIERS or name in multipliers}
         self._arrays = {name: np.empty(self._capacity, dtype=dtype)
                         for name, (dtype, _) in self._fields.items()}
         self.scale = dict.fromkeys(DECAYING, 1.0)
@@ -182,7 +187,7 @@ class Population:
         columns: dict[str, Any] = {"agent": np.arange(self.n)}
         for name in FIELDS:
             if name != "key" and (multipliers or name not in MULTIPLIERS):
-                columns[name] = getattr(self, name).copy()
+                columns[name] = getattr(self, name).astype(FIELDS[name][0])  # a copy
         frame = pd.DataFrame(columns)
         frame["stage"] = pd.Categorical.from_codes(frame["stage"], categories=list(STAGE_NAMES))
         frame["segment"] = pd.Categorical.from_codes(frame["segment"], categories=segments)

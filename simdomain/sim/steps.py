@@ -222,9 +222,9 @@ def _touch(world: World, views: np.ndarray, uplift: float, fatigue: float,
         if index is not None:
             stored[index] = changed
     if index is None:
-        counter += views
+        np.add(counter, views, out=counter, casting="unsafe")  # views fit the counter's dtype
     else:
-        counter[index] += views
+        counter[index] = counter[index] + views
 
 
 def binom_cdf(k: int, trials: int, p: float) -> float:

@@ -102,6 +102,20 @@ def expected_people(scenario: Scenario, known: int | None = None) -> int:
     return int(total * 1.1) + 1024
 
 
+def narrow_dtypes(scenario: Scenario, layout: Layout) -> dict[str, type]:
+    """Population fields this run can hold in fewer bytes: state keys in int16 when the
+    rate tables have fewer rows than 2**15, and post views in uint16 when a person cannot
+    see more than 65,535 of them over the horizon."""
+    narrow: dict[str, type] = {}
+    if layout.key_size() < 2**15:
+        narrow["key"] = np.int16
+    for channel in ("group", "moments"):
+        spec = getattr(scenario.touch_policy, channel)
+        if spec.posts_per_day * scenario.horizon_days <= np.iinfo(np.uint16).max:
+            narrow[f"touches_{channel}"] = np.uint16
+    return narrow
+
+
 def shapes(scenario: Scenario) -> dict[str, float | None]:
     """Gamma shape of each per-person multiplier (see :data:`MULTIPLIERS`), or None."""
     spec = scenario.lifecycle.heterogeneity
@@ -131,7 +145,8 @@ class World:
             or (initial is not None and getattr(initial, name) is not None) else None
             for name in MULTIPLIERS}
         self.pop = Population(capacity=expected_people(scenario, known),
-                              multipliers=[m for m, s in self.strata.items() if s is not None])
+                              multipliers=[m for m, s in self.strata.items() if s is not None],
+                              narrow=narrow_dtypes(scenario, self.layout))
         self._heterogeneity: dict[tuple[str, str], np.random.Generator] = {}
         self.order_log: list[tuple[np.ndarray, int, np.ndarray]] | None = (
             [] if keep_orders else None)
