@@ -122,6 +122,8 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
     world.move(flips, dormant=~pop.dormant[flips])
 
 
+CHUNK = 1 << 20
+"""People per chunk of a pass over everyone (see :func:`chunks`)."""
 SPARSE = 0.1
 """Touches reaching at most this share of their audience on a day are drawn for the
 people they reach only (thinning); denser ones by a pass over everyone, which is then
@@ -147,11 +149,20 @@ def one_to_one(world: World, rng: np.random.Generator,
         return
     reached = in_stages(pop.stage, np.flatnonzero(allowed), world.scratch("reached", np.bool_))
     if policy.reach < 1:
-        u = rng.random(pop.n, dtype=np.float32, out=world.scratch("uniform", np.float32))
-        reached &= u < np.float32(policy.reach)
+        for part in chunks(pop.n):
+            u = rng.random(part.stop - part.start, dtype=np.float32,
+                           out=world.chunk("uniform", np.float32, part))
+            reached[part] &= u < np.float32(policy.reach)
     if select is not None:
         reached &= select(world, reached)
-    _touch(world, reached, policy.uplift, policy.fatigue, counter)
+    for part in chunks(pop.n):
+        _touch(world, reached[part], policy.uplift, policy.fatigue, counter, part)
+
+
+def chunks(n: int) -> list[slice]:
+    """Slices of at most :data:`CHUNK` people covering ``0 .. n``: passes over everyone
+    go by chunks, so their work arrays are small (and stay in cache)."""
+    return [slice(start, min(start + CHUNK, n)) for start in range(0, n, CHUNK)]
 
 
 def in_stages(stage: np.ndarray, codes: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -190,39 +201,41 @@ def posts(world: World, channel: str, rng: np.random.Generator) -> None:
             views += u < tail
         _touch(world, views, spec.uplift_per_view, spec.fatigue_per_view, counter, picked)
         return
-    u = rng.random(pop.n, dtype=np.float32, out=world.scratch("uniform", np.float32))
-    views = binomial_by_inversion(trials, p, u, out=world.scratch("views", np.int8))
-    views *= pop.in_group if channel == "group" else pop.stage != DELETED
-    _touch(world, views, spec.uplift_per_view, spec.fatigue_per_view, counter)
+    for part in chunks(pop.n):
+        u = rng.random(part.stop - part.start, dtype=np.float32,
+                       out=world.chunk("uniform", np.float32, part))
+        views = binomial_by_inversion(trials, p, u, out=world.chunk("views", np.int8, part))
+        views *= pop.in_group[part] if channel == "group" else pop.stage[part] != DELETED
+        _touch(world, views, spec.uplift_per_view, spec.fatigue_per_view, counter, part)
 
 
 def _touch(world: World, views: np.ndarray, uplift: float, fatigue: float,
-           counter: np.ndarray, index: np.ndarray | None = None) -> None:
-    """Add ``views`` times the per-view effects, and count them: per person, or for the
-    people at ``index`` (sorted, distinct) if given."""
+           counter: np.ndarray, index: slice | np.ndarray) -> None:
+    """Add ``views`` times the per-view effects to the people at ``index`` (a slice, or
+    sorted distinct slots), and count them."""
     pop = world.pop
-    if index is None:  # the uniforms that drew the views are spent: reuse their memory
-        effect = world.scratch("uniform", np.float32)
-    else:
-        effect = np.empty(len(index), dtype=np.float32)
+    if len(views) == 0:
+        return
+    whole = isinstance(index, slice)
     for name, per_view in (("engagement", uplift), ("fatigue", fatigue)):
-        if not per_view or len(views) == 0:
+        if not per_view:
             continue
-        np.multiply(views, np.float32(per_view / pop.scale[name]), out=effect)
+        effect = np.multiply(views, np.float32(per_view / pop.scale[name]),
+                             out=world.chunk("effect", np.float32, slice(0, len(views))))
         stored = pop.stored(name)
-        if index is None:
-            stored += effect
-            changed = stored
+        changed = stored[index]  # a view of a slice, a copy of slots
+        if whole:
+            changed += effect
         else:
-            changed = stored[index] + effect
+            changed = changed + effect
         if per_view < 0 and name == "fatigue":  # fatigue is never below 0
             np.maximum(changed, np.float32(0), out=changed)
         elif per_view > 0:
             pop.peak[name] = max(pop.peak[name], float(changed.max()))
-        if index is not None:
+        if not whole:
             stored[index] = changed
-    if index is None:
-        np.add(counter, views, out=counter, casting="unsafe")  # views fit the counter's dtype
+    if whole:
+        np.add(counter[index], views, out=counter[index], casting="unsafe")  # views fit
     else:
         counter[index] = counter[index] + views
 

@@ -272,6 +272,15 @@ class World:
         pop.key[index] = keys
         self.key_counts += np.bincount(keys, minlength=size)
 
+    def chunk(self, name: str, dtype: type, part: slice) -> np.ndarray:
+        """A reusable work array as long as ``part`` (a chunk of people, see
+        :func:`simdomain.sim.steps.chunks`; its contents are undefined)."""
+        size = part.stop - part.start
+        buffer = self._scratch.get(name)
+        if buffer is None or buffer.size < size:
+            buffer = self._scratch[name] = np.empty(max(size, 1 << 16), dtype=dtype)
+        return buffer[:size]
+
     def scratch(self, name: str, dtype: type) -> np.ndarray:
         """A reusable work array of ``n`` elements (its contents are undefined)."""
         buffer = self._scratch.get(name)
