@@ -120,7 +120,7 @@ def seed_initial_people(world: World, initial: InitialPeople) -> None:
     for name in ("orders", "gmv_cny", "first_order_day", "last_order_day", "member_day",
                  "koc_day"):
         if name in fields:
-            getattr(pop, name)[index] = fields[name]
+            pop.put(name, index, fields[name])
 
 
 def _order_frame(world: World) -> pd.DataFrame:

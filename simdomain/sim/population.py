@@ -16,6 +16,8 @@ STAGE_NAMES = ("fan", "customer", "member", "koc", "deleted")
 NEVER = int(np.iinfo(np.int32).min)
 """Day of an order, upgrade or deletion that has not happened: below every real day, since
 the days of people known before the start are negative (-1 = the day before it)."""
+NEVER16 = int(np.iinfo(np.int16).min)
+""":data:`NEVER` in a day field held in int16 (see ``narrow`` in :class:`Population`)."""
 BEFORE_START = -1
 """Join day of the scenario's initial pool (in the domain since some day before the start)."""
 NOT_DELETED = -1
@@ -24,6 +26,8 @@ NOBODY = -1
 """Referrer of people nobody referred."""
 MULTIPLIERS = ("order_multiplier", "dormancy_multiplier", "deletion_multiplier")
 """A person's own multipliers on repeat orders, active -> dormant and deletion."""
+HISTORY_DAYS = ("first_order_day", "last_order_day", "member_day", "koc_day")
+"""Days of events that may not have happened (:data:`NEVER`)."""
 DECAYING = ("engagement", "fatigue")
 """Touch effects that fade by a half-life, kept lazily (see :meth:`Population.decay`)."""
 RESCALE_BELOW = 2.0**-60
@@ -92,8 +96,10 @@ class Population:
         self.n = 0
         self._capacity = max(int(capacity), 1)
         narrow = narrow or {}
-        self._fields = {name: (narrow.get(name, dtype), fill) for name, (dtype, fill)
+        self._fields = {name: (narrow.get(name, dtype), NEVER16 if fill == NEVER and name in
+                               narrow else fill) for name, (dtype, fill)
                         in FIELDS.items() if name not in MULTIPLIERS or name in multipliers}
+        self._never16 = {name for name in HISTORY_DAYS if name in narrow}
         self._arrays = {name: np.empty(self._capacity, dtype=dtype)
                         for name, (dtype, _) in self._fields.items()}
         self.scale = dict.fromkeys(DECAYING, 1.0)
@@ -109,6 +115,8 @@ class Population:
             raise AttributeError(name)
         if name in DECAYING:
             return arrays[name][: self.n] * np.float32(self.scale[name])
+        if name in self._never16:
+            return _widen(arrays[name][: self.n])
         return arrays[name][: self.n]
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -117,13 +125,26 @@ class Population:
             super().__setattr__(name, value)
         elif name in DECAYING:
             arrays[name][: self.n] = np.asarray(value, dtype=np.float64) / self.scale[name]
+        elif name in self._never16:
+            self.put(name, slice(None), value)
         elif getattr(value, "base", None) is not arrays[name]:
             arrays[name][: self.n] = value  # an in-place update (``pop.x += y``) is already there
 
     def stored(self, name: str) -> np.ndarray:
-        """The stored values of a :data:`DECAYING` field (true values over ``scale[name]``),
-        as a view to update in place."""
+        """A field as stored, a view to update in place: a :data:`DECAYING` field holds
+        true values over ``scale[name]``, and a day field held in int16 has
+        :data:`NEVER16` for :data:`NEVER` (reading ``pop.<name>`` gives the true values,
+        as a copy, for both)."""
         return self._arrays[name][: self.n]
+
+    def put(self, name: str, index: slice | np.ndarray, values: Any) -> None:
+        """Set ``pop.<name>[index] = values`` for any field (:data:`NEVER` included)."""
+        if name in self._never16:
+            values = np.asarray(values)
+            values = np.where(values == NEVER, NEVER16, values)
+        elif name in DECAYING:
+            values = np.asarray(values, dtype=np.float64) / self.scale[name]
+        self._arrays[name][: self.n][index] = values
 
     def decay(self, name: str, factor: float) -> None:
         """Multiply every true value of a :data:`DECAYING` field by ``factor`` (in (0, 1]):
@@ -194,8 +215,6 @@ class Population:
         frame["source"] = pd.Categorical.from_codes(frame["source"], categories=sources)
         return frame
 
-
-HISTORY_DAYS = ("first_order_day", "last_order_day", "member_day", "koc_day")
 
 
 @dataclass(frozen=True)
@@ -310,6 +329,13 @@ class InitialPeople:
         if problems:
             raise InputError(problems)
         return out
+
+
+def _widen(days: np.ndarray) -> np.ndarray:
+    """Int32 days from int16 ones, :data:`NEVER16` as :data:`NEVER`."""
+    wide = days.astype(np.int32)
+    wide[days == NEVER16] = NEVER
+    return wide
 
 
 def _codes(values: Any, names: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -105,10 +105,10 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
     old_stage = pop.stage[advanced]
     world.move(advanced, stage=old_stage + 1)
     first = advanced[old_stage == FAN]
-    pop.first_order_day[first] = day
+    pop.stored("first_order_day")[first] = day
     world.record_orders(first, day, rng)
-    pop.member_day[advanced[old_stage == CUSTOMER]] = day
-    pop.koc_day[advanced[old_stage == MEMBER]] = day
+    pop.stored("member_day")[advanced[old_stage == CUSTOMER]] = day
+    pop.stored("koc_day")[advanced[old_stage == MEMBER]] = day
     world.tally["new_customers"] += len(first)
     world.tally["new_members"] += int(np.count_nonzero(old_stage == CUSTOMER))
     world.tally["new_kocs"] += int(np.count_nonzero(old_stage == MEMBER))

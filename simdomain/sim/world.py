@@ -12,9 +12,11 @@ import numpy as np
 from simdomain.scenario.model import Campaign, Scenario
 from simdomain.sim.population import (
     DELETED,
+    HISTORY_DAYS,
     KOC,
     MEMBER,
     MULTIPLIERS,
+    NEVER,
     NOBODY,
     STAGE_NAMES,
     InitialPeople,
@@ -102,11 +104,18 @@ def expected_people(scenario: Scenario, known: int | None = None) -> int:
     return int(total * 1.1) + 1024
 
 
-def narrow_dtypes(scenario: Scenario, layout: Layout) -> dict[str, type]:
-    """Population fields this run can hold in fewer bytes: state keys in int16 when the
-    rate tables have fewer rows than 2**15, and post views in uint16 when a person cannot
-    see more than 65,535 of them over the horizon."""
+def narrow_dtypes(scenario: Scenario, layout: Layout,
+                  initial: InitialPeople | None = None) -> dict[str, type]:
+    """Population fields this run can hold in fewer bytes: segment and source codes in
+    int8 when there are at most 127 of each; days in int16 when the known people's are
+    within 32,767 days (89 years) of the start (the horizon is at most 3,660 days);
+    state keys in int16 when the rate tables have fewer rows than 2**15; post views in
+    uint16 when a person cannot see more than 65,535 of them over the horizon."""
     narrow: dict[str, type] = {}
+    if len(layout.segments) <= 127 and len(layout.sources) <= 127:
+        narrow["segment"] = narrow["source"] = np.int8
+    if initial is None or _days_fit_int16(initial):
+        narrow.update(dict.fromkeys(("join_day", *HISTORY_DAYS), np.int16))
     if layout.key_size() < 2**15:
         narrow["key"] = np.int16
     for channel in ("group", "moments"):
@@ -114,6 +123,18 @@ def narrow_dtypes(scenario: Scenario, layout: Layout) -> dict[str, type]:
         if spec.posts_per_day * scenario.horizon_days <= np.iinfo(np.uint16).max:
             narrow[f"touches_{channel}"] = np.uint16
     return narrow
+
+
+def _days_fit_int16(initial: InitialPeople) -> bool:
+    """Whether the known people's days (NEVER and NaN aside) are all >= -32,767."""
+    for name in ("join_day", *HISTORY_DAYS):
+        days = getattr(initial, name)
+        if days is None or len(days) == 0:
+            continue
+        days = np.asarray(days)
+        if np.nanmin(days[days != NEVER], initial=0) < -(2**15 - 1):
+            return False
+    return True
 
 
 def shapes(scenario: Scenario) -> dict[str, float | None]:
@@ -146,7 +167,7 @@ class World:
             for name in MULTIPLIERS}
         self.pop = Population(capacity=expected_people(scenario, known),
                               multipliers=[m for m, s in self.strata.items() if s is not None],
-                              narrow=narrow_dtypes(scenario, self.layout))
+                              narrow=narrow_dtypes(scenario, self.layout, initial))
         self._heterogeneity: dict[tuple[str, str], np.random.Generator] = {}
         self.order_log: list[tuple[np.ndarray, int, np.ndarray]] | None = (
             [] if keep_orders else None)
@@ -302,7 +323,7 @@ class World:
             self.order_log.append((np.asarray(index), day, values))
         pop.orders[index] += 1
         pop.gmv_cny[index] += values
-        pop.last_order_day[index] = day
+        pop.stored("last_order_day")[index] = day
         self.tally["orders"] += len(index)
         stage = pop.stage[index]
         self.tally["member_orders"] += int(np.count_nonzero((stage >= MEMBER) & (stage <= KOC)))
