@@ -65,6 +65,9 @@ FIELDS: dict[str, tuple[Any, Any]] = {
     "invites": (np.int32, 0),
     **dict.fromkeys(MULTIPLIERS, (np.float32, 1.0)),
 }
+FRAME_DTYPES = {"referrer": np.int64, "touches_one_to_one": np.int32, "deletion_day": np.int32}
+"""Dtypes of the agents frame's columns wider than their storage (the frame's schema
+predates the compact storage); the others are as in :data:`FIELDS`."""
 
 
 class Population:
@@ -208,7 +211,8 @@ class Population:
         columns: dict[str, Any] = {"agent": np.arange(self.n)}
         for name in FIELDS:
             if name != "key" and (multipliers or name not in MULTIPLIERS):
-                columns[name] = getattr(self, name).astype(FIELDS[name][0])  # a copy
+                columns[name] = getattr(self, name).astype(FRAME_DTYPES.get(name,
+                                                                            FIELDS[name][0]))
         frame = pd.DataFrame(columns)
         frame["stage"] = pd.Categorical.from_codes(frame["stage"], categories=list(STAGE_NAMES))
         frame["segment"] = pd.Categorical.from_codes(frame["segment"], categories=segments)
