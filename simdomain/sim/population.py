@@ -126,9 +126,7 @@ class Population:
         arrays = self.__dict__.get("_arrays")
         if arrays is None or name not in arrays:
             super().__setattr__(name, value)
-        elif name in DECAYING:
-            arrays[name][: self.n] = np.asarray(value, dtype=np.float64) / self.scale[name]
-        elif name in self._never16:
+        elif name in DECAYING or name in self._never16:  # stored otherwise than read
             self.put(name, slice(None), value)
         elif getattr(value, "base", None) is not arrays[name]:
             arrays[name][: self.n] = value  # an in-place update (``pop.x += y``) is already there
@@ -147,6 +145,8 @@ class Population:
             values = np.where(values == NEVER, NEVER16, values)
         elif name in DECAYING:
             values = np.asarray(values, dtype=np.float64) / self.scale[name]
+            if np.size(values):
+                self.peak[name] = max(self.peak[name], float(np.max(values)))
         self._arrays[name][: self.n][index] = values
 
     def decay(self, name: str, factor: float) -> None:
