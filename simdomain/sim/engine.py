@@ -154,8 +154,9 @@ def _channel_frame(world: World) -> pd.DataFrame:
 def _channel_members(world: World) -> pd.DataFrame:
     """New members per month by the channel that brought them."""
     pop, cal, sources = world.pop, world.calendar, world.layout.sources
-    joined = np.flatnonzero(pop.member_day >= 0)
-    month = cal.month[pop.member_day[joined]]
+    member_day = pop.stored("member_day")  # as stored: NEVER (in any dtype) is below 0
+    joined = np.flatnonzero(member_day >= 0)
+    month = cal.month[member_day[joined]]
     counts = np.bincount(month * len(sources) + pop.source[joined],
                          minlength=len(cal.labels) * len(sources))
     frame = pd.DataFrame({
