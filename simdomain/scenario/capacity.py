@@ -18,9 +18,14 @@ if TYPE_CHECKING:
     from simdomain.scenario.model import Scenario
 
 BYTES_PER_PERSON = 83
-"""Bytes of one person's slot in the engine's arrays (``simdomain.sim.population.FIELDS``)."""
-PEAK_FACTOR = 4
-"""Peak memory over the arrays' size: growth copies them and steps use scratch arrays."""
+"""Bytes of one person's slot in the engine's arrays (``simdomain.sim.population.FIELDS``,
+at their widest: a run narrows some of them when its values fit)."""
+PEAK_FACTOR = 2
+"""Peak memory over the arrays' size. Measured (``benchmarks/engine.py``): the peak
+resident memory above the interpreter's was 75 bytes per person slot in a plain run of
+1,000,000 people x 365 days, and 147 in a twin-like run of 10,000,000 known people x 365
+days (their own multipliers, their strata, and the known people's input arrays
+included), that is 1.8 times the slot's widest size."""
 
 
 def month_lengths(start: dt.date, days: int) -> list[int]:
