@@ -165,7 +165,11 @@ class World:
             name: Strata() if self.shapes[name] is not None
             or (initial is not None and getattr(initial, name) is not None) else None
             for name in MULTIPLIERS}
-        self.pop = Population(capacity=expected_people(scenario, known),
+        # Spare slots cost address space only (they are written when taken), so room is
+        # made for the whole referral market too: growing would copy every array, and the
+        # old copies of the smaller ones stay in the allocator's heap.
+        market = scenario.referral.addressable_market if scenario.referral else 0
+        self.pop = Population(capacity=expected_people(scenario, known) + market,
                               multipliers=[m for m, s in self.strata.items() if s is not None],
                               narrow=narrow_dtypes(scenario, self.layout, initial))
         self._heterogeneity: dict[tuple[str, str], np.random.Generator] = {}
