@@ -71,6 +71,13 @@ class Strata:
 
     def add(self, start: int, multiplier: np.ndarray) -> None:
         """Place the people in slots ``start, start + 1, ...`` with these multipliers."""
+        if len(multiplier) > CHUNK:  # many at once: make room for them in one go
+            size = int(exponents(np.max(multiplier))) - LOWEST + 1
+            counts = sum(np.bincount(exponents(multiplier[at: at + CHUNK]) - LOWEST,
+                                     minlength=size)
+                         for at in range(0, len(multiplier), CHUNK))
+            for key in np.flatnonzero(counts).tolist():
+                self._reserve(key + LOWEST, int(counts[key]))
         for at in range(0, len(multiplier), CHUNK):  # by chunks: small work arrays
             part = multiplier[at: at + CHUNK]
             e = (exponents(part) - LOWEST).astype(np.uint8)  # a radix sort: linear time
@@ -81,15 +88,21 @@ class Strata:
                 if high > low:
                     self._append(key + LOWEST, order[low:high])
 
-    def _append(self, key: int, slots: np.ndarray) -> None:
+    def _reserve(self, key: int, more: int) -> np.ndarray:
+        """The stratum's array, with room for ``more`` slots (and as many again, so that
+        it is seldom copied: unwritten room costs address space only)."""
         count = self._count.get(key, 0)
         held = self._slots.get(key)
-        if held is None or count + len(slots) > len(held):
-            grown = np.empty(max(count + len(slots), 2 * count, 64), dtype=np.int32)
+        if held is None or count + more > len(held):
+            grown = np.empty(max(2 * (count + more), 64), dtype=np.int32)
             if held is not None:
                 grown[:count] = held[:count]
             held = self._slots[key] = grown
-        held[count: count + len(slots)] = slots
+        return held
+
+    def _append(self, key: int, slots: np.ndarray) -> None:
+        count = self._count.get(key, 0)
+        self._reserve(key, len(slots))[count: count + len(slots)] = slots
         self._count[key] = count + len(slots)
 
     def groups(self) -> list[tuple[float, np.ndarray]]:
