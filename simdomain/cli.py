@@ -26,6 +26,7 @@ from simdomain.cliutil import (
     add_cluster_args,
     add_simulation_args,
     cluster_from,
+    memory_share,
 )
 from simdomain.compare import compare
 from simdomain.errors import InputError, Problem, SimdomainWarning
@@ -143,7 +144,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    scenario = load_scenario(args.file, args.set)
+    scenario = load_scenario(args.file, args.set, memory_share=memory_share(args))
     out = args.out if args.out is not None else default_out(scenario.name, source=args.file)
     shards = args.shards or 1
     # the cluster is reached, and the folder taken, at once: not after the simulation
@@ -166,14 +167,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    base = load_scenario(args.file)
+    share = memory_share(args)
+    base = load_scenario(args.file, memory_share=share)
     variants = {"base": base}
     for path in args.others:
-        variants[Path(path).stem] = load_scenario(path)
+        variants[Path(path).stem] = load_scenario(path, memory_share=share)
     if args.set:
-        variants[" ".join(args.set)] = load_scenario(args.file, args.set)
+        variants[" ".join(args.set)] = load_scenario(args.file, args.set, memory_share=share)
     for name, *overrides in args.variant:
-        variants[name] = load_scenario(args.file, overrides)
+        variants[name] = load_scenario(args.file, overrides, memory_share=share)
     if len(variants) < 2:
         raise InputError([Problem("compare", (), "give another scenario file, --set or "
                                                  "--variant to compare the base with")])

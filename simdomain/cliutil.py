@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from simdomain.errors import InputError, Problem
 from simdomain.scenario.model import MAX_CNY
 from simdomain.shards import MAX_SHARDS
-from simdomain.workers import Cluster, is_scheduler_address, open_cluster
+from simdomain.workers import Cluster, cores, is_scheduler_address, open_cluster
 
 OK = 0
 INTERNAL_ERROR = 1
@@ -113,6 +113,16 @@ def add_cluster_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=workers,
                         help="local worker processes for the shards (default: the cores, "
                              "at most the shards' tasks; 1 runs them in this process)")
+
+
+def memory_share(args: argparse.Namespace) -> float:
+    """Part of the population this machine holds at once under ``--shards``: the shards
+    its local workers run together; none with a scheduler (its workers check their own)."""
+    if args.shards is None:
+        return 1.0
+    if args.scheduler is not None:
+        return 0.0
+    return min(args.workers or cores(), args.shards) / args.shards
 
 
 @contextmanager

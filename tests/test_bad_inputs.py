@@ -239,6 +239,28 @@ def test_validate_says_ok_only_for_what_run_can_run(tmp_path, capsys):
     assert "would hold about 1e+09 people" in err and "bytes each" in err
 
 
+def test_run_with_shards_counts_only_the_shards_this_machine_holds(tmp_path, capsys):
+    """A population too big for this machine is refused by ``run --shards`` only for the
+    shards its local workers hold at once; with a scheduler, the workers check their own
+    shard (the client holds no one), so nothing is refused before the cluster is asked."""
+    import argparse
+
+    from simdomain.cliutil import memory_share
+    from simdomain.scenario import load_scenario
+
+    path = tmp_path / "big.yaml"
+    path.write_text(scenario({"initial_pool.fan": 10**9}), encoding="utf-8")
+    code, _, err = call(["run", str(path), "--shards", "4", "--workers", "2",
+                         "--out", str(tmp_path / "out")], capsys)
+    assert code == BAD_INPUT and "in the shards run at once (0.5 of the population)" in err
+    assert not (tmp_path / "out").exists()
+    one = argparse.Namespace(shards=4096, scheduler=None, workers=1)
+    assert memory_share(one) == 1 / 4096
+    remote = argparse.Namespace(shards=4, scheduler="tcp://127.0.0.1:8786", workers=None)
+    assert memory_share(remote) == 0.0
+    assert load_scenario(path, memory_share=0.0).initial_pool.fan == 10**9
+
+
 # -- bad flag values ------------------------------------------------------------------------
 FLAG_CASES: list[tuple[list[str], str]] = [
     (["run", "{s}", "--seed", "-1"], "--seed"),

@@ -21,6 +21,7 @@ from simdomain.cliutil import (
     amount,
     cluster_from,
     int_in,
+    memory_share,
     seed,
 )
 from simdomain.errors import InputError, Problem
@@ -187,7 +188,7 @@ def check_plan_size(scenario: Scenario, options: PlanOptions, source: str, *,
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    scenario = load_scenario(args.file, args.set)
+    scenario = load_scenario(args.file, args.set, memory_share=memory_share(args))
     check_solver(args.solver)
     values = read_channel_values(args.channel_values, list(scenario.channels)) \
         if args.channel_values else {}

@@ -17,10 +17,15 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from simdomain.scenario.model import Scenario
 
-BYTES_PER_PERSON = 91
-"""Bytes of one person's slot in the engine's arrays (``simdomain.sim.population.FIELDS``)."""
-PEAK_FACTOR = 4
-"""Peak memory over the arrays' size: growth copies them and steps use scratch arrays."""
+BYTES_PER_PERSON = 83
+"""Bytes of one person's slot in the engine's arrays (``simdomain.sim.population.FIELDS``,
+at their widest: a run narrows some of them when its values fit)."""
+PEAK_FACTOR = 2
+"""Peak memory over the arrays' size. Measured (``benchmarks/engine.py``): the peak
+resident memory above the interpreter's was 75 bytes per person slot in a plain run of
+1,000,000 people x 365 days, and 147 in a twin-like run of 10,000,000 known people x 365
+days (their own multipliers, their strata, and the known people's input arrays
+included), that is 1.8 times the slot's widest size."""
 
 
 def month_lengths(start: dt.date, days: int) -> list[int]:
@@ -59,15 +64,21 @@ def machine_memory() -> int:
         return 0
 
 
-def memory_problem(scenario: Scenario) -> str | None:
-    """Why this machine could not simulate ``scenario``, or ``None`` if it could."""
-    people = expected_people(scenario)
+def memory_problem(scenario: Scenario, share: float = 1.0) -> str | None:
+    """Why this machine could not simulate ``scenario``, or ``None`` if it could.
+
+    ``share`` is the part of the population this machine holds at once: below 1 when the
+    population is split into shards (``run --shards``), of which it runs only some at a
+    time, or none (a cluster's workers check their own shard).
+    """
+    people = expected_people(scenario) * share
     need = people * BYTES_PER_PERSON * PEAK_FACTOR
     have = machine_memory()
     if not have or need <= have:
         return None
-    return (f"would hold about {people:.3g} people (the initial pool, the adds its channels "
-            f"buy{' and the referral market' if scenario.referral else ''}), needing about "
+    held = "" if share == 1.0 else f" in the shards run at once ({share:.3g} of the population)"
+    return (f"would hold about {people:.3g} people{held} (the initial pool, the adds its "
+            f"channels buy{' and the referral market' if scenario.referral else ''}), needing about "
             f"{_bytes(need)} of memory at {BYTES_PER_PERSON * PEAK_FACTOR} bytes each; this "
             f"machine has {_bytes(have)}")
 

@@ -23,7 +23,8 @@ MAX_YAML_BYTES = 4 * 1024 * 1024
 """Largest scenario or experiment file (real ones are a few kilobytes)."""
 
 
-def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
+def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = (), *,
+                  memory_share: float = 1.0) -> Scenario:
     """Read and validate a scenario file.
 
     Parameters
@@ -32,6 +33,9 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
         A YAML scenario file.
     overrides
         ``"a.b.c=value"`` strings applied before validation; values are read as YAML.
+    memory_share
+        Part of the population this machine holds at once (see
+        :func:`simdomain.scenario.capacity.memory_problem`).
 
     Raises
     ------
@@ -40,7 +44,7 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
     """
     source = str(path)
     raw = read_yaml(path)
-    scenario = validate_scenario(raw, source, overrides)
+    scenario = validate_scenario(raw, source, overrides, memory_share=memory_share)
     files = scenario.population
     if files is not None:  # relative to the scenario's folder, wherever it is run from
         folder = Path(path).resolve().parent
@@ -85,12 +89,14 @@ def _reason(exc: Exception) -> str:
 
 
 def validate_scenario(
-    raw: dict[str, Any], source: str = "<scenario>", overrides: list[str] | tuple[str, ...] = ()
+    raw: dict[str, Any], source: str = "<scenario>", overrides: list[str] | tuple[str, ...] = (),
+    *, memory_share: float = 1.0,
 ) -> Scenario:
-    """Validate a scenario given as a mapping, after applying ``overrides``."""
+    """Validate a scenario given as a mapping, after applying ``overrides``; the memory
+    check counts ``memory_share`` of its people."""
     raw, overridden = apply_overrides(raw, overrides)
     try:
-        return Scenario.model_validate(raw)
+        return Scenario.model_validate(raw, context={"memory_share": memory_share})
     except ValidationError as exc:
         raise InputError(explain(exc, Scenario, source, overridden)) from None
 

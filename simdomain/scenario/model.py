@@ -11,7 +11,14 @@ import datetime as dt
 import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from simdomain.scenario.capacity import memory_problem
 
@@ -551,7 +558,7 @@ class Scenario(Strict):
         return value
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> Scenario:
+    def _cross_checks(self, info: ValidationInfo) -> Scenario:
         _check_shares({k: s.share for k, s in self.segments.items()}, "segment shares",
                       ("segments",))
         for name in self.channels:
@@ -584,7 +591,7 @@ class Scenario(Strict):
         if self.end_date > LAST_DATE:
             raise FieldError(("horizon_days",), f"ends on {self.end_date}, after the supported "
                                                 f"window {FIRST_DATE}..{LAST_DATE}")
-        memory = memory_problem(self)
+        memory = memory_problem(self, (info.context or {}).get("memory_share", 1.0))
         if memory:
             raise FieldError((), memory)
         return self

@@ -13,6 +13,7 @@ from simdomain.scenario.model import STAGES, Scenario
 from simdomain.sim import processes
 from simdomain.sim.policy import NO_POLICIES, Policies
 from simdomain.sim.population import BEFORE_START, MULTIPLIERS, STAGE_NAMES, InitialPeople
+from simdomain.sim.steps import chunks
 from simdomain.sim.world import TALLIES, World, stream
 
 
@@ -120,7 +121,7 @@ def seed_initial_people(world: World, initial: InitialPeople) -> None:
     for name in ("orders", "gmv_cny", "first_order_day", "last_order_day", "member_day",
                  "koc_day"):
         if name in fields:
-            getattr(pop, name)[index] = fields[name]
+            pop.put(name, index, fields[name])
 
 
 def _order_frame(world: World) -> pd.DataFrame:
@@ -154,10 +155,13 @@ def _channel_frame(world: World) -> pd.DataFrame:
 def _channel_members(world: World) -> pd.DataFrame:
     """New members per month by the channel that brought them."""
     pop, cal, sources = world.pop, world.calendar, world.layout.sources
-    joined = np.flatnonzero(pop.member_day >= 0)
-    month = cal.month[pop.member_day[joined]]
-    counts = np.bincount(month * len(sources) + pop.source[joined],
-                         minlength=len(cal.labels) * len(sources))
+    member_day = pop.stored("member_day")  # as stored: NEVER (in any dtype) is below 0
+    cell = (cal.month * len(sources)).astype(np.int32)  # the month's first cell, by day
+    counts = np.zeros(len(cal.labels) * len(sources), dtype=np.int64)
+    for part in chunks(pop.n):  # by chunks: small work arrays
+        joined = np.flatnonzero(member_day[part] >= 0) + part.start
+        counts += np.bincount(cell[member_day[joined]] + pop.source[joined],
+                              minlength=counts.size)
     frame = pd.DataFrame({
         "month": np.repeat(cal.labels, len(sources)),
         "channel": np.tile(sources, len(cal.labels)),

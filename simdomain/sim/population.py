@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,8 @@ STAGE_NAMES = ("fan", "customer", "member", "koc", "deleted")
 NEVER = int(np.iinfo(np.int32).min)
 """Day of an order, upgrade or deletion that has not happened: below every real day, since
 the days of people known before the start are negative (-1 = the day before it)."""
+NEVER16 = int(np.iinfo(np.int16).min)
+""":data:`NEVER` in a day field held in int16 (see ``narrow`` in :class:`Population`)."""
 BEFORE_START = -1
 """Join day of the scenario's initial pool (in the domain since some day before the start)."""
 NOT_DELETED = -1
@@ -23,8 +26,20 @@ NOBODY = -1
 """Referrer of people nobody referred."""
 MULTIPLIERS = ("order_multiplier", "dormancy_multiplier", "deletion_multiplier")
 """A person's own multipliers on repeat orders, active -> dormant and deletion."""
+HISTORY_DAYS = ("first_order_day", "last_order_day", "member_day", "koc_day")
+"""Days of events that may not have happened (:data:`NEVER`)."""
+DECAYING = ("engagement", "fatigue")
+"""Touch effects that fade by a half-life, kept lazily (see :meth:`Population.decay`)."""
+RESCALE_BELOW = 2.0**-60
+"""A decaying field's scale under which its stored values are brought back to scale 1.
+Stored values are at most ``2 ** 60`` times their true value, far inside float32."""
 
-# name -> (dtype, value of a new slot)
+# name -> (dtype, value of a new slot). Sized to their ranges: people number under 2**31
+# (int32 referrers), 1:1 messages are at most one a day and deletion days fall in the
+# horizon (<= 3,660 days: int16); posts may reach 24 a day (int32 counters); days of
+# history reach back without bound (int32); engagement and fatigue are float32, like the
+# multipliers (touch effects and rates of a few significant digits; sums of money are
+# float64, and so are the tallies summed from them).
 FIELDS: dict[str, tuple[Any, Any]] = {
     "stage": (np.int8, FAN),
     "segment": (np.int16, 0),
@@ -32,12 +47,12 @@ FIELDS: dict[str, tuple[Any, Any]] = {
 
     "source": (np.int16, 0),
     "join_day": (np.int32, BEFORE_START),
-    "referrer": (np.int64, NOBODY),
+    "referrer": (np.int32, NOBODY),
     "dormant": (np.bool_, False),
     "in_group": (np.bool_, False),
     "engagement": (np.float32, 0.0),
     "fatigue": (np.float32, 0.0),
-    "touches_one_to_one": (np.int32, 0),
+    "touches_one_to_one": (np.int16, 0),
     "touches_group": (np.int32, 0),
     "touches_moments": (np.int32, 0),
     "orders": (np.int32, 0),
@@ -46,10 +61,13 @@ FIELDS: dict[str, tuple[Any, Any]] = {
     "last_order_day": (np.int32, NEVER),
     "member_day": (np.int32, NEVER),
     "koc_day": (np.int32, NEVER),
-    "deletion_day": (np.int32, NOT_DELETED),
+    "deletion_day": (np.int16, NOT_DELETED),
     "invites": (np.int32, 0),
     **dict.fromkeys(MULTIPLIERS, (np.float32, 1.0)),
 }
+FRAME_DTYPES = {"referrer": np.int64, "touches_one_to_one": np.int32, "deletion_day": np.int32}
+"""Dtypes of the agents frame's columns wider than their storage (the frame's schema
+predates the compact storage); the others are as in :data:`FIELDS`."""
 
 
 class Population:
@@ -58,28 +76,93 @@ class Population:
     Parameters
     ----------
     capacity
-        Slots to allocate up front; the arrays grow (doubling) when more join.
+        Slots to allocate up front; the arrays grow (by half) when more join. Slots are
+        written only when people take them, so the spare ones cost address space only.
+    multipliers
+        The :data:`MULTIPLIERS` kept per person; the others read as 1 and take no memory.
+    narrow
+        Smaller dtypes than :data:`FIELDS` gives for some fields, where the run's values
+        are known to fit them (see :func:`simdomain.sim.world.narrow_dtypes`).
+
+
+    The :data:`DECAYING` fields fade every day by their half-life. Rather than a pass over
+    everyone each day, each is stored divided by a common ``scale`` (the product of the
+    daily decay factors since the last rescaling): fading is one multiplication of the
+    scale (:meth:`decay`), a touch adds its effect divided by the scale
+    (:meth:`stored`), and reading ``pop.engagement`` gives the true values (stored times
+    scale, a copy). This is the closed form ``e_t = e_s * 2 ** (-(t - s) / half_life)``
+    with a day ``s`` common to everyone, so no per-person day is kept.
     """
 
-    def __init__(self, capacity: int = 1024) -> None:
+    def __init__(self, capacity: int = 1024, multipliers: Collection[str] = MULTIPLIERS,
+                 narrow: Mapping[str, Any] | None = None) -> None:
         self.n = 0
         self._capacity = max(int(capacity), 1)
-        self._arrays = {
-            name: np.full(self._capacity, fill, dtype=dtype) for name, (dtype, fill) in FIELDS.items()
-        }
+        narrow = narrow or {}
+        self._fields = {name: (narrow.get(name, dtype), NEVER16 if fill == NEVER and name in
+                               narrow else fill) for name, (dtype, fill)
+                        in FIELDS.items() if name not in MULTIPLIERS or name in multipliers}
+        self._never16 = {name for name in HISTORY_DAYS if name in narrow}
+        self._arrays = {name: np.empty(self._capacity, dtype=dtype)
+                        for name, (dtype, _) in self._fields.items()}
+        self.scale = dict.fromkeys(DECAYING, 1.0)
+        self.peak = dict.fromkeys(DECAYING, 0.0)
+        """An upper bound on each :data:`DECAYING` field's stored values (kept by whoever
+        raises them), so that the largest true value is known without a pass."""
 
     def __getattr__(self, name: str) -> np.ndarray:
         arrays = self.__dict__.get("_arrays")
         if arrays is None or name not in arrays:
+            if arrays is not None and name in MULTIPLIERS:
+                return np.ones(self.n, dtype=np.float32)  # not kept: 1 for everyone
             raise AttributeError(name)
+        if name in DECAYING:
+            return arrays[name][: self.n] * np.float32(self.scale[name])
+        if name in self._never16:
+            return _widen(arrays[name][: self.n])
         return arrays[name][: self.n]
 
     def __setattr__(self, name: str, value: Any) -> None:
         arrays = self.__dict__.get("_arrays")
         if arrays is None or name not in arrays:
             super().__setattr__(name, value)
+        elif name in DECAYING or name in self._never16:  # stored otherwise than read
+            self.put(name, slice(None), value)
         elif getattr(value, "base", None) is not arrays[name]:
             arrays[name][: self.n] = value  # an in-place update (``pop.x += y``) is already there
+
+    def stored(self, name: str) -> np.ndarray:
+        """A field as stored, a view to update in place: a :data:`DECAYING` field holds
+        true values over ``scale[name]``, and a day field held in int16 has
+        :data:`NEVER16` for :data:`NEVER` (reading ``pop.<name>`` gives the true values,
+        as a copy, for both)."""
+        return self._arrays[name][: self.n]
+
+    def put(self, name: str, index: slice | np.ndarray, values: Any) -> None:
+        """Set ``pop.<name>[index] = values`` for any field (:data:`NEVER` included)."""
+        if name in self._never16:
+            values = np.asarray(values)
+            values = np.where(values == NEVER, NEVER16, values)
+        elif name in DECAYING:
+            values = np.asarray(values, dtype=np.float64) / self.scale[name]
+            if np.size(values):
+                self.peak[name] = max(self.peak[name], float(np.max(values)))
+        self._arrays[name][: self.n][index] = values
+
+    def decay(self, name: str, factor: float) -> None:
+        """Multiply every true value of a :data:`DECAYING` field by ``factor`` (in (0, 1]):
+        the scale only, unless it falls below :data:`RESCALE_BELOW` (a rare pass)."""
+        self.scale[name] *= factor
+        if self.scale[name] < RESCALE_BELOW:
+            values = self._arrays[name][: self.n]
+            values *= np.float32(self.scale[name])
+            self.peak[name] *= self.scale[name]
+            self.scale[name] = 1.0
+
+    def largest(self, name: str) -> float:
+        """An upper bound on the true values of a :data:`DECAYING` field (0 if none is
+        positive), with room for float32 rounding of stored value times scale."""
+        return max(self.peak[name] * self.scale[name] * (1 + 2.0**-20), 0.0)
 
     @property
     def capacity(self) -> int:
@@ -102,21 +185,17 @@ class Population:
         start, stop = self.n, self.n + count
         if stop > self._capacity:
             self._grow(stop)
-        arrays = self._arrays
-        arrays["segment"][start:stop] = segment
-        arrays["source"][start:stop] = source
-        arrays["join_day"][start:stop] = day
-        arrays["in_group"][start:stop] = in_group
-        arrays["stage"][start:stop] = stage
-        arrays["referrer"][start:stop] = referrer
-        arrays["dormant"][start:stop] = dormant
+        given = {"segment": segment, "source": source, "join_day": day, "in_group": in_group,
+                 "stage": stage, "referrer": referrer, "dormant": dormant}
+        for name, (_, fill) in self._fields.items():
+            self._arrays[name][start:stop] = given.get(name, fill)
         self.n = stop
         return slice(start, stop)
 
     def _grow(self, needed: int) -> None:
         capacity = max(needed, self._capacity + self._capacity // 2)
-        for name, (dtype, fill) in FIELDS.items():
-            grown = np.full(capacity, fill, dtype=dtype)
+        for name, (dtype, _) in self._fields.items():
+            grown = np.empty(capacity, dtype=dtype)
             grown[: self.n] = self._arrays[name][: self.n]
             self._arrays[name] = grown
         self._capacity = capacity
@@ -132,15 +211,14 @@ class Population:
         columns: dict[str, Any] = {"agent": np.arange(self.n)}
         for name in FIELDS:
             if name != "key" and (multipliers or name not in MULTIPLIERS):
-                columns[name] = getattr(self, name).copy()
+                columns[name] = getattr(self, name).astype(FRAME_DTYPES.get(name,
+                                                                            FIELDS[name][0]))
         frame = pd.DataFrame(columns)
         frame["stage"] = pd.Categorical.from_codes(frame["stage"], categories=list(STAGE_NAMES))
         frame["segment"] = pd.Categorical.from_codes(frame["segment"], categories=segments)
         frame["source"] = pd.Categorical.from_codes(frame["source"], categories=sources)
         return frame
 
-
-HISTORY_DAYS = ("first_order_day", "last_order_day", "member_day", "koc_day")
 
 
 @dataclass(frozen=True)
@@ -257,18 +335,25 @@ class InitialPeople:
         return out
 
 
+def _widen(days: np.ndarray) -> np.ndarray:
+    """Int32 days from int16 ones, :data:`NEVER16` as :data:`NEVER`."""
+    wide = days.astype(np.int32)
+    wide[days == NEVER16] = NEVER
+    return wide
+
+
 def _codes(values: Any, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Codes of names (an array or a pandas Categorical) or codes checked against their
-    range, and which are unknown."""
+    """Int16 codes of names (an array or a pandas Categorical) or codes checked against
+    their range, and which are unknown."""
     if isinstance(values, pd.Categorical):
-        lookup = np.append(pd.Index(names).get_indexer(values.categories), -1)
-        codes = lookup[values.codes].astype(np.int64)  # code -1 (missing) -> -1
+        lookup = np.append(pd.Index(names).get_indexer(values.categories), -1).astype(np.int16)
+        codes = lookup[values.codes]  # code -1 (missing) -> -1
     elif values.dtype.kind in "OUS":
-        codes = pd.Index(names).get_indexer(values).astype(np.int64)  # -1: unknown
+        codes = pd.Index(names).get_indexer(values).astype(np.int16)  # -1: unknown
     else:
-        codes = values.astype(np.int64)
+        codes = values
     wrong = (codes < 0) | (codes >= len(names))
-    return np.where(wrong, 0, codes), wrong
+    return np.where(wrong, 0, codes).astype(np.int16), wrong
 
 
 def _days(values: np.ndarray, never: bool) -> np.ndarray:
@@ -280,4 +365,6 @@ def _days(values: np.ndarray, never: bool) -> np.ndarray:
         whole = np.where(missing | (values != np.round(values)), 0, values)
         days = np.where(missing, NEVER if never else 0, whole)
         return days.astype(np.int64).clip(NEVER, None).astype(np.int32)
+    if values.dtype.kind in "iu" and values.dtype.itemsize < 4 or values.dtype == np.int32:
+        return values.astype(np.int32, copy=False)  # in range already: no int64 copy
     return values.astype(np.int64).clip(NEVER, np.iinfo(np.int32).max).astype(np.int32)

@@ -13,21 +13,17 @@ import numpy as np
 from simdomain.scenario.model import STAGES, Posts
 from simdomain.sim.policy import TouchSelector
 from simdomain.sim.population import CUSTOMER, DELETED, FAN, MEMBER
-from simdomain.sim.thinning import candidates
+from simdomain.sim.thinning import candidates, candidates_split
 from simdomain.sim.world import World
 
 
-def gather(table: np.ndarray, index: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``table[index]`` into ``out`` (unbuffered: the indices are known to be valid)."""
-    return np.take(table, index, out=out, mode="clip")
-
-
 def decay(world: World) -> None:
-    """Let engagement and fatigue fade by one day of their half-lives."""
+    """Let engagement and fatigue fade by one day of their half-lives (lazily: see
+    :meth:`~simdomain.sim.population.Population.decay`; no pass over people)."""
     policy = world.scenario.touch_policy
     pop = world.pop
-    pop.engagement *= np.float32(0.5 ** (1.0 / policy.engagement_half_life_days))
-    pop.fatigue *= np.float32(0.5 ** (1.0 / policy.fatigue_half_life_days))
+    pop.decay("engagement", 0.5 ** (1.0 / policy.engagement_half_life_days))
+    pop.decay("fatigue", 0.5 ** (1.0 / policy.fatigue_half_life_days))
 
 
 def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
@@ -51,10 +47,12 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
     if n == 0:
         return
     key = pop.key
-    lift_max = 1.0 + max(float(pop.engagement.max()), 0.0)
+    lift_max = 1.0 + pop.largest("engagement")
+    engagement, fatigue = pop.stored("engagement"), pop.stored("fatigue")
+    engagement_scale = np.float32(pop.scale["engagement"])
 
     def lift(index: np.ndarray) -> np.ndarray:
-        return pop.engagement[index] + np.float32(1.0)
+        return engagement[index] * engagement_scale + np.float32(1.0)
 
     strata = world.strata
     bound = float(rates.order.max()) * lift_max
@@ -68,23 +66,27 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
     world.record_orders(ordered, day, rng)
 
     sensitivity, tolerance = policy.fatigue_sensitivity, policy.fatigue_tolerance
-    fatigue_max = 1.0 + sensitivity * max(float(pop.fatigue.max()) - tolerance, 0.0)
+    fatigue_max = 1.0 + sensitivity * max(pop.largest("fatigue") - tolerance, 0.0)
     boost = max(life.new_user_multiplier, 1.0) if life.new_user_days > 0 else 1.0
     delete_max = float(rates.delete.max()) * fatigue_max
-    advance_max = float(rates.advance.max()) * lift_max * boost
+    advance_max = float(rates.advance.max()) * lift_max
+    first_new_day = max(day - life.new_user_days + 1, 0)  # the initial pool is not new
+    new_from = world.first_slot_of_day(first_new_day) if boost > 1 else n  # joined in order
     if strata["deletion_multiplier"] is None:
-        picked, u = candidates(n, delete_max + advance_max, rng)
+        picked, u = candidates_split(n, new_from, delete_max + advance_max,
+                                     delete_max + advance_max * boost, rng)
     else:
         picked, u = strata["deletion_multiplier"].draw(
-            lambda ceiling: delete_max * ceiling + advance_max, rng)
+            lambda ceiling: delete_max * ceiling + advance_max, rng,
+            tail=(new_from, lambda ceiling: delete_max * ceiling + advance_max * boost))
     p_del = rates.delete[key[picked]]
     if sensitivity > 0:
-        p_del = p_del * (1 + sensitivity * np.maximum(pop.fatigue[picked] - tolerance, 0))
+        tired = fatigue[picked] * np.float32(pop.scale["fatigue"])
+        p_del = p_del * (1 + sensitivity * np.maximum(tired - tolerance, 0))
     if strata["deletion_multiplier"] is not None:
         p_del = p_del * pop.deletion_multiplier[picked]
     p_adv = rates.advance[key[picked]] * lift(picked)
     if life.new_user_multiplier != 1 and life.new_user_days > 0:
-        first_new_day = max(day - life.new_user_days + 1, 0)  # the initial pool is not new
         new = (pop.join_day[picked] >= first_new_day) & (pop.stage[picked] == FAN)
         p_adv = np.where(new, p_adv * life.new_user_multiplier, p_adv)
     deleted = picked[u < p_del]
@@ -103,10 +105,10 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
     old_stage = pop.stage[advanced]
     world.move(advanced, stage=old_stage + 1)
     first = advanced[old_stage == FAN]
-    pop.first_order_day[first] = day
+    pop.stored("first_order_day")[first] = day
     world.record_orders(first, day, rng)
-    pop.member_day[advanced[old_stage == CUSTOMER]] = day
-    pop.koc_day[advanced[old_stage == MEMBER]] = day
+    pop.stored("member_day")[advanced[old_stage == CUSTOMER]] = day
+    pop.stored("koc_day")[advanced[old_stage == MEMBER]] = day
     world.tally["new_customers"] += len(first)
     world.tally["new_members"] += int(np.count_nonzero(old_stage == CUSTOMER))
     world.tally["new_kocs"] += int(np.count_nonzero(old_stage == MEMBER))
@@ -120,6 +122,14 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
     world.move(flips, dormant=~pop.dormant[flips])
 
 
+CHUNK = 1 << 20
+"""People per chunk of a pass over everyone (see :func:`chunks`)."""
+SPARSE = 0.1
+"""Touches reaching at most this share of their audience on a day are drawn for the
+people they reach only (thinning); denser ones by a pass over everyone, which is then
+cheaper than picking people one by one."""
+
+
 def one_to_one(world: World, rng: np.random.Generator,
                select: TouchSelector | None = None) -> None:
     """Send the day's 1:1 messages to the policy's stages (each person at most one).
@@ -130,44 +140,109 @@ def one_to_one(world: World, rng: np.random.Generator,
     policy = world.scenario.touch_policy.one_to_one
     pop = world.pop
     allowed = np.array([stage in policy.stages for stage in STAGES] + [False])
-    reached = gather(allowed, pop.stage, world.scratch("reached", np.bool_))
+    counter = pop.touches_one_to_one
+    if select is None and policy.reach <= SPARSE:
+        picked, _ = candidates(pop.n, policy.reach, rng)
+        picked = picked[allowed[pop.stage[picked]]]
+        _touch(world, np.ones(len(picked), np.int8), policy.uplift, policy.fatigue, counter,
+               picked)
+        return
+    reached = in_stages(pop.stage, np.flatnonzero(allowed), world.scratch("reached", np.bool_))
     if policy.reach < 1:
-        u = rng.random(pop.n, dtype=np.float32, out=world.scratch("uniform", np.float32))
-        reached &= u < np.float32(policy.reach)
+        for part in chunks(pop.n):
+            u = rng.random(part.stop - part.start, dtype=np.float32,
+                           out=world.chunk("uniform", np.float32, part))
+            reached[part] &= u < np.float32(policy.reach)
     if select is not None:
         reached &= select(world, reached)
-    _touch(world, reached, policy.uplift, policy.fatigue, pop.touches_one_to_one)
+    for part in chunks(pop.n):
+        _touch(world, reached[part], policy.uplift, policy.fatigue, counter, part)
+
+
+def chunks(n: int) -> list[slice]:
+    """Slices of at most :data:`CHUNK` people covering ``0 .. n``: passes over everyone
+    go by chunks, so their work arrays are small (and stay in cache)."""
+    return [slice(start, min(start + CHUNK, n)) for start in range(0, n, CHUNK)]
+
+
+def in_stages(stage: np.ndarray, codes: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Whether each person's stage is one of ``codes`` (comparisons: quicker than a
+    table lookup per person)."""
+    codes = [int(c) for c in codes]
+    if codes == list(range(DELETED)):
+        return np.not_equal(stage, DELETED, out=out)
+    out[...] = False
+    for code in codes:
+        out |= stage == code
+    return out
 
 
 def posts(world: World, channel: str, rng: np.random.Generator) -> None:
     """The day's group posts (``channel="group"``) or moments posts (``"moments"``).
 
     Each person in the audience sees each of the day's posts with the view rate, so
-    their views are binomial, drawn by inversion from one uniform per person. A view
+    their views are binomial. When few see any (at most :data:`SPARSE` of the audience
+    on average), the people who see some are picked by thinning with the chance of a
+    view, and their count of views drawn from the uniform that picked them; otherwise
+    every person's views are drawn by inversion from one uniform per person. A view
     carries the content mix's mean uplift and fatigue.
     """
     spec: Posts = getattr(world.scenario.touch_policy, channel)
     pop = world.pop
-    u = rng.random(pop.n, dtype=np.float32, out=world.scratch("uniform", np.float32))
-    views = binomial_by_inversion(spec.posts_per_day, spec.view_rate, u,
-                                  out=world.scratch("views", np.int8))
-    views *= pop.in_group if channel == "group" else pop.stage != DELETED
-    _touch(world, views, spec.uplift_per_view, spec.fatigue_per_view,
-           getattr(pop, f"touches_{channel}"))
+    counter = getattr(pop, f"touches_{channel}")
+    trials, p = spec.posts_per_day, spec.view_rate
+    at_least = [1 - binom_cdf(k - 1, trials, p) for k in range(1, trials + 1)]
+    if at_least[0] <= SPARSE:  # u < P(V >= 1): someone with views; V = #{k: u < P(V >= k)}
+        picked, u = candidates(pop.n, at_least[0], rng)
+        audience = pop.in_group[picked] if channel == "group" else pop.stage[picked] != DELETED
+        picked, u = picked[audience], u[audience]
+        views = np.zeros(len(picked), dtype=np.int8)
+        for tail in at_least:
+            views += u < tail
+        _touch(world, views, spec.uplift_per_view, spec.fatigue_per_view, counter, picked)
+        return
+    for part in chunks(pop.n):
+        u = rng.random(part.stop - part.start, dtype=np.float32,
+                       out=world.chunk("uniform", np.float32, part))
+        views = binomial_by_inversion(trials, p, u, out=world.chunk("views", np.int8, part))
+        views *= pop.in_group[part] if channel == "group" else pop.stage[part] != DELETED
+        _touch(world, views, spec.uplift_per_view, spec.fatigue_per_view, counter, part)
 
 
 def _touch(world: World, views: np.ndarray, uplift: float, fatigue: float,
-           counter: np.ndarray) -> None:
-    """Add ``views`` (per person) times the per-view effects, and count them."""
+           counter: np.ndarray, index: slice | np.ndarray) -> None:
+    """Add ``views`` times the per-view effects to the people at ``index`` (a slice, or
+    sorted distinct slots), and count them."""
     pop = world.pop
-    effect = world.scratch("effect", np.float32)
-    if uplift:
-        pop.engagement += np.multiply(views, np.float32(uplift), out=effect)
-    if fatigue:
-        pop.fatigue += np.multiply(views, np.float32(fatigue), out=effect)
-        if fatigue < 0:
-            np.maximum(pop.fatigue, np.float32(0), out=pop.fatigue)
-    counter += views
+    if len(views) == 0:
+        return
+    whole = isinstance(index, slice)
+    for name, per_view in (("engagement", uplift), ("fatigue", fatigue)):
+        if not per_view:
+            continue
+        effect = np.multiply(views, np.float32(per_view / pop.scale[name]),
+                             out=world.chunk("effect", np.float32, slice(0, len(views))))
+        stored = pop.stored(name)
+        changed = stored[index]  # a view of a slice, a copy of slots
+        if whole:
+            changed += effect
+        else:
+            changed = changed + effect
+        if per_view < 0 and name == "fatigue":  # fatigue is never below 0
+            np.maximum(changed, np.float32(0), out=changed)
+        elif per_view > 0:
+            pop.peak[name] = max(pop.peak[name], float(changed.max()))
+        if not whole:
+            stored[index] = changed
+    if whole:
+        np.add(counter[index], views, out=counter[index], casting="unsafe")  # views fit
+    else:
+        counter[index] = counter[index] + views
+
+
+def binom_cdf(k: int, trials: int, p: float) -> float:
+    """``P(Binomial(trials, p) <= k)``."""
+    return sum(math.comb(trials, j) * p**j * (1 - p) ** (trials - j) for j in range(k + 1))
 
 
 def binomial_by_inversion(trials: int, p: float, uniform: np.ndarray,

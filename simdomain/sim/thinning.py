@@ -43,6 +43,8 @@ def candidates(n: int, bound: float, rng: np.random.Generator) -> tuple[np.ndarr
     return picked, rng.random(len(picked)) * bound
 
 
+CHUNK = 1 << 20
+"""People placed at a time by :meth:`Strata.add`."""
 LOWEST = -10
 """Multipliers up to ``2 ** LOWEST`` (zero included) share the lowest stratum: its waste,
 at most its people times the table's maximum over 1024, is negligible, and fewer strata
@@ -69,24 +71,38 @@ class Strata:
 
     def add(self, start: int, multiplier: np.ndarray) -> None:
         """Place the people in slots ``start, start + 1, ...`` with these multipliers."""
-        if len(multiplier) == 0:
-            return
-        e = (exponents(multiplier) - LOWEST).astype(np.uint8)  # a radix sort: linear time
-        order = np.argsort(e, kind="stable")
-        counts = np.bincount(e)
-        for key, chunk in zip(np.flatnonzero(counts).tolist(),
-                              np.split(order, np.cumsum(counts[counts > 0])[:-1]), strict=True):
-            self._append(key + LOWEST, chunk + start)
+        if len(multiplier) > CHUNK:  # many at once: make room for them in one go
+            size = int(exponents(np.max(multiplier))) - LOWEST + 1
+            counts = sum(np.bincount(exponents(multiplier[at: at + CHUNK]) - LOWEST,
+                                     minlength=size)
+                         for at in range(0, len(multiplier), CHUNK))
+            for key in np.flatnonzero(counts).tolist():
+                self._reserve(key + LOWEST, int(counts[key]))
+        for at in range(0, len(multiplier), CHUNK):  # by chunks: small work arrays
+            part = multiplier[at: at + CHUNK]
+            e = (exponents(part) - LOWEST).astype(np.uint8)  # a radix sort: linear time
+            order = np.argsort(e, kind="stable").astype(np.int32)
+            order += start + at
+            ends = np.cumsum(np.bincount(e)).tolist()
+            for key, (low, high) in enumerate(zip([0, *ends[:-1]], ends)):
+                if high > low:
+                    self._append(key + LOWEST, order[low:high])
 
-    def _append(self, key: int, slots: np.ndarray) -> None:
+    def _reserve(self, key: int, more: int) -> np.ndarray:
+        """The stratum's array, with room for ``more`` slots (and as many again, so that
+        it is seldom copied: unwritten room costs address space only)."""
         count = self._count.get(key, 0)
         held = self._slots.get(key)
-        if held is None or count + len(slots) > len(held):
-            grown = np.empty(max(count + len(slots), 2 * count, 64), dtype=np.int32)
+        if held is None or count + more > len(held):
+            grown = np.empty(max(2 * (count + more), 64), dtype=np.int32)
             if held is not None:
                 grown[:count] = held[:count]
             held = self._slots[key] = grown
-        held[count: count + len(slots)] = slots
+        return held
+
+    def _append(self, key: int, slots: np.ndarray) -> None:
+        count = self._count.get(key, 0)
+        self._reserve(key, len(slots))[count: count + len(slots)] = slots
         self._count[key] = count + len(slots)
 
     def groups(self) -> list[tuple[float, np.ndarray]]:
@@ -97,7 +113,8 @@ class Strata:
         """People :meth:`draw` picks on average with this bound per multiplier ceiling."""
         return sum(len(slots) * min(bound(ceiling), 1.0) for ceiling, slots in self.groups())
 
-    def draw(self, bound: Callable[[float], float], rng: np.random.Generator
+    def draw(self, bound: Callable[[float], float], rng: np.random.Generator,
+             tail: tuple[int, Callable[[float], float]] | None = None,
              ) -> tuple[np.ndarray, np.ndarray]:
         """Thinning per stratum: everyone in the stratum with ceiling ``c`` is picked with
         probability ``min(bound(c), 1)`` and gets a uniform on ``[0, min(bound(c), 1))``;
@@ -105,15 +122,32 @@ class Strata:
 
         ``bound(c)`` must bound the probability of everyone whose multiplier is at most
         ``c``; then ``u < p`` has probability exactly ``p``, as in
-        :func:`candidates`.
+        :func:`candidates`. ``tail = (start, tail_bound)`` bounds the people in slots
+        ``start`` and after by ``tail_bound(c)`` instead (the newest people, say).
         """
         picked, uniforms = [], []
         for ceiling, slots in self.groups():
-            index, u = candidates(len(slots), bound(ceiling), rng)
-            picked.append(slots[index])
-            uniforms.append(u)
+            parts = [(slots, bound(ceiling))]
+            if tail is not None:
+                split = int(np.searchsorted(slots, tail[0]))
+                parts = [(slots[:split], bound(ceiling)), (slots[split:], tail[1](ceiling))]
+            for part, ceiling_bound in parts:
+                index, u = candidates(len(part), ceiling_bound, rng)
+                picked.append(part[index])
+                uniforms.append(u)
         if not picked:
             return np.empty(0, dtype=np.int64), np.empty(0)
         picked, uniforms = np.concatenate(picked).astype(np.int64), np.concatenate(uniforms)
         order = np.argsort(picked)  # in slot order: the gathers that follow read memory in turn
         return picked[order], uniforms[order]
+
+
+def candidates_split(n: int, start: int, bound: float, tail_bound: float,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`candidates` with ``bound`` for slots before ``start`` and ``tail_bound`` for
+    the slots from ``start`` to ``n``."""
+    if start >= n or tail_bound == bound:
+        return candidates(n, bound, rng)
+    head, u_head = candidates(start, bound, rng)
+    rest, u_rest = candidates(n - start, tail_bound, rng)
+    return np.concatenate([head, rest + start]), np.concatenate([u_head, u_rest])

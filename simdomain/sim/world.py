@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import zlib
 from dataclasses import dataclass, field
@@ -11,9 +12,11 @@ import numpy as np
 from simdomain.scenario.model import Campaign, Scenario
 from simdomain.sim.population import (
     DELETED,
+    HISTORY_DAYS,
     KOC,
     MEMBER,
     MULTIPLIERS,
+    NEVER,
     NOBODY,
     STAGE_NAMES,
     InitialPeople,
@@ -102,6 +105,39 @@ def expected_people(scenario: Scenario, known: int | None = None) -> int:
     return int(total * 1.1) + 1024
 
 
+def narrow_dtypes(scenario: Scenario, layout: Layout,
+                  initial: InitialPeople | None = None) -> dict[str, type]:
+    """Population fields this run can hold in fewer bytes: segment and source codes in
+    int8 when there are at most 127 of each; days in int16 when the known people's are
+    within 32,767 days (89 years) of the start (the horizon is at most 3,660 days);
+    state keys in int16 when the rate tables have fewer rows than 2**15; post views in
+    uint16 when a person cannot see more than 65,535 of them over the horizon."""
+    narrow: dict[str, type] = {}
+    if len(layout.segments) <= 127 and len(layout.sources) <= 127:
+        narrow["segment"] = narrow["source"] = np.int8
+    if initial is None or _days_fit_int16(initial):
+        narrow.update(dict.fromkeys(("join_day", *HISTORY_DAYS), np.int16))
+    if layout.key_size() < 2**15:
+        narrow["key"] = np.int16
+    for channel in ("group", "moments"):
+        spec = getattr(scenario.touch_policy, channel)
+        if spec.posts_per_day * scenario.horizon_days <= np.iinfo(np.uint16).max:
+            narrow[f"touches_{channel}"] = np.uint16
+    return narrow
+
+
+def _days_fit_int16(initial: InitialPeople) -> bool:
+    """Whether the known people's days (NEVER and NaN aside) are all >= -32,767."""
+    for name in ("join_day", *HISTORY_DAYS):
+        days = getattr(initial, name)
+        if days is None or len(days) == 0:
+            continue
+        days = np.asarray(days)
+        if np.nanmin(days[days != NEVER], initial=0) < -(2**15 - 1):
+            return False
+    return True
+
+
 def shapes(scenario: Scenario) -> dict[str, float | None]:
     """Gamma shape of each per-person multiplier (see :data:`MULTIPLIERS`), or None."""
     spec = scenario.lifecycle.heterogeneity
@@ -125,16 +161,24 @@ class World:
         self.layout = Layout.of(scenario)
         self.calendar = Calendar.of(scenario.start_date, scenario.horizon_days)
         known = None if initial is None else len(initial)
-        self.pop = Population(capacity=expected_people(scenario, known))
         self.shapes = shapes(scenario)
         self.strata: dict[str, Strata | None] = {
             name: Strata() if self.shapes[name] is not None
             or (initial is not None and getattr(initial, name) is not None) else None
             for name in MULTIPLIERS}
+        # Spare slots cost address space only (they are written when taken), so room is
+        # made for the whole referral market too: growing would copy every array, and the
+        # old copies of the smaller ones stay in the allocator's heap.
+        market = scenario.referral.addressable_market if scenario.referral else 0
+        self.pop = Population(capacity=expected_people(scenario, known) + market,
+                              multipliers=[m for m, s in self.strata.items() if s is not None],
+                              narrow=narrow_dtypes(scenario, self.layout, initial))
         self._heterogeneity: dict[tuple[str, str], np.random.Generator] = {}
         self.order_log: list[tuple[np.ndarray, int, np.ndarray]] | None = (
             [] if keep_orders else None)
         self._scratch: dict[str, np.ndarray] = {}
+        self._join_days: list[int] = []  # days with joiners, ascending
+        self._first_slots: list[int] = []  # the first slot of each one's joiners
         self.key_counts = np.zeros(self.layout.key_size(), dtype=np.int64)
         self.active: list[Campaign] = []
         self.rates: RateTables = build_rates(scenario, self.layout, self.active)
@@ -193,7 +237,17 @@ class World:
                     multipliers or {})
         if np.ndim(day) == 0 and day >= 0:
             self.tally["new_adds"] += count
+            if not self._join_days or self._join_days[-1] < day:
+                self._join_days.append(int(day))
+                self._first_slots.append(index.start)
         return index
+
+    def first_slot_of_day(self, day: int) -> int:
+        """The first slot of the people who joined on ``day`` (>= 0) or later: people
+        are appended in order of joining, and only those known before the start (who
+        come first) have days below 0."""
+        i = bisect.bisect_left(self._join_days, day)
+        return self._first_slots[i] if i < len(self._join_days) else self.pop.n
 
     def _place(self, index: slice, source: str, given: dict[str, np.ndarray]) -> None:
         """Set the multipliers in use of new people and add them to the strata.
@@ -233,14 +287,25 @@ class World:
     ) -> None:
         """Change people's stage or dormancy, keeping their keys and ``key_counts`` in step."""
         pop, size = self.pop, self.key_counts.size
-        self.key_counts -= np.bincount(pop.key[index], minlength=size)
-        if stage is not None:
+        keys = pop.key[index]
+        self.key_counts -= np.bincount(keys, minlength=size)
+        if stage is not None:  # a key is ... * 10 + stage * 2 + dormant (rates.state_key)
+            keys = keys + 2 * (np.asarray(stage, dtype=np.int32) - pop.stage[index])
             pop.stage[index] = stage
         if dormant is not None:
+            keys = keys + (np.asarray(dormant, dtype=np.int32) - pop.dormant[index])
             pop.dormant[index] = dormant
-        keys = self._fresh_keys(index)
         pop.key[index] = keys
         self.key_counts += np.bincount(keys, minlength=size)
+
+    def chunk(self, name: str, dtype: type, part: slice) -> np.ndarray:
+        """A reusable work array as long as ``part`` (a chunk of people, see
+        :func:`simdomain.sim.steps.chunks`; its contents are undefined)."""
+        size = part.stop - part.start
+        buffer = self._scratch.get(name)
+        if buffer is None or buffer.size < size:
+            buffer = self._scratch[name] = np.empty(max(size, 1 << 16), dtype=dtype)
+        return buffer[:size]
 
     def scratch(self, name: str, dtype: type) -> np.ndarray:
         """A reusable work array of ``n`` elements (its contents are undefined)."""
@@ -263,7 +328,7 @@ class World:
             self.order_log.append((np.asarray(index), day, values))
         pop.orders[index] += 1
         pop.gmv_cny[index] += values
-        pop.last_order_day[index] = day
+        pop.stored("last_order_day")[index] = day
         self.tally["orders"] += len(index)
         stage = pop.stage[index]
         self.tally["member_orders"] += int(np.count_nonzero((stage >= MEMBER) & (stage <= KOC)))
