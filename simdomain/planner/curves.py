@@ -79,6 +79,19 @@ class ResponseCurve:
         return self.peak_adds / self.adds_per_cny * math.log(1 / keep)
 
 
+def effective_curve(curve: ResponseCurve, carryover: float) -> ResponseCurve:
+    """The curve as a function of the *effective* spend of a channel with carry-over.
+
+    The contact capacity caps what a month buys, not what is still working from the
+    months before, so with ``carryover > 0`` the curve of the effective spend has no
+    capacity (the planner bounds the purchases instead); with none it is ``curve``.
+    """
+    if carryover <= 0 or curve.capacity_spend is None:
+        return curve
+    return ResponseCurve(curve.channel, curve.peak_adds, curve.adds_per_cny, None,
+                         curve.source, curve.fit)
+
+
 def scenario_curves(scenario: Scenario) -> dict[str, ResponseCurve]:
     """Each channel's curve from its scenario parameters (exactly the engine's mean)."""
     curves = {}

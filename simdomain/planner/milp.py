@@ -153,6 +153,8 @@ def build(problem: Problem, *, switches: np.ndarray | None = None, integer_staff
     """
     if curves not in CURVES:
         raise ValueError(f"curves must be one of {list(CURVES)}, got {curves!r}")
+    if curves == "chords" and problem.lag.any():
+        raise ValueError("carry-over needs curves='segments' (the chords see one month only)")
     started = time.perf_counter()
     n_ch, n_mo = len(problem.channels), len(problem.months)
     sense = pulp.LpMinimize if problem.objective == "min-cost" else pulp.LpMaximize
@@ -227,7 +229,8 @@ def _channel_rows(problem: Problem, model: Model,
                           pulp.LpConstraintLE, 0.0)
             elif curves == "segments":
                 _segment_rows(model, c, m, where, f * pwl.adds[0], f * pwl.slopes,
-                              np.diff(pwl.spend), on)
+                              np.diff(pwl.spend), on, float(problem.lag[c]),
+                              float(problem.carried_in[c]))
             else:
                 _chord_rows(model, c, m, where, f * pwl.adds[:-1], f * pwl.slopes,
                             pwl.spend[:-1], on)
@@ -258,21 +261,29 @@ def _channel_rows(problem: Problem, model: Model,
 
 
 def _segment_rows(model: Model, c: int, m: int, where: str, start: float, slopes: np.ndarray,
-                  widths: np.ndarray, on: pulp.LpVariable | float) -> None:
+                  widths: np.ndarray, on: pulp.LpVariable | float, lag: float = 0.0,
+                  carried: float = 0.0) -> None:
     """The curve by its segments: ``x = sum d_j``, ``y <= Y_0 + sum s_j d_j`` with
     ``0 <= d_j <= w_j`` (``<= w_j on`` for a switched channel, the perspective).
 
     The slopes fall (the curve is concave), so the most adds for a spend fill the
     segments in order: ``y``'s bound is the curve, as with the chords, in one row.
+    With carry-over the segments split the effective spend, ``sum_j d_j = e_m = x_m +
+    lag e_(m-1)``, and a month that spends nothing still has adds (no perspective).
     """
     x, y = model.spend[c, m], model.adds[c, m]
-    switched = isinstance(on, pulp.LpVariable)
+    switched = isinstance(on, pulp.LpVariable) and lag == 0
     pieces = [_variable(model.lp, f"d_{c}_{m}_{j}", 0, None if switched else float(w))
               for j, w in enumerate(widths)]
     model.segments[c, m] = pieces
-    model.add(f"segments__{where}",
-              pulp.LpAffineExpression([(x, 1.0), *((d, -1.0) for d in pieces)]),
-              pulp.LpConstraintEQ, 0.0)
+    terms = [(x, 1.0), *((d, -1.0) for d in pieces)]
+    rhs = 0.0
+    if lag > 0:  # x_m = e_m - lag e_(m-1)
+        if m == 0:
+            rhs = -lag * carried
+        else:
+            terms.extend((d, lag) for d in model.segments[c, m - 1])
+    model.add(f"segments__{where}", pulp.LpAffineExpression(terms), pulp.LpConstraintEQ, rhs)
     terms = [(y, 1.0), *((d, -float(s)) for d, s in zip(pieces, slopes) if s)]
     rhs = float(start) if not switched else 0.0
     if switched and start:
@@ -300,6 +311,8 @@ def _chord_rows(model: Model, c: int, m: int, where: str, ys: np.ndarray, slopes
 def _envelope_rows(problem: Problem, model: Model,
                    switch: Callable[[int, int], pulp.LpVariable | float]) -> None:
     for c, name in enumerate(problem.channels):
+        if problem.lag[c] > 0:  # adds come from earlier months' spend too: no such bound
+            continue
         for m, month in enumerate(problem.months):
             on, n = switch(c, m), model.staff.get((c, m))
             switched = bool(problem.switched[c])

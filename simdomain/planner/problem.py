@@ -19,7 +19,7 @@ import numpy as np
 from simdomain.errors import InputError
 from simdomain.errors import Problem as InputProblem
 from simdomain.planner.cohorts import Cohorts, adds_multipliers
-from simdomain.planner.curves import Pwl, ResponseCurve, approximate
+from simdomain.planner.curves import Pwl, ResponseCurve, approximate, effective_curve
 from simdomain.scenario.model import Scenario
 from simdomain.sim.world import Calendar
 
@@ -146,16 +146,53 @@ class Problem:
     objective_unit: str
     member_value: np.ndarray
     """(C, M) members the realized adds of a channel-month bring (cohort view)."""
+    carryover: np.ndarray | None = None
+    """(C,) share of a month's effective spend still working the next month (``None``:
+    none). The curve applies to the effective spend ``e_m = x_m + carryover e_(m-1)``."""
+    carried: np.ndarray | None = None
+    """(C,) effective spend ``e_(-1)`` carried into the first month (yuan)."""
+    spend_upper: np.ndarray | None = None
+    """(C,) largest planned monthly spend when it differs from the curves' last breakpoint
+    (with carry-over the breakpoints are in effective spend)."""
 
     @property
     def upper(self) -> np.ndarray:
         """(C,) largest planned monthly spend per channel."""
+        if self.spend_upper is not None:
+            return self.spend_upper
         return np.array([p.spend[-1] for p in self.pwl])
 
     @property
     def switched(self) -> np.ndarray:
         """(C,) channels that need an on/off decision (a fixed cost or a minimum spend)."""
         return (self.fixed_cost > 0) | (self.min_spend > 0)
+
+    @property
+    def lag(self) -> np.ndarray:
+        """(C,) the carry-over share (zeros when there is none)."""
+        return np.zeros(len(self.channels)) if self.carryover is None else self.carryover
+
+    @property
+    def carried_in(self) -> np.ndarray:
+        """(C,) effective spend carried into the first month (zeros when none)."""
+        return np.zeros(len(self.channels)) if self.carried is None else self.carried
+
+    def effective(self, spend: np.ndarray) -> np.ndarray:
+        """(C, M) effective spend of a plan: ``e_m = x_m + carryover e_(m-1)``."""
+        return effective_spend(spend, self.lag, self.carried_in)
+
+
+def effective_spend(spend: np.ndarray, carryover: np.ndarray, carried: np.ndarray) -> np.ndarray:
+    """``e_m = x_m + carryover e_(m-1)`` with ``e_(-1) = carried``; ``spend`` is ``(C, M)``
+    (or ``(..., C, M)`` with ``carryover`` and ``carried`` broadcasting over ``(..., C)``)."""
+    spend = np.asarray(spend, dtype=float)
+    out = np.empty_like(spend)
+    previous = np.broadcast_to(np.asarray(carried, dtype=float), spend.shape[:-1])
+    lag = np.asarray(carryover, dtype=float)
+    for m in range(spend.shape[-1]):
+        previous = spend[..., m] + lag * previous
+        out[..., m] = previous
+    return out
 
 
 
@@ -189,12 +226,12 @@ def evaluate(problem: Problem, spend: np.ndarray, staff: np.ndarray | None = Non
     Adds above the staff accounts' capacity are lost.
     """
     spend = np.asarray(spend, dtype=float)
-    curve = np.array([c.adds(spend[i]) for i, c in enumerate(problem.curves)])
+    curve = curve_adds(problem.curves, spend, problem.lag, problem.carried_in)
     adds = problem.adds_factor * curve
     capacity = np.nan_to_num(problem.staff_capacity, nan=np.inf)
     on = spend > 0
-    if staff is None:
-        staff = np.where(np.isfinite(capacity) & on,
+    if staff is None:  # with carry-over, a month without spend still brings adds
+        staff = np.where(np.isfinite(capacity) & (on | (curve > 0)),
                          np.ceil(adds / np.where(capacity > 0, capacity, 1.0) - 1e-9), 0.0)
     staffed = np.isfinite(capacity)
     staff = np.where(staffed, staff, 0.0)
@@ -207,6 +244,22 @@ def evaluate(problem: Problem, spend: np.ndarray, staff: np.ndarray | None = Non
     objective = total if problem.objective == "min-cost" else (
         problem.objective_constant + float((problem.objective_coef * adds).sum()))
     return Evaluation(spend, staff, adds, channel_cost, month_cost, total, values, objective)
+
+
+def curve_adds(curves: list[ResponseCurve], spend: np.ndarray, carryover: np.ndarray,
+               carried: np.ndarray) -> np.ndarray:
+    """(C, M) each channel's curve adds of a plan, before campaigns and staff.
+
+    With carry-over, a month's purchases are capped at the contact capacity, then the
+    curve applies to the effective spend (:func:`effective_spend`).
+    """
+    spend = np.asarray(spend, dtype=float)
+    if not np.any(carryover):
+        return np.array([c.adds(spend[i]) for i, c in enumerate(curves)]).reshape(spend.shape)
+    cap = np.array([np.inf if c.capacity_spend is None else c.capacity_spend for c in curves])
+    moving = effective_spend(np.minimum(spend, cap[:, None]), carryover, carried)
+    return np.array([effective_curve(c, lag).adds(moving[i])
+                     for i, (c, lag) in enumerate(zip(curves, carryover))]).reshape(spend.shape)
 
 
 def current_spend(scenario: Scenario) -> np.ndarray:
@@ -277,30 +330,33 @@ def build_problem(scenario: Scenario, options: PlanOptions, curves: dict[str, Re
     for campaign in scenario.campaigns:
         other[calendar.month[calendar.day_of(campaign.start)]] += campaign.cost_cny
 
-    members_cohort, members_calendar = _member_rates(scenario, options, cohorts)
-    targets = _targets(scenario, options, cohorts, calendar, members_cohort, members_calendar)
-    members_total = (members_cohort if options.members_basis == "cohort"
-                     else members_calendar[:, :, :n_mo].sum(axis=2))
-    gmv_day = (calendar.day_of(scenario.targets.gmv.by) if scenario.targets.gmv
-               else scenario.horizon_days - 1)
-    objective_coef, constant, unit = {
-        "min-cost": (np.zeros((n_ch, n_mo)), 0.0, "cny"),
-        "max-adds": (np.ones((n_ch, n_mo)), 0.0, "adds"),
-        "max-members": (members_total, float(cohorts.base_members[:n_mo].sum())
-                        if options.members_basis == "calendar" else 0.0, "members"),
-        "max-gmv": (cohorts.gmv[:, :, gmv_day], float(cohorts.base_gmv[gmv_day]), "cny"),
-    }[options.objective]
+    members_cohort, _ = _member_rates(scenario, options, cohorts)
+    targets, objective_coef, constant = linear_parts(scenario, options, cohorts)
+    unit = {"min-cost": "cny", "max-adds": "adds", "max-members": "members",
+            "max-gmv": "cny"}[options.objective]
 
     baseline = current_spend(scenario)
-    pwl, reasons = [], []
+    lag = np.array([ch.carryover for ch in scenario.channels.values()])
+    carried = np.array([ch.carried_contacts * ch.cost_per_contact_cny
+                        for ch in scenario.channels.values()])
+    pwl, reasons, uppers = [], [], []
     for c, name in enumerate(names):
         ch = scenario.channels[name]
         must = [*baseline[c], *np.nan_to_num(locks[c]), ch.min_spend_cny]
         upper, reason = _spend_bound(curves[name], ch.max_spend_cny, total_budget,
                                      monthly_budget, share, adds_factor[c], targets, max(must))
         reasons.append(reason)
-        pwl.append(approximate(curves[name], upper, tolerance=options.tolerance,
-                               max_points=options.max_breakpoints, include=must))
+        uppers.append(upper)
+        if lag[c] > 0:  # breakpoints in effective spend, up to its largest value
+            reach = upper * (1 - lag[c] ** n_mo) / (1 - lag[c]) + lag[c] * carried[c]
+            must = effective_spend(baseline[c][None], lag[c:c + 1], carried[c:c + 1])[0]
+            pwl.append(approximate(effective_curve(curves[name], lag[c]), reach,
+                                   tolerance=options.tolerance,
+                                   max_points=options.max_breakpoints, include=must))
+        else:
+            pwl.append(approximate(curves[name], upper, tolerance=options.tolerance,
+                                   max_points=options.max_breakpoints, include=must))
+    carry = bool(lag.any())
     return Problem(
         channels=names, months=calendar.labels, spend_share=share,
         curves=[curves[n] for n in names], pwl=pwl, upper_reason=reasons,
@@ -313,7 +369,31 @@ def build_problem(scenario: Scenario, options: PlanOptions, curves: dict[str, Re
         locks=locks, targets=targets, total_budget=total_budget, monthly_budget=monthly_budget,
         other_costs=other, objective=options.objective, objective_coef=objective_coef,
         objective_constant=constant, objective_unit=unit, member_value=members_cohort,
+        carryover=lag if carry else None, carried=carried if carry else None,
+        spend_upper=np.array(uppers) if carry else None,
     )
+
+
+def linear_parts(scenario: Scenario, options: PlanOptions,
+                 cohorts: Cohorts) -> tuple[list[Target], np.ndarray, float]:
+    """The targets, and the objective's ``(C, M)`` coefficients on the realized adds and
+    its constant: everything in the problem that outcomes per add decide."""
+    n_ch, n_mo = len(scenario.channels), scenario.months
+    calendar = Calendar.of(scenario.start_date, scenario.horizon_days)
+    members_cohort, members_calendar = _member_rates(scenario, options, cohorts)
+    targets = _targets(scenario, options, cohorts, calendar, members_cohort, members_calendar)
+    members_total = (members_cohort if options.members_basis == "cohort"
+                     else members_calendar[:, :, :n_mo].sum(axis=2))
+    gmv_day = (calendar.day_of(scenario.targets.gmv.by) if scenario.targets.gmv
+               else scenario.horizon_days - 1)
+    objective_coef, constant = {
+        "min-cost": (np.zeros((n_ch, n_mo)), 0.0),
+        "max-adds": (np.ones((n_ch, n_mo)), 0.0),
+        "max-members": (members_total, float(cohorts.base_members[:n_mo].sum())
+                        if options.members_basis == "calendar" else 0.0),
+        "max-gmv": (cohorts.gmv[:, :, gmv_day], float(cohorts.base_gmv[gmv_day])),
+    }[options.objective]
+    return targets, objective_coef, constant
 
 
 def _first(*values: float | None) -> float | None:

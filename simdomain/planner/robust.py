@@ -1,0 +1,759 @@
+"""Plans that carry the uncertainty: one spend plan against many parameter draws.
+
+A twin's ``parameters.parquet`` holds draws of its fitted parameters. For ``K`` of them
+(:func:`draw_set`) each channel's response curve and each target's coefficients (members,
+deletions, pool and GMV per add) are computed from the draw's scenario, so a target's
+value in draw ``k`` is ``g_tk(x)``, linear in that draw's adds, and the adds are the
+draw's concave curve of the shared spend plan ``x``.
+
+The chance-constrained plan (:func:`solve_chance`) is the sample average approximation
+
+    min cost(x)  s.t.  g_tk(x) >= h_tk - M_tk (1 - z_tk),   sum_k w_k z_tk >= P  (each t)
+
+with ``z_tk`` binary: target ``t`` met in draw ``k``. Chance (the Poisson noise of a
+simulation around a draw's mean) enters as one normal sample per draw and target:
+``h_tk = goal - sd_t eps_tk``, so ``sum_k w_k z_tk`` estimates the chance over parameters
+*and* chance, as the simulation measures it (:func:`noise_sd` says how ``sd_t`` is set).
+
+**One set of segments for every draw.** Every channel has one grid of spend breakpoints
+for all draws (:func:`common_grid`); the spend of a channel-month is split into segment
+variables ``d_j`` (``sum_j d_j = x``, ``0 <= d_j <= w_j``) shared by all draws, and draw
+``k``'s adds are ``f sum_j s_kj d_j`` with its own chord slopes ``s_kj``. Each draw's
+curve is concave, so its slopes fall along the grid, and filling the segments in order
+gives, for the same ``x``, the most adds in *every* draw at once; any other filling gives
+fewer adds in each draw at the same cost. For targets that rise with adds the optimum
+may therefore be taken filled in order, where ``f sum_j s_kj d_j`` is exactly draw
+``k``'s chords at ``x``; the plan's chances are computed afterwards from ``x`` alone with
+the exact curves (:func:`evaluate_draws`), so no out-of-order filling is ever counted.
+
+Staff accounts, on/off switches, locks, budgets and carry-over are as in the
+deterministic model (:mod:`simdomain.planner.milp`); the carry-over share is the draws'
+mean for all draws (a draw's own share enters only the evaluation). The model is built
+once as sparse arrays (:class:`ChanceModel`) and solved by scipy's HiGHS; new weights
+or levels change only the chance rows, so re-solving costs the solve alone.
+
+``method="cvar"`` is the convex, conservative alternative (a linear program): the
+conditional value at risk of each target's relative shortfall at level ``P`` must be
+at most zero (Rockafellar and Uryasev 2000; Nemirovski and Shapiro 2006), which implies
+the chance constraint. It is the fast path when the mixed-integer program is too slow.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+from simdomain.errors import InputError
+from simdomain.errors import Problem as InputProblem
+from simdomain.planner.cohorts import cohorts as compute_cohorts
+from simdomain.planner.curves import ResponseCurve, chord_errors, effective_curve, scenario_curves
+from simdomain.planner.problem import (
+    PlanOptions,
+    Problem,
+    Target,
+    build_problem,
+    curve_adds,
+    linear_parts,
+)
+from simdomain.scenario.model import Scenario
+
+METHODS = ("milp", "cvar")
+_TOL = 1e-7
+
+
+@dataclass(frozen=True)
+class DrawSet:
+    """Per-draw planning problems over the same channels, months and targets.
+
+    Attributes
+    ----------
+    base
+        The problem of the point estimates (draw 0): costs, budgets, locks, staff,
+        switches, targets' goals; its curves are the point curves.
+    draws
+        ``(K,)`` parameter draw numbers (0: the point estimates).
+    curves
+        ``[k][c]``: each draw's response curve per channel.
+    carryover
+        ``(K, C)`` each draw's carry-over share; the model uses the mean over draws.
+    grid
+        Per channel, the spend breakpoints shared by all draws (effective spend when the
+        channel carries over).
+    grid_adds
+        Per channel, ``(K, J + 1)``: each draw's curve adds at the breakpoints.
+    max_error
+        ``(C,)`` the largest gap, over draws, between a curve and its chords (adds).
+    coef, constant
+        ``(K, T, C, M)`` and ``(K, T)``: target ``t``'s value in draw ``k`` is
+        ``constant + sum(coef * adds)``.
+    den_coef, den_constant
+        The same for a ceiling's denominator (zeros for the other targets).
+    objective_coef, objective_constant
+        ``(K, C, M)`` and ``(K,)``: the objective of a maximizing plan per draw.
+    noise_sd
+        ``(T,)`` the standard deviation of a simulated target around its mean, at the goal.
+    noise
+        ``(K, T)`` standard normal samples: the chance drawn with each draw (zeros: none).
+    seconds
+        Time spent building (curves, cohorts, grid).
+    """
+
+    base: Problem
+    draws: np.ndarray
+    curves: list[list[ResponseCurve]]
+    carryover: np.ndarray
+    grid: list[np.ndarray]
+    grid_adds: list[np.ndarray]
+    max_error: np.ndarray
+    coef: np.ndarray
+    constant: np.ndarray
+    den_coef: np.ndarray
+    den_constant: np.ndarray
+    objective_coef: np.ndarray
+    objective_constant: np.ndarray
+    noise_sd: np.ndarray
+    noise: np.ndarray
+    seconds: float = 0.0
+    _models: dict[tuple[Any, ...], ChanceModel] = field(default_factory=dict, compare=False,
+                                                        repr=False)
+
+    @property
+    def size(self) -> int:
+        """``K``: the number of draws."""
+        return len(self.draws)
+
+    @property
+    def targets(self) -> list[Target]:
+        return self.base.targets
+
+    def subset(self, keep: np.ndarray) -> DrawSet:
+        """The draws ``keep`` (indices or a boolean mask) only."""
+        keep = np.arange(self.size)[keep]
+        return replace(
+            self, draws=self.draws[keep], curves=[self.curves[k] for k in keep],
+            carryover=self.carryover[keep], grid_adds=[a[keep] for a in self.grid_adds],
+            coef=self.coef[keep], constant=self.constant[keep], den_coef=self.den_coef[keep],
+            den_constant=self.den_constant[keep], objective_coef=self.objective_coef[keep],
+            objective_constant=self.objective_constant[keep], noise=self.noise[keep],
+            _models={})
+
+    def model(self, method: str = "milp") -> ChanceModel:
+        """The (cached) sparse model of these draws."""
+        if method not in self._models:
+            self._models[method] = ChanceModel(self, method)
+        return self._models[method]
+
+
+@dataclass(frozen=True)
+class RobustPlan:
+    """A plan solved against the draws.
+
+    Attributes
+    ----------
+    status
+        ``optimal``, ``time limit`` (the best plan found, within ``gap``), or
+        ``infeasible``.
+    spend, staff, on
+        ``(C, M)`` the plan (NaN when infeasible).
+    cost
+        Its total cost (yuan), all spend included.
+    objective
+        The model's objective (cost, or the weighted mean of a maximizing objective).
+    chance
+        Per target key: the weighted chance across the draws of meeting it, with the
+        simulation's noise as a normal around each draw's mean (:func:`evaluate_draws`).
+    met
+        ``(K, T)`` the model's indicator: target met in draw ``k`` with its noise sample.
+    gap
+        The solver's relative gap at the end.
+    """
+
+    status: str
+    method: str
+    level: float
+    spend: np.ndarray
+    staff: np.ndarray
+    on: np.ndarray
+    cost: float
+    objective: float
+    chance: dict[str, float]
+    met: np.ndarray
+    gap: float
+    solve_seconds: float
+
+    @property
+    def optimal(self) -> bool:
+        return self.status in ("optimal", "time limit")
+
+
+def draw_set(scenario: Scenario, options: PlanOptions | None = None, draws: int = 100,
+             seed: int = 0, *, noise: bool = True, exclude: np.ndarray | None = None,
+             progress: bool | None = False) -> DrawSet:
+    """``draws`` parameter draws of a twin scenario, as planning problems.
+
+    Parameters
+    ----------
+    scenario
+        A twin scenario (``population.parameters`` holds the draws). A scenario with no
+        draws gives ``draws`` copies of its own parameters (chance alone).
+    options
+        As for :func:`simdomain.planner.planning.plan` (``curves="scenario"`` only: each
+        draw's curves come from its parameters).
+    draws
+        ``K``: how many draws, taken without replacement in an order fixed by ``seed``.
+    seed
+        Which draws, and the chance samples.
+    noise
+        Add the simulation's chance to each draw (one normal sample per target).
+    exclude
+        Draw numbers not to take (e.g. the ones another set planned on).
+    """
+    from simdomain.twin.people import TwinPeople  # the twin only when asked
+
+    started = time.perf_counter()
+    options = PlanOptions() if options is None else options
+    if options.curves != "scenario":
+        raise InputError([InputProblem("--curves", (), "a plan over parameter draws takes "
+                                       "each draw's curves from its parameters: use "
+                                       "curves='scenario'")])
+    if draws < 1:
+        raise InputError([InputProblem("--draws", (), f"expected at least 1, got {draws}")])
+    twin = TwinPeople.of(scenario) if scenario.population is not None else None
+    available = (np.arange(1, twin.draws + 1) if twin is not None and twin.draws
+                 else np.zeros(0, dtype=int))
+    if exclude is not None:
+        available = np.setdiff1d(available, exclude)
+    rng = np.random.default_rng([seed, 0x40B5])
+    if available.size:
+        if draws > available.size:
+            raise InputError([InputProblem("--draws", (), (
+                f"asked for {draws} parameter draws; the twin has {available.size} to "
+                "plan on"))])
+        chosen = np.sort(rng.choice(available, size=draws, replace=False))
+    else:
+        chosen = np.zeros(draws, dtype=int)
+    window = options.member_window_months
+    base_cohorts = compute_cohorts(scenario, months_after=window)
+    base_curves = scenario_curves(scenario)
+    base = build_problem(scenario, options, base_curves, base_cohorts)
+    names = base.channels
+    n_k, n_t = len(chosen), len(base.targets)
+    shape = (n_k, n_t, len(names), len(base.months))
+    coef, den_coef = np.zeros(shape), np.zeros(shape)
+    constant, den_constant = np.zeros((n_k, n_t)), np.zeros((n_k, n_t))
+    objective_coef = np.zeros((n_k, *shape[2:]))
+    objective_constant = np.zeros(n_k)
+    curves, lags = [], np.zeros((n_k, len(names)))
+    cache: dict[int, tuple[Any, ...]] = {}
+    from tqdm.auto import tqdm
+
+    for k, draw in enumerate(tqdm(chosen, desc="parameter draws", unit="draw", leave=False,
+                                  disable=None if progress is None else not progress)):
+        draw = int(draw)
+        if draw not in cache:
+            drawn = scenario if twin is None else twin.scenario_for(scenario, draw)
+            table = base_cohorts if draw == 0 else compute_cohorts(drawn, months_after=window)
+            found = scenario_curves(drawn)
+            targets, obj, obj_constant = linear_parts(drawn, options, table)
+            lag = np.array([drawn.channels[n].carryover for n in names])
+            cache[draw] = ([found[n] for n in names], targets, obj, obj_constant, lag)
+        found, targets, obj, obj_constant, lag = cache[draw]
+        curves.append(found)
+        lags[k] = lag
+        for t, target in enumerate(targets):
+            coef[k, t], constant[k, t] = target.coef, target.constant
+            if target.denominator is not None:
+                den_coef[k, t], den_constant[k, t] = target.denominator
+        objective_coef[k], objective_constant[k] = obj, obj_constant
+    carry = lags.mean(axis=0)
+    if carry.any():
+        base = replace(base, carryover=carry,
+                       carried=base.carried_in if base.carried is not None else np.zeros_like(carry),
+                       spend_upper=base.upper)
+    grid, grid_adds, errors = [], [], np.zeros(len(names))
+    upper = base.upper
+    for c in range(len(names)):
+        reach = _reach(float(upper[c]), float(carry[c]), float(base.carried_in[c]),
+                       len(base.months))
+        spend = [effective_curve(curves[k][c], carry[c]) for k in range(n_k)]
+        include = base.pwl[c].spend if not carry[c] else ()
+        xs, adds, err = common_grid(spend, reach, tolerance=options.tolerance,
+                                    max_points=options.max_breakpoints, include=include)
+        grid.append(xs)
+        grid_adds.append(adds)
+        errors[c] = err
+    sd = noise_sd(scenario, base) if noise else np.zeros(n_t)
+    samples = (np.random.default_rng([seed, 0x5A3E]).standard_normal((n_k, n_t))
+               if noise else np.zeros((n_k, n_t)))
+    return DrawSet(base, chosen, curves, lags, grid, grid_adds, errors, coef, constant,
+                   den_coef, den_constant, objective_coef, objective_constant, sd, samples,
+                   time.perf_counter() - started)
+
+
+def _reach(upper: float, lag: float, carried: float, months: int) -> float:
+    """The largest effective spend of a channel: ``upper`` itself without carry-over."""
+    if lag <= 0:
+        return upper
+    return upper * (1 - lag**months) / (1 - lag) + lag * carried
+
+
+def common_grid(curves: list[ResponseCurve], upper: float, *, tolerance: float = 0.002,
+                max_points: int = 24, include: Any = ()) -> tuple[np.ndarray, np.ndarray, float]:
+    """Breakpoints on ``[0, upper]`` whose chords stay within ``tolerance`` of *every*
+    curve: the greedy of :func:`~simdomain.planner.curves.approximate` on the largest
+    gap over the curves (so one curve gives exactly its breakpoints).
+
+    Returns the breakpoints, ``(K, J + 1)`` each curve's adds at them, and the largest
+    gap left (adds).
+    """
+    if not upper > 0:
+        return np.array([0.0]), np.zeros((len(curves), 1)), 0.0
+    knots = {0.0, float(upper)}
+    knots.update(float(x) for x in include if 0 < x < upper)
+    for curve in curves:
+        if curve.capacity_spend is not None and 0 < curve.capacity_spend < upper:
+            knots.add(float(curve.capacity_spend))
+    xs = np.array(sorted(knots))
+    limit = max(max_points, len(xs))
+    target = tolerance * min(float(c.adds(upper)) for c in curves)
+
+    def worst_gaps(xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        gaps = [chord_errors(c, xs[:-1], xs[1:]) for c in curves]
+        error = np.array([g[0] for g in gaps])
+        where = np.array([g[1] for g in gaps])
+        pick = np.argmax(error, axis=0)
+        cols = np.arange(error.shape[1])
+        return error[pick, cols], where[pick, cols]
+
+    errors, where = worst_gaps(xs)
+    while len(xs) < limit and errors.max() > target:
+        worst = int(np.argmax(errors))
+        xs = np.insert(xs, worst + 1, where[worst])
+        errors, where = worst_gaps(xs)
+    adds = np.array([c.adds(xs) for c in curves]).reshape(len(curves), len(xs))
+    return xs, adds, float(errors.max())
+
+
+def noise_sd(scenario: Scenario, problem: Problem) -> np.ndarray:
+    """``(T,)`` how far a simulated target strays from its mean, at its goal.
+
+    Counts (adds, members, people) as Poisson: ``sqrt(goal)``. GMV as compound Poisson
+    orders of the segments' mean order value ``v`` and spread ``cv``:
+    ``sqrt(goal v (1 + cv^2))``. A deletion rate as Poisson deletions over the month's
+    starting pool without new adds (the smallest pool, so the largest spread):
+    ``sqrt(rate / pool)``. An approximation where adds are Poisson and people act
+    independently; verification by simulation measures the real spread.
+    """
+    segments = scenario.segments.values()
+    shares = np.array([s.share for s in segments])
+    value = float(np.dot(shares, [s.order_value_cny for s in segments]) / shares.sum())
+    spread = float(np.dot(shares, [s.order_value_cv for s in segments]) / shares.sum())
+    out = np.zeros(len(problem.targets))
+    for t, target in enumerate(problem.targets):
+        goal = max(abs(target.planned), 1.0)
+        if target.ceiling:
+            pool = max(target.denominator[1], 1.0)
+            out[t] = math.sqrt(abs(target.planned) / pool)
+        elif target.unit == "cny":
+            out[t] = math.sqrt(goal * value * (1 + spread**2))
+        else:
+            out[t] = math.sqrt(goal)
+    return out
+
+
+def _rows(draws: DrawSet, level_shift: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    """Each target's row in each draw as ``G_tk . adds_k >= h_tk``: ``(K, T, C, M)`` and
+    ``(K, T)``; the goal moved by the draw's noise sample."""
+    shift = draws.noise_sd[None, :] * draws.noise
+    planned = np.array([t.planned for t in draws.targets])
+    ceiling = np.array([t.ceiling for t in draws.targets], dtype=bool)
+    goal = planned[None, :] - shift if level_shift is None else planned[None, :] - level_shift
+    # floors: coef . a >= goal - constant
+    g = draws.coef.copy()
+    h = goal - draws.constant
+    if ceiling.any():  # ceilings: (goal den_coef - coef) . a >= constant - goal den_constant
+        rate = planned[None, :] + shift  # a lower simulated rate is the good side
+        g[:, ceiling] = (rate[:, ceiling, None, None] * draws.den_coef[:, ceiling]
+                         - draws.coef[:, ceiling])
+        h[:, ceiling] = draws.constant[:, ceiling] - rate[:, ceiling] * draws.den_constant[:, ceiling]
+    return g, h
+
+
+def draw_adds(draws: DrawSet, spend: np.ndarray, staff: np.ndarray | None = None) -> np.ndarray:
+    """``(K, C, M)`` realized adds of a plan in each draw, with the exact curves (staff
+    accounts cap them when given)."""
+    base = draws.base
+    carried = base.carried_in
+    out = np.empty((draws.size, *spend.shape))
+    for k in range(draws.size):
+        out[k] = base.adds_factor * curve_adds(draws.curves[k], spend, draws.carryover[k],
+                                               carried)
+    if staff is not None:
+        cap = np.where(np.isnan(base.staff_capacity), np.inf,
+                       np.asarray(staff) * np.nan_to_num(base.staff_capacity))
+        out = np.minimum(out, cap[None])
+    return out
+
+
+def evaluate_draws(draws: DrawSet, spend: np.ndarray, staff: np.ndarray | None = None,
+                   weights: np.ndarray | None = None) -> dict[str, Any]:
+    """A plan's targets in every draw, with the exact curves.
+
+    Returns ``values`` ``(K, T)`` (the model's mean per draw), ``margin`` ``(K, T)`` (how
+    far past the goal, in noise sds; positive is met), ``chance`` per target key (the
+    weighted mean over draws of the normal probability of being met, or of the indicator
+    when there is no noise) and ``met`` ``(K, T)`` (met with the draw's noise sample).
+    """
+    weights = _weights(draws, weights)
+    adds = draw_adds(draws, spend, staff)
+    values = draws.constant + np.einsum("ktcm,kcm->kt", draws.coef, adds)
+    ceiling = np.array([t.ceiling for t in draws.targets], dtype=bool)
+    if ceiling.any():
+        den = draws.den_constant + np.einsum("ktcm,kcm->kt", draws.den_coef, adds)
+        values[:, ceiling] = np.where(den[:, ceiling] > 0,
+                                      values[:, ceiling] / np.maximum(den[:, ceiling], 1e-300),
+                                      0.0)
+    planned = np.array([t.goal for t in draws.targets])
+    excess = np.where(ceiling, planned - values, values - planned)
+    sd = draws.noise_sd
+    slack = 1e-6 * np.maximum(np.abs(planned), 1.0)
+    if sd.any():
+        margin = excess / np.where(sd > 0, sd, 1.0)
+        z = NormalDist()
+        probability = np.vectorize(z.cdf)(np.where(sd > 0, margin, np.sign(excess + slack) * 40))
+    else:
+        margin = excess
+        probability = (excess >= -slack).astype(float)
+    met = excess + sd * draws.noise >= -slack
+    chance = {t.key: float(weights @ probability[:, i]) for i, t in enumerate(draws.targets)}
+    return {"values": values, "margin": margin, "chance": chance, "met": met, "adds": adds}
+
+
+def _weights(draws: DrawSet, weights: np.ndarray | None) -> np.ndarray:
+    if weights is None:
+        return np.full(draws.size, 1.0 / draws.size)
+    weights = np.asarray(weights, dtype=float)
+    if weights.shape != (draws.size,) or (weights < 0).any() or not weights.sum() > 0:
+        raise ValueError(f"weights must be {draws.size} numbers >= 0 with a positive sum")
+    return weights / weights.sum()
+
+
+class ChanceModel:
+    """The chance-constrained program of a :class:`DrawSet` as sparse arrays.
+
+    Columns: spend ``x[c, m]``, segments ``d[c, m, j]``, switches ``on[c, m]``, staff
+    ``n[c, m]``, per-draw adds ``a[k, c, m]``, then per target and draw ``z[t, k]``
+    (``milp``) or the CVaR's ``eta[t]`` and ``u[t, k]`` (``cvar``). Rows: the segments,
+    the curves per draw, staff, switches, budgets and the target rows; the chance rows
+    (whose coefficients are the weights) are added at each solve.
+    """
+
+    def __init__(self, draws: DrawSet, method: str = "milp") -> None:
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+        started = time.perf_counter()
+        self.draws, self.method = draws, method
+        p = draws.base
+        n_ch, n_mo, n_k, n_t = len(p.channels), len(p.months), draws.size, len(p.targets)
+        self.shape = (n_ch, n_mo)
+        lag = draws.carryover.mean(axis=0)
+        cols = _Columns()
+        upper = p.upper
+        locked = ~np.isnan(p.locks)
+        x_low = np.where(locked, np.nan_to_num(p.locks), 0.0)
+        x_up = np.where(locked, np.nan_to_num(p.locks), upper[:, None])
+        self.x = cols.add(n_ch * n_mo, x_low.ravel(), x_up.ravel()).reshape(n_ch, n_mo)
+        switched = p.switched
+        widths = [np.diff(g) for g in draws.grid]
+        self.d: list[np.ndarray] = []  # per channel (M, J)
+        perspective = switched & (lag == 0)
+        for c in range(n_ch):
+            w = np.tile(widths[c], n_mo)
+            self.d.append(cols.add(w.size, 0.0, np.where(perspective[c], np.inf, w))
+                          .reshape(n_mo, len(widths[c])))
+        self.on = np.full((n_ch, n_mo), -1)
+        for c in np.flatnonzero(switched):
+            low = np.where(locked[c], (np.nan_to_num(p.locks[c]) > 0).astype(float), 0.0)
+            up = np.where(locked[c], low, 1.0)
+            self.on[c] = cols.add(n_mo, low, up, integer=True)
+        staffed = ~np.isnan(p.staff_capacity)
+        self.n = np.full((n_ch, n_mo), -1)
+        self.n[staffed] = cols.add(int(staffed.sum()), 0.0, np.inf, integer=True)
+        self.a = cols.add(n_k * n_ch * n_mo, 0.0, np.inf).reshape(n_k, n_ch, n_mo)
+        rows = _Rows()
+        for c in range(n_ch):  # x_m = e_m - lag e_(m-1), e_m = sum_j d_mj
+            for m in range(n_mo):
+                idx = [self.x[c, m], *self.d[c][m]]
+                val = [1.0, *([-1.0] * self.d[c].shape[1])]
+                rhs = 0.0
+                if lag[c] > 0:
+                    if m:
+                        idx += list(self.d[c][m - 1])
+                        val += [lag[c]] * self.d[c].shape[1]
+                    else:
+                        rhs = -lag[c] * p.carried_in[c]
+                rows.add(idx, val, rhs, rhs)
+        # the curves: a_kcm <= f_cm sum_j s_kcj d_cmj
+        for c in range(n_ch):
+            slopes = np.diff(draws.grid_adds[c], axis=1) / np.maximum(widths[c], 1e-300)
+            j_count = slopes.shape[1]
+            for m in range(n_mo):
+                f = p.adds_factor[c, m]
+                if j_count == 0 or f == 0:
+                    for k in range(n_k):
+                        rows.add([self.a[k, c, m]], [1.0], -np.inf, 0.0)
+                    continue
+                idx = np.concatenate([self.a[:, c, m, None],
+                                      np.broadcast_to(self.d[c][m], (n_k, j_count))], axis=1)
+                val = np.concatenate([np.ones((n_k, 1)), -f * slopes], axis=1)
+                rows.add_block(idx, val, -np.inf, 0.0)
+        for c, m in zip(*np.nonzero(staffed)):  # a_kcm <= capacity n_cm
+            idx = np.stack([self.a[:, c, m], np.full(n_k, self.n[c, m])], axis=1)
+            val = np.tile([1.0, -p.staff_capacity[c, m]], (n_k, 1))
+            rows.add_block(idx, val, -np.inf, 0.0)
+        for c in np.flatnonzero(switched):
+            for m in range(n_mo):
+                if locked[c, m]:
+                    continue
+                rows.add([self.x[c, m], self.on[c, m]], [1.0, -upper[c]], -np.inf, 0.0)
+                if p.min_spend[c] > 0:
+                    rows.add([self.x[c, m], self.on[c, m]], [1.0, -p.min_spend[c]], 0.0, np.inf)
+                if perspective[c]:
+                    for j, w in enumerate(widths[c]):
+                        rows.add([self.d[c][m, j], self.on[c, m]], [1.0, -w], -np.inf, 0.0)
+        # costs
+        cost = np.zeros(cols.count)
+        month_cost: list[tuple[list[int], list[float]]] = []
+        for m in range(n_mo):
+            idx, val = list(self.x[:, m]), list(np.full(n_ch, p.spend_share[m]))
+            for c in np.flatnonzero(switched):
+                idx.append(self.on[c, m])
+                val.append(p.fixed_cost[c])
+            for c in np.flatnonzero(staffed[:, m]):
+                idx.append(self.n[c, m])
+                val.append(p.staff_cost[c])
+            month_cost.append((idx, val))
+            np.add.at(cost, idx, val)
+        self.cost_constant = float(p.other_costs.sum())
+        if p.total_budget is not None:
+            idx = [i for ids, _ in month_cost for i in ids]
+            val = [v for _, vals in month_cost for v in vals]
+            rows.add(idx, val, -np.inf, p.total_budget - self.cost_constant)
+        if p.monthly_budget is not None:
+            for m, (idx, val) in enumerate(month_cost):
+                rows.add(idx, val, -np.inf, p.monthly_budget - p.other_costs[m])
+        self.cost = cost
+        # targets per draw: G_tk . a_k >= h_tk, switched off by z (or measured by u)
+        g, h = _rows(draws)
+        a_max = np.stack([p.adds_factor * np.array(
+            [draws.grid_adds[c][k, -1] for c in range(n_ch)])[:, None] for k in range(n_k)])
+        low = np.einsum("ktcm,kcm->kt", np.minimum(g, 0.0), a_max)
+        high = np.einsum("ktcm,kcm->kt", np.maximum(g, 0.0), a_max)
+        scale = np.maximum(np.abs(h), 1.0)
+        self.always = h <= low + _TOL * scale  # met whatever the plan
+        self.never = h > high + _TOL * scale  # no plan meets it
+        nz_t, nz_c, nz_m = np.nonzero(np.any(g != 0, axis=0))
+        self.z = np.full((n_t, n_k), -1)
+        self.eta = np.full(n_t, -1)
+        self.u = np.full((n_t, n_k), -1)
+        flat_a = self.a.reshape(n_k, -1)
+        for t in range(n_t):
+            pick = nz_t == t
+            where = nz_c[pick] * n_mo + nz_m[pick]
+            g_t = g[:, t, nz_c[pick], nz_m[pick]] / scale[:, t, None]
+            h_t = h[:, t] / scale[:, t]
+            if method == "milp":
+                live = ~self.always[:, t] & ~self.never[:, t]
+                self.z[t] = cols.add(n_k, 0.0, np.where(self.never[:, t], 0.0, 1.0),
+                                     integer=True)
+                ks = np.flatnonzero(live)
+                if ks.size:  # G a - M z >= h - M, M = h - min G a
+                    big = h_t[ks] - low[ks, t] / scale[ks, t]
+                    idx = np.concatenate([flat_a[ks][:, where], self.z[t, ks, None]], axis=1)
+                    val = np.concatenate([g_t[ks], -big[:, None]], axis=1)
+                    rows.add_block(idx, val, h_t[ks] - big, np.inf)
+            else:  # u_tk >= h_tk - G a - eta_t, u >= 0
+                self.eta[t] = cols.add(1, -np.inf, np.inf)[0]
+                self.u[t] = cols.add(n_k, 0.0, np.inf)
+                idx = np.concatenate([flat_a[:, where], np.full((n_k, 1), self.eta[t]),
+                                      self.u[t, :, None]], axis=1)
+                val = np.concatenate([g_t, np.ones((n_k, 2))], axis=1)
+                rows.add_block(idx, val, h_t, np.inf)
+        self.columns = cols
+        self.matrix = rows.matrix(cols.count)
+        self.row_low, self.row_up = rows.low(), rows.up()
+        self.cost = np.concatenate([self.cost, np.zeros(cols.count - self.cost.size)])
+        self.maximize = p.objective != "min-cost"
+        self.build_seconds = time.perf_counter() - started
+
+    def objective(self, weights: np.ndarray) -> tuple[np.ndarray, float]:
+        """The objective vector (minimized) and its constant."""
+        if not self.maximize:
+            return self.cost, self.cost_constant
+        draws = self.draws
+        vector = np.zeros(self.columns.count)
+        per_draw = weights[:, None, None] * draws.objective_coef
+        vector[self.a.ravel()] = -per_draw.ravel()
+        return vector, -float(weights @ draws.objective_constant)
+
+    def solve(self, level: float, weights: np.ndarray, *, time_limit: float = 60.0,
+              gap: float = 1e-4) -> dict[str, Any]:
+        """Solve at ``level`` with normalized ``weights``: the columns' values, or ``None``."""
+        draws = self.draws
+        n_t = len(draws.targets)
+        idx, val, low, up = [], [], [], []
+        for t in range(n_t):
+            if self.method == "milp":  # sum_k w_k z_tk >= level
+                idx.append(self.z[t])
+                val.append(weights)
+                low.append(level - 1e-9)
+            else:  # eta + sum_k w_k u_k / (1 - level) <= 0
+                idx.append(np.append(self.u[t], self.eta[t]))
+                val.append(np.append(weights / max(1 - level, 1e-9), 1.0))
+                low.append(-np.inf)
+            up.append(np.inf if self.method == "milp" else 0.0)
+        chance = sparse.csr_matrix(
+            (np.concatenate(val) if val else np.zeros(0),
+             (np.repeat(np.arange(n_t), [len(i) for i in idx]),
+              np.concatenate(idx) if idx else np.zeros(0, dtype=int))),
+            shape=(n_t, self.columns.count))
+        matrix = sparse.vstack([self.matrix, chance], format="csr")
+        lower = np.concatenate([self.row_low, low])
+        upper = np.concatenate([self.row_up, up])
+        vector, constant = self.objective(weights)
+        started = time.perf_counter()
+        result = milp(vector, integrality=self.columns.integrality(),
+                      bounds=Bounds(self.columns.low(), self.columns.up()),
+                      constraints=LinearConstraint(matrix, lower, upper),
+                      options={"time_limit": time_limit, "mip_rel_gap": gap, "presolve": True})
+        seconds = time.perf_counter() - started
+        status = {0: "optimal", 1: "time limit"}.get(result.status, "infeasible")
+        if result.x is None:
+            status = "infeasible"
+        return {"status": status, "x": result.x, "seconds": seconds,
+                "objective": (result.fun + constant) if result.x is not None else math.nan,
+                "gap": float(getattr(result, "mip_gap", 0.0) or 0.0)}
+
+
+class _Columns:
+    """Column bookkeeping: bounds and integrality, appended in blocks."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._low: list[np.ndarray] = []
+        self._up: list[np.ndarray] = []
+        self._int: list[np.ndarray] = []
+
+    def add(self, n: int, low: Any, up: Any, integer: bool = False) -> np.ndarray:
+        index = np.arange(self.count, self.count + n)
+        self.count += n
+        self._low.append(np.broadcast_to(np.asarray(low, dtype=float), (n,)).copy())
+        self._up.append(np.broadcast_to(np.asarray(up, dtype=float), (n,)).copy())
+        self._int.append(np.full(n, 1 if integer else 0))
+        return index
+
+    def low(self) -> np.ndarray:
+        return np.concatenate(self._low)
+
+    def up(self) -> np.ndarray:
+        return np.concatenate(self._up)
+
+    def integrality(self) -> np.ndarray:
+        return np.concatenate(self._int)
+
+
+class _Rows:
+    """Row bookkeeping as COO triplets."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._r: list[np.ndarray] = []
+        self._c: list[np.ndarray] = []
+        self._v: list[np.ndarray] = []
+        self._low: list[np.ndarray] = []
+        self._up: list[np.ndarray] = []
+
+    def add(self, idx: Any, val: Any, low: float, up: float) -> None:
+        self.add_block(np.asarray(idx)[None], np.asarray(val, dtype=float)[None], low, up)
+
+    def add_block(self, idx: np.ndarray, val: np.ndarray, low: Any, up: Any) -> None:
+        """Rows ``low <= val[i] . columns[idx[i]] <= up`` for each ``i``."""
+        n = idx.shape[0]
+        rows = self.count + np.repeat(np.arange(n), idx.shape[1])
+        self._r.append(rows)
+        self._c.append(np.asarray(idx).ravel())
+        self._v.append(np.asarray(val, dtype=float).ravel())
+        self._low.append(np.broadcast_to(np.asarray(low, dtype=float), (n,)).copy())
+        self._up.append(np.broadcast_to(np.asarray(up, dtype=float), (n,)).copy())
+        self.count += n
+
+    def matrix(self, columns: int) -> sparse.csr_matrix:
+        if not self._r:
+            return sparse.csr_matrix((0, columns))
+        return sparse.csr_matrix((np.concatenate(self._v),
+                                  (np.concatenate(self._r), np.concatenate(self._c))),
+                                 shape=(self.count, columns))
+
+    def low(self) -> np.ndarray:
+        return np.concatenate(self._low) if self._low else np.zeros(0)
+
+    def up(self) -> np.ndarray:
+        return np.concatenate(self._up) if self._up else np.zeros(0)
+
+
+def solve_chance(draws: DrawSet, level: float, weights: np.ndarray | None = None,
+                 solver: str | None = None, *, method: str = "milp",
+                 time_limit: float = 60.0, gap: float = 1e-4) -> RobustPlan:
+    """The plan that meets each target with probability ``level`` across the draws.
+
+    Parameters
+    ----------
+    draws
+        From :func:`draw_set`.
+    level
+        ``P`` in ``(0, 1]``: each target's weighted share of draws (with their chance
+        samples) in which it must be met.
+    weights
+        ``(K,)`` weights of the draws (default equal); normalized to sum to one. Only the
+        chance rows change with them: the model is built once per draw set and method.
+    solver
+        ``None`` or ``"highs"`` (scipy's HiGHS, the only one this model uses).
+    method
+        ``milp`` (the sample average approximation, exact) or ``cvar`` (a linear program,
+        conservative).
+    time_limit, gap
+        The solver stops after ``time_limit`` seconds with the best plan found, or when
+        proved within the relative ``gap``.
+    """
+    if solver not in (None, "highs"):
+        raise ValueError(f"the plan over draws is solved by scipy's HiGHS; got solver {solver!r}")
+    if not 0 < level <= 1:
+        raise ValueError(f"level must be in (0, 1], got {level}")
+    w = _weights(draws, weights)
+    model = draws.model(method)
+    out = model.solve(level, w, time_limit=time_limit, gap=gap)
+    shape = model.shape
+    if out["status"] == "infeasible":
+        nan = np.full(shape, np.nan)
+        return RobustPlan("infeasible", method, level, nan, nan, nan, math.nan, math.nan, {},
+                          np.zeros((draws.size, len(draws.targets)), dtype=bool), math.nan,
+                          out["seconds"])
+    x = out["x"]
+    spend = np.maximum(x[model.x], 0.0)
+    staff = np.where(model.n >= 0, np.round(x[np.maximum(model.n, 0)]), 0.0)
+    on = np.where(model.on >= 0, np.round(x[np.maximum(model.on, 0)]), spend > _TOL)
+    spend = np.where(on > 0, spend, 0.0)
+    base = draws.base
+    cost = float((spend * base.spend_share).sum() + (base.fixed_cost[:, None] * on).sum()
+                 + (base.staff_cost[:, None] * staff).sum() + base.other_costs.sum())
+    check = evaluate_draws(draws, spend, staff, w)
+    return RobustPlan(out["status"], method, level, spend, staff, on.astype(float), cost,
+                      out["objective"], check["chance"], check["met"], out["gap"],
+                      out["seconds"])
