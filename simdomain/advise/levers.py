@@ -1,0 +1,232 @@
+"""Candidate tests and what each would measure under every parameter draw.
+
+Two kinds of test, each on one uncertain *lever*:
+
+- **Channel spend** (``channel:<name>``, block ``curve:<name>``): run the channel at a
+  monthly spend ``level`` for ``days`` days and count the adds its channel code brings.
+  Under draw ``k`` the count is negative binomial around ``curve_k(level) * days / 30.4``
+  (the planner's curve of the draw, as the curve fit counts spend tests), with size
+  ``dispersion`` (variance ``mu + mu^2 / dispersion``).
+- **Touch frequency** (``touch:<kind>``, block ``value``): two arms of ``people`` each,
+  the current frequency of 1:1 messages (per week) or of group or moments posts (per
+  day) against another, for ``days`` days; orders, joins and deletions counted per arm
+  (Poisson). The arms' means are the mean field of the engine's touch model: people
+  start the test with no build-up, each arm's touches build engagement and fatigue day
+  by day with their half-lives, orders and joins take ``1 + engagement``, deletions the
+  fatigue multiplier, over the base rates of the pool's stage mix.
+
+Costs: a spend test costs the spend above what the plan spends on the channel in those
+days (adds bought are not credited); a touch test costs the people it is expected to
+lose (extra deletions in the changed arm, at the plan's cost per add). Both add a fixed
+``setup_cny``. People per arm: the contacts a spend level buys, or the people in each
+touch arm; designs under :data:`MIN_PEOPLE` per arm (the seeds' rule) are not offered.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from simdomain.advise.preposterior import Outcome
+from simdomain.advise.replan import VALUE, curve_block
+from simdomain.scenario.model import STAGES, Scenario
+
+DAYS_PER_MONTH = 30.4
+MIN_PEOPLE = 1000
+"""The seeds' floor of people per arm of a test (a floor, not a default)."""
+SPEND_FACTORS = (1.0, 1.5, 2.0, 3.0)
+"""Spend levels tried, as multiples of the plan's monthly spend on the channel."""
+DAYS = (14, 28, 56)
+PEOPLE = (1000, 3000, 10000, 30000)
+TOUCH_KINDS = ("one_to_one", "group", "moments")
+MEASURES = {
+    "spend": "adds by the channel's code per day, and the spend actually charged",
+    "frequency": "orders, joins and deletions per arm (people randomised by staff account "
+                 "or group), from the first day",
+}
+
+
+@dataclass(frozen=True)
+class Design:
+    """One candidate test.
+
+    Attributes
+    ----------
+    lever, block
+        ``channel:<name>`` or ``touch:<kind>``, and the parameter block it informs.
+    kind
+        ``spend`` or ``frequency``.
+    arms
+        Monthly spend levels (yuan) or touch frequencies, one per arm.
+    people
+        People per arm (contacts reached, for a spend test).
+    days
+        Duration.
+    cost
+        Its cost in yuan (see the module's notes).
+    """
+
+    lever: str
+    block: str
+    kind: str
+    arms: tuple[float, ...]
+    people: int
+    days: int
+    cost: float
+
+    @property
+    def label(self) -> str:
+        if self.kind == "spend":
+            return f"spend ¥{self.arms[0]:,.0f}/month for {self.days} days"
+        unit = "/week" if self.lever.endswith("one_to_one") else " posts/day"
+        arms = " vs ".join(f"{a:g}{unit}" for a in self.arms)
+        return f"{arms}, {self.people:,} per arm, {self.days} days"
+
+
+@dataclass(frozen=True)
+class Lever:
+    """An uncertain lever and the tests offered on it."""
+
+    name: str
+    block: str
+    designs: list[Design]
+    spread: float
+    """Relative spread across draws of what its tests measure (coefficient of variation)."""
+
+
+def channel_means(curves: list, channel: int, levels: np.ndarray, days: int) -> np.ndarray:
+    """``(K, arms)`` expected adds of a spend test under each draw's curve."""
+    return np.array([[float(row[channel].adds(level)) for level in levels]
+                     for row in curves]) * days / DAYS_PER_MONTH
+
+
+def spend_designs(channel: str, c: int, curves: list, reference: float, upper: float,
+                  cost_per_contact: float, setup_cny: float) -> list[Design]:
+    """The spend tests of one channel (see the module's notes)."""
+    out = []
+    for factor in SPEND_FACTORS:
+        level = min(factor * reference, upper)
+        if level <= 0 or (factor > 1 and level <= reference * 1.01):
+            continue
+        for days in DAYS:
+            people = int(level * days / DAYS_PER_MONTH / cost_per_contact)
+            if people < MIN_PEOPLE:
+                continue
+            cost = max(level - reference, 0.0) * days / DAYS_PER_MONTH + setup_cny
+            out.append(Design(f"channel:{channel}", curve_block(channel), "spend", (level,),
+                              people, days, cost))
+    return out
+
+
+def spend_outcome(design: Design, curves: list, c: int, dispersion: float) -> Outcome:
+    means = channel_means(curves, c, np.array(design.arms), design.days)
+    return Outcome(means, np.full(means.shape, dispersion))
+
+
+def touch_frequency(scenario: Scenario, kind: str) -> float:
+    """The scenario's frequency of a touch kind: 1:1 messages per week, posts per day."""
+    policy = scenario.touch_policy
+    return float(policy.one_to_one.per_week if kind == "one_to_one"
+                 else getattr(policy, kind).posts_per_day)
+
+
+def _per_touch(scenario: Scenario, kind: str) -> tuple[float, float, float]:
+    """Views per unit of frequency per day, and uplift and fatigue per view."""
+    policy = scenario.touch_policy
+    if kind == "one_to_one":
+        one = policy.one_to_one
+        return one.reach / 7, one.uplift, one.fatigue
+    posts = getattr(policy, kind)
+    return posts.view_rate, posts.uplift_per_view, posts.fatigue_per_view
+
+
+def _base(scenario: Scenario) -> np.ndarray:
+    """``(stages, 3)`` daily orders, joins, deletions per person with no touches."""
+    life = scenario.lifecycle
+    segs = list(scenario.segments.values())
+    share = np.array([s.share for s in segs]) / sum(s.share for s in segs)
+
+    def mean(name: str) -> float:
+        return float(share @ np.array([getattr(s.propensity, name) for s in segs]))
+
+    repeat = life.repeat_order * mean("repeat_order")
+    member = repeat * life.member_order_multiplier
+    rows = {"fan": (life.first_order * mean("first_order"), 0.0),
+            "customer": (repeat, life.join * mean("join")),
+            "member": (member, 0.0), "koc": (member, 0.0)}
+    return np.array([[*rows[s], life.deletion[s] * mean("deletion")] for s in STAGES])
+
+
+def touch_means(scenario: Scenario, kind: str, arms: tuple[float, ...], people: int,
+                days: int, mix: np.ndarray) -> np.ndarray:
+    """``(arms * 3,)`` expected orders, joins and deletions of each arm of a frequency
+    test under ``scenario``'s effects; ``mix`` is the stage mix of the people tested."""
+    policy = scenario.touch_policy
+    views, uplift, fatigue = _per_touch(scenario, kind)
+    base = _base(scenario)
+    t = np.arange(days) + 1.0
+
+    def build_up(half_life: float) -> np.ndarray:
+        keep = 0.5 ** (1 / half_life)
+        return (1 - keep**t) / (1 - keep)
+
+    engage, tire = build_up(policy.engagement_half_life_days), build_up(policy.fatigue_half_life_days)
+    out = []
+    for frequency in arms:
+        lift = 1 + frequency * views * uplift * engage
+        level = np.maximum(frequency * views * fatigue * tire, 0.0)
+        deletion = 1 + (policy.fatigue_sensitivity or 1.0) * np.maximum(
+            level - policy.fatigue_tolerance, 0.0)
+        rates = mix @ base  # (3,)
+        out += [people * rates[0] * lift.sum(), people * rates[1] * lift.sum(),
+                people * rates[2] * deletion.sum()]
+    return np.array(out)
+
+
+def frequency_designs(scenario: Scenario, kind: str, pool: float, cost_per_person: float,
+                      extra_deletions: callable, setup_cny: float) -> list[Design]:
+    """The frequency tests of one touch kind: the current frequency against one more and
+    one fewer, at the sizes of :data:`PEOPLE` the pool allows, for each of :data:`DAYS`."""
+    now = touch_frequency(scenario, kind)
+    top = 7 if kind == "one_to_one" else 24
+    out = []
+    for other in (now + 1, now - 1):
+        if not 0 <= other <= top:
+            continue
+        for people in PEOPLE:
+            if 2 * people > pool:
+                continue
+            for days in DAYS:
+                arms = (now, other)
+                lost = max(float(extra_deletions(arms, people, days)), 0.0)
+                out.append(Design(f"touch:{kind}", VALUE, "frequency", arms, people, days,
+                                  lost * cost_per_person + setup_cny))
+    return out
+
+
+def stage_mix(scenario: Scenario, kind: str) -> np.ndarray:
+    """``(stages,)`` the stage mix of the pool a test of ``kind`` draws its people from."""
+    pool = scenario.initial_pool.model_dump()
+    mix = np.array([float(pool[s]) for s in STAGES])
+    if kind == "one_to_one":
+        mix *= np.array([s in scenario.touch_policy.one_to_one.stages for s in STAGES])
+    total = mix.sum()
+    return mix / total if total > 0 else np.eye(len(STAGES))[1]
+
+
+def relative_spread(means: np.ndarray) -> float:
+    """Largest coefficient of variation across draws of a ``(K, S)`` table's columns."""
+    mean = np.abs(means.mean(axis=0))
+    sd = means.std(axis=0)
+    ok = mean > 0
+    return float((sd[ok] / mean[ok]).max()) if ok.any() else 0.0
+
+
+def arm_people(kind: str) -> str:
+    return "contacts reached" if kind == "spend" else "people"
+
+
+def finite(value: float) -> float:
+    return value if math.isfinite(value) else 0.0
