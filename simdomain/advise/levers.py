@@ -24,7 +24,6 @@ touch arm; designs under :data:`MIN_PEOPLE` per arm (the seeds' rule) are not of
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -206,10 +205,14 @@ def frequency_designs(scenario: Scenario, kind: str, pool: float, cost_per_perso
     return out
 
 
-def stage_mix(scenario: Scenario, kind: str) -> np.ndarray:
-    """``(stages,)`` the stage mix of the pool a test of ``kind`` draws its people from."""
-    pool = scenario.initial_pool.model_dump()
-    mix = np.array([float(pool[s]) for s in STAGES])
+def stage_mix(scenario: Scenario, kind: str, stages: np.ndarray | None = None) -> np.ndarray:
+    """``(stages,)`` the stage mix of the pool a test of ``kind`` draws its people from:
+    ``stages`` (the twin's people, one stage name each), else the initial pool."""
+    if stages is not None and len(stages):
+        mix = np.array([float(np.sum(stages == s)) for s in STAGES])
+    else:
+        pool = scenario.initial_pool.model_dump()
+        mix = np.array([float(pool[s]) for s in STAGES])
     if kind == "one_to_one":
         mix *= np.array([s in scenario.touch_policy.one_to_one.stages for s in STAGES])
     total = mix.sum()
@@ -222,11 +225,3 @@ def relative_spread(means: np.ndarray) -> float:
     sd = means.std(axis=0)
     ok = mean > 0
     return float((sd[ok] / mean[ok]).max()) if ok.any() else 0.0
-
-
-def arm_people(kind: str) -> str:
-    return "contacts reached" if kind == "spend" else "people"
-
-
-def finite(value: float) -> float:
-    return value if math.isfinite(value) else 0.0

@@ -23,7 +23,7 @@ from simdomain.advise.replan import ChanceReplan, decision
 from simdomain.errors import InputError, Problem
 from simdomain.planner.problem import PlanOptions
 from simdomain.planner.robust import DrawSet, RobustPlan, draw_set, solve_chance
-from simdomain.scenario.model import Scenario
+from simdomain.scenario.model import STAGES, Scenario
 
 COLUMNS = ["rank", "lever", "design", "arms", "people_per_arm", "days", "cost_cny",
            "evsi_cny", "evsi_se_cny", "chance_gain", "chance_gain_se", "net_value_cny",
@@ -203,10 +203,11 @@ def _candidates(scenario: Scenario, twin, draws: DrawSet, now: RobustPlan,
     if not touched:
         return designs, levers, outcomes
     scenarios = [twin.scenario_for(scenario, int(d)) for d in draws.draws]
-    pool = float(scenario.initial_pool.total)
+    stages = twin.people["stage"].astype(str).to_numpy()
+    pool = float(np.isin(stages, STAGES).sum()) or float(scenario.initial_pool.total)
     for kind in lv.TOUCH_KINDS:
         now_f = lv.touch_frequency(scenario, kind)
-        mix = lv.stage_mix(scenario, kind)
+        mix = lv.stage_mix(scenario, kind, stages)
 
         def means(arms: tuple[float, ...], people: int, days: int,
                   kind: str = kind, mix: np.ndarray = mix) -> np.ndarray:
