@@ -19,16 +19,16 @@ SCENARIO = {
     "segments": {"all": {"share": 1.0, "order_value_cny": 100}},
     "channels": {
         "feed": {"monthly_spend_cny": 20000, "cost_per_contact_cny": 1.0,
-                 "funnel": {"add": 0.1}, "saturation_contacts": 60000},
+                 "funnel": {"add": 0.2}, "saturation_contacts": 30000},
         "card": {"monthly_spend_cny": 10000, "cost_per_contact_cny": 2.0,
-                 "funnel": {"add": 0.2}},
+                 "funnel": {"add": 0.1}},
     },
     "touch_policy": {"one_to_one": {"per_week": 2, "uplift": 0.05, "fatigue": 0.02},
                      "fatigue_sensitivity": 1.0},
     "lifecycle": {"first_order": 0.02, "repeat_order": 0.01, "join": 0.01, "koc": 0.001,
                   "deletion": {"fan": 0.002, "customer": 0.001, "member": 0.0005,
                                "koc": 0.0005}},
-    "targets": {"monthly_new_adds": 2500, "monthly_new_members": 150},
+    "targets": {"monthly_new_adds": 4000, "monthly_new_members": 250},
     "population": {"people": "population.parquet", "parameters": "parameters.parquet"},
 }
 
@@ -74,6 +74,9 @@ def test_advise_ranks_tests_of_the_uncertain_levers(advised):
     levers = set(table["lever"])
     assert "channel:feed" in levers and "touch:one_to_one" in levers
     assert "channel:card" not in levers  # its curve is known to 0.1%: nothing to learn
+    feed = table[table["lever"] == "channel:feed"]
+    # the plan leans on feed, whose saturation is uncertain: learning it is worth money
+    assert (feed["evsi_cny"] > 2 * feed["evsi_se_cny"]).any()
     assert (table["people_per_arm"] >= 1000).all()  # the seeds' floor
     assert np.allclose(table["net_value_cny"], table["evsi_cny"] - table["cost_cny"])
     summary = json.loads((out / "advice.json").read_text())
