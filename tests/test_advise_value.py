@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from advise_support import one_channel, two_channels
@@ -97,7 +99,7 @@ def test_bigger_tests_are_worth_no_less():
     draws = Draws.of(prior, 300, 1, seed=4)
     values = [preposterior(_spend_test(slopes, spend, 28), prior, now, replan, draws)
               for spend in (300, 1000, 3000, 10000, 30000)]
-    for small, big in zip(values, values[1:]):
+    for small, big in itertools.pairwise(values):
         diff = big.savings - small.savings
         assert diff.mean() > -3 * diff.std(ddof=1) / np.sqrt(diff.size)
     assert values[-1].evsi > values[0].evsi + 3 * values[0].evsi_se  # and it does grow
@@ -121,7 +123,7 @@ def test_tempering_keeps_the_effective_sample_size():
     weights, ess, tau = posterior_weights(np.full(200, 1 / 200), loglik, min_ess=20)
     assert np.all(ess >= 20 - 1e-6) and np.all(tau < 1)
     assert np.allclose(weights.sum(axis=1), 1)
-    flat, ess_flat, tau_flat = posterior_weights(np.full(200, 1 / 200), np.zeros((1, 200)), 20)
+    _flat, ess_flat, tau_flat = posterior_weights(np.full(200, 1 / 200), np.zeros((1, 200)), 20)
     assert ess_flat[0] == pytest.approx(200) and tau_flat[0] == 1
 
 

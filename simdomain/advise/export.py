@@ -26,8 +26,8 @@ def write_advice(advice: Advice, folder: OutputFolder) -> list[str]:
 def advice_text(advice: Advice, top: int = 15) -> str:
     """The plan now, the levers and the ``top`` tests, for a terminal."""
     o = advice.options
-    lines = [f"plan now: ¥{advice.now.cost:,.0f}, every target met with chance "
-             f"{o.level:.0%} over {o.draws} parameter draws ({o.method})"]
+    lines = [(f"plan now: ¥{advice.now.cost:,.0f}, every target met with chance "
+             f"{o.level:.0%} over {o.draws} parameter draws ({o.method})")]
     if advice.levers:
         lines.append("uncertain levers: " + ", ".join(
             f"{lev['lever']} (spread {lev['spread']:.1%})" for lev in advice.levers))

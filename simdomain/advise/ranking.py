@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from simdomain.advise import levers as lv
-from simdomain.advise.preposterior import MODES, CachedReplan, Draws, Posterior, preposterior
+from simdomain.advise.preposterior import MODES, CachedReplan, Draws, preposterior
 from simdomain.advise.replan import ChanceReplan, decision
 from simdomain.errors import InputError, Problem
 from simdomain.planner.problem import PlanOptions
