@@ -92,3 +92,10 @@ def test_a_scenario_without_draws_is_refused_before_anything_is_written(tmp_path
     assert main(["advise", str(path), "--out", str(out)]) == 2
     assert "advise needs a twin" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_the_report_shows_the_ranked_tests(advised):
+    _, out = advised
+    assert main(["report", str(out)]) == 0
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "Ranked tests" in page and "channel:feed" in page
