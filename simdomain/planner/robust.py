@@ -53,18 +53,20 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from simdomain.errors import InputError
 from simdomain.errors import Problem as InputProblem
 from simdomain.planner.cohorts import cohorts as compute_cohorts
-from simdomain.planner.curves import ResponseCurve, chord_errors, effective_curve, scenario_curves
+from simdomain.planner.curves import ResponseCurve, effective_curve, scenario_curves
 from simdomain.planner.problem import (
     PlanOptions,
     Problem,
     Target,
     build_problem,
     curve_adds,
+    effective_spend,
     linear_parts,
 )
 from simdomain.scenario.model import Scenario
 
-METHODS = ("milp", "cvar")
+METHODS = ("sets", "milp", "cvar")
+_GOLDEN = (math.sqrt(5) - 1) / 2
 _TOL = 1e-7
 
 
@@ -272,29 +274,55 @@ def draw_set(scenario: Scenario, options: PlanOptions | None = None, draws: int 
             if target.denominator is not None:
                 den_coef[k, t], den_constant[k, t] = target.denominator
         objective_coef[k], objective_constant[k] = obj, obj_constant
+    sd = noise_sd(scenario, base) if noise else np.zeros(n_t)
+    out = assemble(base, chosen, curves, coef, constant, carryover=lags, den_coef=den_coef,
+                   den_constant=den_constant, objective_coef=objective_coef,
+                   objective_constant=objective_constant, noise_sd=sd, seed=seed,
+                   tolerance=options.tolerance, max_points=options.max_breakpoints)
+    return replace(out, seconds=time.perf_counter() - started)
+
+
+def assemble(base: Problem, draws: np.ndarray, curves: list[list[ResponseCurve]],
+             coef: np.ndarray, constant: np.ndarray, *, carryover: np.ndarray | None = None,
+             den_coef: np.ndarray | None = None, den_constant: np.ndarray | None = None,
+             objective_coef: np.ndarray | None = None,
+             objective_constant: np.ndarray | None = None, noise_sd: np.ndarray | None = None,
+             seed: int = 0, tolerance: float = 0.002, max_points: int = 24) -> DrawSet:
+    """A :class:`DrawSet` from its arrays (see its attributes): the shared breakpoints
+    are placed here (:func:`common_grid`). Missing arrays default to the base problem's
+    (objective) or zeros (denominators, carry-over, noise)."""
+    n_k, n_t = len(draws), len(base.targets)
+    n_ch = len(base.channels)
+    lags = np.zeros((n_k, n_ch)) if carryover is None else np.asarray(carryover, dtype=float)
+    den_coef = np.zeros_like(coef) if den_coef is None else den_coef
+    den_constant = np.zeros_like(constant) if den_constant is None else den_constant
+    if objective_coef is None:
+        objective_coef = np.broadcast_to(base.objective_coef, (n_k, *coef.shape[2:])).copy()
+    if objective_constant is None:
+        objective_constant = np.full(n_k, base.objective_constant)
+    sd = np.zeros(n_t) if noise_sd is None else np.asarray(noise_sd, dtype=float)
+    samples = (np.random.default_rng([seed, 0x5A3E]).standard_normal((n_k, n_t))
+               if sd.any() else np.zeros((n_k, n_t)))
     carry = lags.mean(axis=0)
-    if carry.any():
-        base = replace(base, carryover=carry,
-                       carried=base.carried_in if base.carried is not None else np.zeros_like(carry),
-                       spend_upper=base.upper)
-    grid, grid_adds, errors = [], [], np.zeros(len(names))
+    if carry.any() and base.carryover is None:
+        base = replace(base, carryover=carry, carried=np.zeros(n_ch), spend_upper=base.upper)
+    elif carry.any():
+        base = replace(base, carryover=carry)
+    grid, grid_adds, errors = [], [], np.zeros(n_ch)
     upper = base.upper
-    for c in range(len(names)):
+    for c in range(n_ch):
         reach = _reach(float(upper[c]), float(carry[c]), float(base.carried_in[c]),
                        len(base.months))
         spend = [effective_curve(curves[k][c], carry[c]) for k in range(n_k)]
         include = base.pwl[c].spend if not carry[c] else ()
-        xs, adds, err = common_grid(spend, reach, tolerance=options.tolerance,
-                                    max_points=options.max_breakpoints, include=include)
+        xs, adds, err = common_grid(spend, reach, tolerance=tolerance, max_points=max_points,
+                                    include=include)
         grid.append(xs)
         grid_adds.append(adds)
         errors[c] = err
-    sd = noise_sd(scenario, base) if noise else np.zeros(n_t)
-    samples = (np.random.default_rng([seed, 0x5A3E]).standard_normal((n_k, n_t))
-               if noise else np.zeros((n_k, n_t)))
-    return DrawSet(base, chosen, curves, lags, grid, grid_adds, errors, coef, constant,
-                   den_coef, den_constant, objective_coef, objective_constant, sd, samples,
-                   time.perf_counter() - started)
+    return DrawSet(base, np.asarray(draws), curves, lags, grid, grid_adds, errors,
+                   np.asarray(coef, dtype=float), np.asarray(constant, dtype=float),
+                   den_coef, den_constant, objective_coef, objective_constant, sd, samples)
 
 
 def _reach(upper: float, lag: float, carried: float, months: int) -> float:
@@ -322,12 +350,38 @@ def common_grid(curves: list[ResponseCurve], upper: float, *, tolerance: float =
             knots.add(float(curve.capacity_spend))
     xs = np.array(sorted(knots))
     limit = max(max_points, len(xs))
-    target = tolerance * min(float(c.adds(upper)) for c in curves)
+    peak = np.array([c.peak_adds for c in curves])[:, None]
+    slope = np.array([c.adds_per_cny for c in curves])[:, None]
+    cap = np.array([np.inf if c.capacity_spend is None else c.capacity_spend
+                    for c in curves])[:, None]
+    linear = np.isinf(peak)
+
+    def adds(x: np.ndarray) -> np.ndarray:  # every curve at once, (K, ...) like x
+        x = np.minimum(x, cap)
+        bent = -np.where(linear, 1.0, peak) * np.expm1(-slope * x / np.where(linear, 1.0, peak))
+        return np.where(linear, slope * x, bent)
+
+    target = tolerance * float(adds(np.full((len(curves), 1), float(upper))).min())
 
     def worst_gaps(xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        gaps = [chord_errors(c, xs[:-1], xs[1:]) for c in curves]
-        error = np.array([g[0] for g in gaps])
-        where = np.array([g[1] for g in gaps])
+        left, right = xs[None, :-1], xs[None, 1:]
+        f_left, f_right = adds(np.broadcast_to(left, (len(curves), left.size))), \
+            adds(np.broadcast_to(right, (len(curves), right.size)))
+        chord = (f_right - f_left) / np.maximum(right - left, 1e-300)
+
+        def gap(x: np.ndarray) -> np.ndarray:
+            return adds(x) - (f_left + chord * (x - left))
+
+        a = np.broadcast_to(left, f_left.shape).astype(float).copy()
+        b = np.broadcast_to(right, f_left.shape).astype(float).copy()
+        for _ in range(80):  # golden section: the gap is concave on each chord
+            c = b - _GOLDEN * (b - a)
+            d = a + _GOLDEN * (b - a)
+            lower = gap(c) >= gap(d)
+            b = np.where(lower, d, b)
+            a = np.where(lower, a, c)
+        where = (a + b) / 2
+        error = np.maximum(gap(where), 0.0)
         pick = np.argmax(error, axis=0)
         cols = np.arange(error.shape[1])
         return error[pick, cols], where[pick, cols]
@@ -337,8 +391,7 @@ def common_grid(curves: list[ResponseCurve], upper: float, *, tolerance: float =
         worst = int(np.argmax(errors))
         xs = np.insert(xs, worst + 1, where[worst])
         errors, where = worst_gaps(xs)
-    adds = np.array([c.adds(xs) for c in curves]).reshape(len(curves), len(xs))
-    return xs, adds, float(errors.max())
+    return xs, adds(np.broadcast_to(xs, (len(curves), xs.size))), float(errors.max())
 
 
 def noise_sd(scenario: Scenario, problem: Problem) -> np.ndarray:
@@ -485,7 +538,9 @@ class ChanceModel:
             self.on[c] = cols.add(n_mo, low, up, integer=True)
         staffed = ~np.isnan(p.staff_capacity)
         self.n = np.full((n_ch, n_mo), -1)
-        self.n[staffed] = cols.add(int(staffed.sum()), 0.0, np.inf, integer=True)
+        # staff accounts divisible here, rounded up in the plan (more accounts never
+        # cut adds): whole accounts in every draw's rows would make each solve a search
+        self.n[staffed] = cols.add(int(staffed.sum()), 0.0, np.inf)
         self.a = cols.add(n_k * n_ch * n_mo, 0.0, np.inf).reshape(n_k, n_ch, n_mo)
         rows = _Rows()
         for c in range(n_ch):  # x_m = e_m - lag e_(m-1), e_m = sum_j d_mj
@@ -604,8 +659,9 @@ class ChanceModel:
         return vector, -float(weights @ draws.objective_constant)
 
     def solve(self, level: float, weights: np.ndarray, *, time_limit: float = 60.0,
-              gap: float = 1e-4) -> dict[str, Any]:
-        """Solve at ``level`` with normalized ``weights``: the columns' values, or ``None``."""
+              gap: float = 1e-4, sets: np.ndarray | None = None) -> dict[str, Any]:
+        """Solve at ``level`` with normalized ``weights``; ``sets`` ``(T, K)`` fixes which
+        draws must meet each target (``milp`` only)."""
         draws = self.draws
         n_t = len(draws.targets)
         idx, val, low, up = [], [], [], []
@@ -629,8 +685,13 @@ class ChanceModel:
         upper = np.concatenate([self.row_up, up])
         vector, constant = self.objective(weights)
         started = time.perf_counter()
+        low_bound, up_bound = self.columns.low(), self.columns.up()
+        if sets is not None:
+            live = self.z >= 0
+            up_bound[self.z[live]] = np.minimum(up_bound[self.z[live]], sets[live])
+            low_bound[self.z[live]] = np.minimum(sets[live], up_bound[self.z[live]])
         result = milp(vector, integrality=self.columns.integrality(),
-                      bounds=Bounds(self.columns.low(), self.columns.up()),
+                      bounds=Bounds(low_bound, up_bound),
                       constraints=LinearConstraint(matrix, lower, upper),
                       options={"time_limit": time_limit, "mip_rel_gap": gap, "presolve": True})
         seconds = time.perf_counter() - started
@@ -709,7 +770,7 @@ class _Rows:
 
 
 def solve_chance(draws: DrawSet, level: float, weights: np.ndarray | None = None,
-                 solver: str | None = None, *, method: str = "milp",
+                 solver: str | None = None, *, method: str = "sets",
                  time_limit: float = 60.0, gap: float = 1e-4) -> RobustPlan:
     """The plan that meets each target with probability ``level`` across the draws.
 
@@ -726,19 +787,27 @@ def solve_chance(draws: DrawSet, level: float, weights: np.ndarray | None = None
     solver
         ``None`` or ``"highs"`` (scipy's HiGHS, the only one this model uses).
     method
-        ``milp`` (the sample average approximation, exact) or ``cvar`` (a linear program,
-        conservative).
+        ``sets`` (default: the CVaR plan, then the draws each target must meet chosen by
+        the plan's margins and re-solved with them fixed, until the cost stops falling;
+        feasible for the sample average approximation, not proved optimal), ``milp``
+        (the sample average approximation solved exactly, to ``gap``) or ``cvar`` (a
+        linear program, conservative).
     time_limit, gap
         The solver stops after ``time_limit`` seconds with the best plan found, or when
         proved within the relative ``gap``.
     """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
     if solver not in (None, "highs"):
         raise ValueError(f"the plan over draws is solved by scipy's HiGHS; got solver {solver!r}")
     if not 0 < level <= 1:
         raise ValueError(f"level must be in (0, 1], got {level}")
     w = _weights(draws, weights)
-    model = draws.model(method)
-    out = model.solve(level, w, time_limit=time_limit, gap=gap)
+    if method == "sets":
+        out, model = _by_sets(draws, level, w, time_limit=time_limit, gap=gap)
+    else:
+        model = draws.model(method)
+        out = model.solve(level, w, time_limit=time_limit, gap=gap)
     shape = model.shape
     if out["status"] == "infeasible":
         nan = np.full(shape, np.nan)
@@ -747,7 +816,7 @@ def solve_chance(draws: DrawSet, level: float, weights: np.ndarray | None = None
                           out["seconds"])
     x = out["x"]
     spend = np.maximum(x[model.x], 0.0)
-    staff = np.where(model.n >= 0, np.round(x[np.maximum(model.n, 0)]), 0.0)
+    staff = _staff(model, x)
     on = np.where(model.on >= 0, np.round(x[np.maximum(model.on, 0)]), spend > _TOL)
     spend = np.where(on > 0, spend, 0.0)
     base = draws.base
@@ -757,3 +826,78 @@ def solve_chance(draws: DrawSet, level: float, weights: np.ndarray | None = None
     return RobustPlan(out["status"], method, level, spend, staff, on.astype(float), cost,
                       out["objective"], check["chance"], check["met"], out["gap"],
                       out["seconds"])
+
+
+def _by_sets(draws: DrawSet, level: float, weights: np.ndarray, *, time_limit: float,
+             gap: float, rounds: int = 8) -> tuple[dict[str, Any], ChanceModel]:
+    """The sample average approximation by fixed draw sets (see :func:`solve_chance`).
+
+    Round 0 is the CVaR plan, which meets every target in draws of weight at least
+    ``level``. Each round keeps, per target, the draws where the last plan is furthest
+    past the goal (in the model's chords), up to weight ``level``: the last plan meets
+    all of them, so the next plan, the cheapest that does, costs no more.
+    """
+    started = time.perf_counter()
+    cvar = draws.model("cvar")
+    out = cvar.solve(level, weights, time_limit=time_limit, gap=gap)
+    model = draws.model("milp")
+    if out["status"] == "infeasible":
+        return out, cvar
+    best = _translate(out, cvar, model)
+    g, h = _rows(draws)
+    scale = np.maximum(np.abs(h), 1.0)
+    for _ in range(rounds):
+        adds = _chord_adds(draws, best["spend"], best["staff"])
+        margin = (np.einsum("ktcm,kcm->kt", g, adds) - h) / scale  # (K, T)
+        order = np.argsort(-margin, axis=0, kind="stable")
+        sets = np.zeros((len(draws.targets), draws.size))
+        for t in range(len(draws.targets)):
+            ranked = order[:, t]
+            take = np.searchsorted(np.cumsum(weights[ranked]), level - 1e-9) + 1
+            sets[t, ranked[:take]] = 1.0
+        sets = np.where(model.always.T, 1.0, sets)
+        left = max(time_limit - (time.perf_counter() - started), 1.0)
+        trial = model.solve(level, weights, time_limit=left, gap=gap, sets=sets)
+        if trial["status"] == "infeasible" or trial["objective"] >= best["objective"] - (
+                1e-7 * max(abs(best["objective"]), 1.0)):
+            break
+        best = trial
+        best["spend"], best["staff"] = trial["x"][model.x], _staff(model, trial["x"])
+    best["seconds"] = time.perf_counter() - started
+    return best, model
+
+
+def _staff(model: ChanceModel, x: np.ndarray) -> np.ndarray:
+    """Whole staff accounts: the model's divisible ones rounded up."""
+    return np.where(model.n >= 0, np.ceil(x[np.maximum(model.n, 0)] - 1e-6), 0.0)
+
+
+def _translate(out: dict[str, Any], source: ChanceModel, target: ChanceModel) -> dict[str, Any]:
+    """A solution of one model as the plan's columns of another (same draws)."""
+    x = out["x"]
+    values = np.zeros(target.columns.count)
+    values[target.x] = x[source.x]
+    for c in range(len(source.d)):
+        values[target.d[c]] = x[source.d[c]]
+    live = source.on >= 0
+    values[target.on[live]] = x[source.on[live]]
+    live = source.n >= 0
+    values[target.n[live]] = x[source.n[live]]
+    values[target.a] = x[source.a]
+    return {**out, "x": values, "spend": x[source.x], "staff": _staff(source, x)}
+
+
+def _chord_adds(draws: DrawSet, spend: np.ndarray, staff: np.ndarray) -> np.ndarray:
+    """``(K, C, M)`` realized adds of a plan in each draw as the model sees them: the
+    chords of the shared grid, at the effective spend with the mean carry-over."""
+    base = draws.base
+    lag = draws.carryover.mean(axis=0)
+    moving = effective_spend(np.maximum(spend, 0.0), lag, base.carried_in)
+    out = np.empty((draws.size, *spend.shape))
+    for c, grid in enumerate(draws.grid):
+        for k in range(draws.size):
+            out[k, c] = np.interp(moving[c], grid, draws.grid_adds[c][k])
+    out *= base.adds_factor[None]
+    cap = np.where(np.isnan(base.staff_capacity), np.inf,
+                   staff * np.nan_to_num(base.staff_capacity))
+    return np.minimum(out, cap[None])

@@ -75,3 +75,36 @@ def random_problem(channels: int, months: int, breakpoints: int, *, seed: int = 
         objective_constant=0.0, objective_unit="members" if objective == "max-members" else "adds",
         member_value=member_rate,
     )
+
+
+def random_draws(problem: Problem, draws: int, *, seed: int = 0, spread: float = 0.15,
+                 common: float = 0.5, noise: bool = False, carryover: float = 0.0):
+    """Parameter draws around a problem's curves, for tests and benchmarks.
+
+    Each draw scales every channel's saturation level and first-yuan slope by lognormal
+    factors of log-sd ``spread``, a share ``common`` of the variance shared by all
+    channels (a draw that is pessimistic about one channel leans pessimistic about all),
+    and each target's coefficients (members per add) by one more such factor. Returns a
+    :class:`~simdomain.planner.robust.DrawSet`; ``noise`` adds Poisson chance at the goals.
+    """
+    from simdomain.planner.robust import assemble
+
+    rng = np.random.default_rng([seed, 0xD4A5])
+    n_ch = len(problem.channels)
+
+    def factors(*shape: int) -> np.ndarray:
+        shared = rng.standard_normal((shape[0], 1, *shape[2:]))
+        own = rng.standard_normal(shape)
+        return np.exp(spread * (np.sqrt(common) * shared + np.sqrt(1 - common) * own))
+
+    peak, slope = factors(draws, n_ch), factors(draws, n_ch)
+    curves = [[ResponseCurve(c.channel, c.peak_adds * peak[k, i], c.adds_per_cny * slope[k, i],
+                             c.capacity_spend) for i, c in enumerate(problem.curves)]
+              for k in range(draws)]
+    value = factors(draws, len(problem.targets))
+    coef = np.array([[t.coef for t in problem.targets]]) * value[:, :, None, None]
+    constant = np.array([[t.constant for t in problem.targets]]).repeat(draws, axis=0)
+    sd = np.sqrt(np.maximum([abs(t.planned) for t in problem.targets], 1.0)) if noise else None
+    lags = np.full((draws, n_ch), carryover)
+    return assemble(problem, np.arange(1, draws + 1), curves, coef, constant, carryover=lags,
+                    noise_sd=sd, seed=seed)
