@@ -28,7 +28,7 @@ SCENARIO = {
     "lifecycle": {"first_order": 0.02, "repeat_order": 0.01, "join": 0.01, "koc": 0.001,
                   "deletion": {"fan": 0.002, "customer": 0.001, "member": 0.0005,
                                "koc": 0.0005}},
-    "targets": {"monthly_new_adds": 4000, "monthly_new_members": 250},
+    "targets": {"monthly_new_adds": 4000, "monthly_new_members": 3300},
     "population": {"people": "population.parquet", "parameters": "parameters.parquet"},
 }
 

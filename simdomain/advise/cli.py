@@ -14,6 +14,7 @@ from simdomain.advise.preposterior import MODES
 from simdomain.advise.ranking import AdviseOptions, Infeasible, advise, check_twin
 from simdomain.cliutil import INFEASIBLE, OK, amount, int_in, number_in, seed
 from simdomain.outfolder import default_out, open_folder
+from simdomain.planner.robust import METHODS
 from simdomain.scenario import load_scenario
 
 
@@ -38,8 +39,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--dispersion", type=number_in(0, 1e9, "a size", low_open=True),
                         default=100.0,
                         help="negative binomial size of a spend test's adds (100)")
-    parser.add_argument("--method", choices=("cvar", "milp"), default="cvar",
-                        help="chance-constrained solve: cvar (default, fast) or milp (exact, "
+    parser.add_argument("--method", choices=METHODS, default="cvar",
+                        help="chance-constrained solve: cvar (default: conservative, smooth "
+                             "in the draws), sets (the planner's default) or milp (exact, "
                              "slow)")
     parser.add_argument("--mode", choices=MODES, default="swap",
                         help="posterior: swap the tested block's values (default) or "

@@ -5,8 +5,10 @@ Two kinds of test, each on one uncertain *lever*:
 - **Channel spend** (``channel:<name>``, block ``curve:<name>``): run the channel at a
   monthly spend ``level`` for ``days`` days and count the adds its channel code brings.
   Under draw ``k`` the count is negative binomial around ``curve_k(level) * days / 30.4``
-  (the planner's curve of the draw, as the curve fit counts spend tests), with size
-  ``dispersion`` (variance ``mu + mu^2 / dispersion``).
+  (the planner's curve of the draw, as the curve fit counts spend tests). ``dispersion``
+  is the size of a month's count (variance ``mu + mu^2 / dispersion``: swings from month
+  to month); a test of ``days`` sums ``days / 30.4`` months of independent swings, so its
+  size is ``dispersion * days / 30.4`` (a longer test averages the swings out).
 - **Touch frequency** (``touch:<kind>``, block ``value``): two arms of ``people`` each,
   the current frequency of 1:1 messages (per week) or of group or moments posts (per
   day) against another, for ``days`` days; orders, joins and deletions counted per arm
@@ -16,7 +18,8 @@ Two kinds of test, each on one uncertain *lever*:
   fatigue multiplier, over the base rates of the pool's stage mix.
 
 Costs: a spend test costs the spend above what the plan spends on the channel in those
-days (adds bought are not credited); a touch test costs the people it is expected to
+days, less the extra adds it is expected to bring (the draws' mean) at the plan's
+average cost per add (never below zero); a touch test costs the people it is expected to
 lose (extra deletions in the changed arm, at the plan's cost per add). Both add a fixed
 ``setup_cny``. People per arm: the contacts a spend level buys, or the people in each
 touch arm; designs under :data:`MIN_PEOPLE` per arm (the seeds' rule) are not offered.
@@ -102,9 +105,10 @@ def channel_means(curves: list, channel: int, levels: np.ndarray, days: int) -> 
 
 
 def spend_designs(channel: str, c: int, curves: list, reference: float, upper: float,
-                  cost_per_contact: float, setup_cny: float) -> list[Design]:
+                  cost_per_contact: float, per_add: float, setup_cny: float) -> list[Design]:
     """The spend tests of one channel (see the module's notes)."""
     out = []
+    at_plan = channel_means(curves, c, np.array([reference]), 1).mean()
     for factor in SPEND_FACTORS:
         level = min(factor * reference, upper)
         if level <= 0 or (factor > 1 and level <= reference * 1.01):
@@ -113,7 +117,10 @@ def spend_designs(channel: str, c: int, curves: list, reference: float, upper: f
             people = int(level * days / DAYS_PER_MONTH / cost_per_contact)
             if people < MIN_PEOPLE:
                 continue
-            cost = max(level - reference, 0.0) * days / DAYS_PER_MONTH + setup_cny
+            extra_adds = (channel_means(curves, c, np.array([level]), days).mean()
+                          - at_plan * days)
+            extra = (level - reference) * days / DAYS_PER_MONTH - extra_adds * per_add
+            cost = max(extra, 0.0) + setup_cny
             out.append(Design(f"channel:{channel}", curve_block(channel), "spend", (level,),
                               people, days, cost))
     return out
@@ -121,7 +128,7 @@ def spend_designs(channel: str, c: int, curves: list, reference: float, upper: f
 
 def spend_outcome(design: Design, curves: list, c: int, dispersion: float) -> Outcome:
     means = channel_means(curves, c, np.array(design.arms), design.days)
-    return Outcome(means, np.full(means.shape, dispersion))
+    return Outcome(means, np.full(means.shape, dispersion * design.days / DAYS_PER_MONTH))
 
 
 def touch_frequency(scenario: Scenario, kind: str) -> float:

@@ -46,8 +46,11 @@ class AdviseOptions:
     seed
         Which draws, truths and outcomes (common to every design).
     method
-        The chance-constrained solve: ``cvar`` (a linear program, the default: fast and
-        conservative) or ``milp`` (the exact sample average approximation, slow).
+        The chance-constrained solve (:func:`~simdomain.planner.robust.solve_chance`):
+        ``cvar`` (the default: a linear program, conservative, whose cost moves smoothly
+        with the draws, so a test's value is not drowned by the jumps of a plan made on a
+        few draws), ``sets`` (the planner's default: the exact program's plan on the
+        draw sets the CVaR plan fixes) or ``milp`` (exact, slow).
     dispersion
         Negative binomial size of a spend test's adds (variance ``mu + mu^2 / size``).
     setup_cny, budget_per_test
@@ -178,7 +181,7 @@ def _candidates(scenario: Scenario, twin, draws: DrawSet, now: RobustPlan,
     base = draws.base
     designs, levers, outcomes = [], [], []
     budget = options.budget_per_test
-    adds = float(np.nansum(now.spend)) and _planned_adds(draws, now)
+    adds = _planned_adds(draws, now)
     per_add = now.cost / adds if adds > 0 else 0.0
     for c, name in enumerate(base.channels):
         channel = scenario.channels[name]
@@ -191,7 +194,7 @@ def _candidates(scenario: Scenario, twin, draws: DrawSet, now: RobustPlan,
             continue
         found = [d for d in lv.spend_designs(name, c, draws.curves, reference,
                                              float(base.upper[c]), channel.cost_per_contact_cny,
-                                             options.setup_cny)
+                                             per_add, options.setup_cny)
                  if budget is None or d.cost <= budget]
         levers.append({"lever": f"channel:{name}", "block": found[0].block if found else "",
                        "spread": spread, "designs": len(found)})

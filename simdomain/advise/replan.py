@@ -69,11 +69,10 @@ class ChanceReplan:
     level
         The chance ``P`` every target must be met with.
     method, time_limit
-        As for :func:`~simdomain.planner.robust.solve_chance` (``cvar``: a linear program,
-        the fast path; ``milp``: the exact sample average approximation).
+        As for :func:`~simdomain.planner.robust.solve_chance`.
     """
 
-    def __init__(self, draws: DrawSet, block: str, level: float, *, method: str = "cvar",
+    def __init__(self, draws: DrawSet, block: str, level: float, *, method: str = "sets",
                  time_limit: float = 30.0) -> None:
         self.draws, self.block, self.level = draws, block, level
         self.method, self.time_limit = method, time_limit
