@@ -85,6 +85,9 @@ def test_a_test_of_a_parameter_the_plan_does_not_use_is_worth_nothing():
     flat = preposterior(Outcome.poisson(np.full((100, 1), 50.0)), prior, now, replan,
                         Draws.of(prior, 100, 1, seed=3))
     assert flat.evsi == 0.0 and replan.solves == solves  # a test that teaches nothing
+    left_out = preposterior(Outcome.poisson(np.full((100, 1), 50.0)), prior, now, replan,
+                            Draws.of(prior, 100, 1, seed=3), leave_out=True)
+    assert left_out.evsi == 0.0 and left_out.chance_gain == 0.0  # against its own null
 
 
 def test_bigger_tests_are_worth_no_less():
@@ -157,12 +160,12 @@ def test_the_ranking_agrees_with_brute_force():
     designs = [(0, 1500.0, 14), (0, 6000.0, 28), (1, 1500.0, 14), (1, 6000.0, 28)]
     draws = Draws.of(prior, 300, 1, seed=9)
     advised = []
-    now = None
     for channel, spend, days in designs:
         replan = CachedReplan(two_channels(slopes, TARGET, LEVEL, tested=(channel,), shares=41))
         now = replan(Posterior(prior))
         means = slopes[:, channel] * spend * days / 30.4
-        advised.append(preposterior(Outcome.poisson(means[:, None]), prior, now, replan, draws))
+        advised.append(preposterior(Outcome.poisson(means[:, None]), prior, now, replan, draws,
+                                    leave_out=True))
 
     split = np.linspace(1, 0, 41)
     fresh = np.random.default_rng(10)

@@ -39,6 +39,14 @@ carried by ``K`` draws again: the block's values are resampled from the posterio
 and draw ``k`` takes the block of draw ``source[k]`` with everything else its own. The
 replan then sees ``K`` equally weighted draws; a test that teaches nothing about the
 block saves exactly nothing, and a perfect test pins the block alone.
+
+The truth of an imagined outcome is one of the ``K`` draws, so an informative test can
+find it among them exactly, which a real test never can: the brand's truth is not one
+of its draws. ``leave_out=True`` takes the truth's own draw out of its posterior (a
+leave-one-out preposterior), so the plan after the test is made from the *other*
+draws, as it would be. Its saving is then counted against the plan made from the same
+other draws without the test (so a test that teaches nothing is still worth exactly 0,
+and the plan now is judged on a truth it was not made from).
 """
 
 from __future__ import annotations
@@ -224,7 +232,7 @@ def posterior_weights(prior: np.ndarray, loglik: np.ndarray,
 
 def _weigh(log_prior: np.ndarray, loglik: np.ndarray,
          tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    z = log_prior + tau[:, None] * loglik
+    z = log_prior + np.where(np.isneginf(loglik), -np.inf, tau[:, None] * loglik)
     z -= z.max(axis=1, keepdims=True)
     w = np.exp(z)
     w /= w.sum(axis=1, keepdims=True)
@@ -264,7 +272,8 @@ def resample(weights: np.ndarray, offset: float) -> np.ndarray:
 
 
 def preposterior(outcome: Outcome, prior: np.ndarray, now: Decision, replan: Replan,
-                 draws: Draws, *, mode: str = "swap", min_ess: float = 1.0) -> Value:
+                 draws: Draws, *, mode: str = "swap", min_ess: float = 1.0,
+                 leave_out: bool = False) -> Value:
     """The value of one test design (see the module's notes).
 
     Parameters
@@ -284,27 +293,39 @@ def preposterior(outcome: Outcome, prior: np.ndarray, now: Decision, replan: Rep
         (every parameter re-weighted jointly); see the module's notes.
     min_ess
         Least effective sample size of a posterior in ``weights`` mode.
+    leave_out
+        Leave the truth's own draw out of its posterior (see the module's notes).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
     prior = np.asarray(prior, float) / np.sum(prior)
     counts = outcome.sample(draws.truth, draws.uniforms)
-    weights, ess, tau = posterior_weights(prior, outcome.log_likelihood(counts),
-                                          min_ess if mode == "weights" else 1.0)
+    loglik = outcome.log_likelihood(counts)
+    if leave_out:
+        loglik[np.arange(len(loglik)), draws.truth] = -np.inf
+    weights, ess, tau = posterior_weights(prior, loglik, min_ess if mode == "weights" else 1.0)
     savings = np.zeros(len(draws.truth))
     gains = np.zeros(len(draws.truth))
     infeasible = np.zeros(len(draws.truth), dtype=bool)
-    for j, truth in enumerate(draws.truth):
+    equal = np.full(len(prior), 1.0 / len(prior))
+
+    def decide(w: np.ndarray, j: int) -> Decision:
         if mode == "weights":
-            after = replan(Posterior(weights[j]))
-        else:
-            equal = np.full(len(prior), 1.0 / len(prior))
-            after = replan(Posterior(equal, resample(weights[j], draws.offset[j])))
-        if not after.feasible:  # no plan reaches the chance: keep the current one
+            return replan(Posterior(w))
+        return replan(Posterior(equal, resample(w, draws.offset[j])))
+
+    for j, truth in enumerate(draws.truth):
+        base = now
+        if leave_out:
+            others = prior.copy()
+            others[truth] = 0.0
+            base = decide(others / others.sum(), j)
+        after = decide(weights[j], j)
+        if not (after.feasible and base.feasible):  # no plan reaches the chance: keep one
             infeasible[j] = True
             continue
-        savings[j] = now.cost - after.cost
-        gains[j] = float(after.met[truth]) - float(now.met[truth])
+        savings[j] = base.cost - after.cost
+        gains[j] = float(after.met[truth]) - float(base.met[truth])
     n = len(savings)
     return Value(
         evsi=float(savings.mean()), evsi_se=_se(savings),

@@ -55,8 +55,9 @@ class AdviseOptions:
         Negative binomial size of a spend test's adds (variance ``mu + mu^2 / size``).
     setup_cny, budget_per_test
         A fixed cost added to every test, and the most one test may cost.
-    mode, min_ess
-        How the posterior is carried (see :mod:`simdomain.advise.preposterior`).
+    mode, min_ess, leave_out
+        How the posterior is carried, and whether an imagined truth's own draw is left
+        out of its posterior (see :mod:`simdomain.advise.preposterior`).
     """
 
     level: float = 0.8
@@ -69,6 +70,7 @@ class AdviseOptions:
     budget_per_test: float | None = None
     mode: str = "swap"
     min_ess: float = 10.0
+    leave_out: bool = True
 
 
 @dataclass
@@ -87,7 +89,8 @@ class Advice:
         """JSON-ready: the decision now, the levers and the run."""
         o = self.options
         return {"level": o.level, "draws": o.draws, "outer": o.outer, "seed": o.seed,
-                "method": o.method, "mode": o.mode, "dispersion": o.dispersion,
+                "method": o.method, "mode": o.mode, "leave_out": o.leave_out,
+                "dispersion": o.dispersion,
                 "plan_cost_cny": self.now.cost, "plan_chance": self.now.chance,
                 "levers": self.levers, "solves": self.solves, "seconds": self.seconds,
                 "notes": self.notes}
@@ -152,7 +155,8 @@ def advise(scenario: Scenario, options: AdviseOptions | None = None,
                 draws, design.block, options.level, method=options.method))
             replans[design.block].cache[_key(prior)] = now
         value = preposterior(outcome, prior, now, replans[design.block], common,
-                             mode=options.mode, min_ess=options.min_ess)
+                             mode=options.mode, min_ess=options.min_ess,
+                             leave_out=options.leave_out)
         rows.append({"lever": design.lever, "design": design.label,
                      "arms": " | ".join(f"{a:g}" for a in design.arms),
                      "people_per_arm": design.people, "days": design.days,
