@@ -15,8 +15,13 @@ import pytest
 from test_advise_cli import _twin
 
 from simdomain.advise import levers as lv
-from simdomain.advise.preposterior import CachedReplan, Outcome, Posterior, resample
-from simdomain.advise.preposterior import posterior_weights
+from simdomain.advise.preposterior import (
+    CachedReplan,
+    Outcome,
+    Posterior,
+    posterior_weights,
+    resample,
+)
 from simdomain.advise.ranking import AdviseOptions, advise
 from simdomain.advise.replan import ChanceReplan, decision
 from simdomain.planner.robust import draw_set, evaluate_draws, solve_chance

@@ -349,14 +349,14 @@ def _advice(folder: Path, figures: Figures) -> tuple[str, list[Section]]:
                          "evsi_cny", "evsi_se_cny", "chance_gain", "net_value_cny",
                          "tied_with_above", "measure") if c in table.columns]
     return title, [
-        ("Uncertain levers", "<p class=note>spread: the largest coefficient of variation, "
+        ("Uncertain levers", ("<p class=note>spread: the largest coefficient of variation, "
          "across the draws, of what the lever's tests measure.</p>"
-         f"<div class=wide>{levers.to_html(index=False, border=0)}</div>"),
-        ("Ranked tests", "<p class=note>EVSI: the expected saving of the plan after the test "
+         f"<div class=wide>{levers.to_html(index=False, border=0)}</div>")),
+        ("Ranked tests", ("<p class=note>EVSI: the expected saving of the plan after the test "
          "(yuan, with its Monte Carlo standard error); net value: EVSI minus the test's cost; "
          "tied: within two standard errors of the test above.</p>"
          f"<div class=wide>{table[shown].to_html(index=False, border=0, float_format=lambda v: _fmt(v))}"
-         "</div>"),
+         "</div>")),
     ]
 
 
