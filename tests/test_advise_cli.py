@@ -99,3 +99,23 @@ def test_the_report_shows_the_ranked_tests(advised):
     assert main(["report", str(out)]) == 0
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "Ranked tests" in page and "channel:feed" in page
+
+
+def test_same_seed_same_advice(tmp_path):
+    from simdomain.advise.ranking import AdviseOptions, advise
+    from simdomain.scenario import load_scenario
+
+    scenario = load_scenario(_twin(tmp_path / "twin"))
+    options = AdviseOptions(draws=8, outer=3, seed=5)
+    first, second = advise(scenario, options), advise(scenario, options)
+    pd.testing.assert_frame_equal(first.table, second.table)
+
+
+def test_targets_out_of_reach_exit_3_and_write_nothing(tmp_path, capsys):
+    path = _twin(tmp_path / "twin")
+    out = tmp_path / "out"
+    code = main(["advise", str(path), "--draws", "8", "--outcomes", "2", "--quiet",
+                 "--set", "budget.monthly_cny=1000", "--out", str(out)])
+    assert code == 3
+    assert "no plan meets every target" in capsys.readouterr().err
+    assert not (out / "advice.csv").exists()
