@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -205,3 +206,28 @@ def test_the_ranking_agrees_with_brute_force():
 _NORMALS = np.random.default_rng(11).standard_normal((4000, 2))
 """Common normal scores behind the exact posteriors' samples (one set for every
 posterior, so the brute force's plans differ by the posteriors, not by sampling)."""
+
+
+def test_a_touch_arms_mean_is_the_engines_build_up_summed_in_closed_form():
+    """Customers messaged 3 times a week, the other touches at the scenario's levels: the
+    orders of ``days`` days are ``n r sum_t (1 + U (1 - q^t) / (1 - q))``, and the sum of the
+    geometric build-up is ``D - q (1 - q^D) / (1 - q)`` (arithmetic, not the code's loop)."""
+    from simdomain.advise.levers import touch_means
+    from simdomain.scenario import load_scenario
+
+    scenario = load_scenario(Path(__file__).parent / "fixtures" / "minimal.yaml")
+    policy, life = scenario.touch_policy, scenario.lifecycle
+    days, people = 28, 1000
+    daily = (3 / 7 * policy.one_to_one.reach * policy.one_to_one.uplift
+             + policy.group.posts_per_day * policy.group.view_rate
+             * policy.group.share_in_groups * policy.group.uplift_per_view
+             + policy.moments.posts_per_day * policy.moments.view_rate
+             * policy.moments.uplift_per_view)
+    q = 0.5 ** (1 / policy.engagement_half_life_days)
+    build = days - q * (1 - q**days) / (1 - q)
+    segments = list(scenario.segments.values())
+    share = np.array([s.share for s in segments])
+    repeat = life.repeat_order * share @ [s.propensity.repeat_order for s in segments]
+    expected = people * repeat * (days + daily * build / (1 - q))
+    means = touch_means(scenario, "one_to_one", (3,), people, days, np.array([0, 1.0, 0, 0]))
+    assert means[0] == pytest.approx(expected, rel=1e-12)

@@ -13,8 +13,9 @@ Two kinds of test, each on one uncertain *lever*:
   the current frequency of 1:1 messages (per week) or of group or moments posts (per
   day) against another, for ``days`` days; orders, joins and deletions counted per arm
   (Poisson). The arms' means are the mean field of the engine's touch model: people
-  start the test with no build-up, each arm's touches build engagement and fatigue day
-  by day with their half-lives, orders and joins take ``1 + engagement``, deletions the
+  start the test with no build-up, each arm's touches (the tested kind at the arm's
+  frequency, the others at the scenario's) build engagement and fatigue day by day with
+  their half-lives, orders and joins take ``1 + engagement``, deletions the
   fatigue multiplier, over the base rates of the pool's stage mix.
 
 Costs: a spend test costs the spend above what the plan spends on the channel in those
@@ -27,6 +28,7 @@ touch arm; designs under :data:`MIN_PEOPLE` per arm (the seeds' rule) are not of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -138,14 +140,22 @@ def touch_frequency(scenario: Scenario, kind: str) -> float:
                  else getattr(policy, kind).posts_per_day)
 
 
-def _per_touch(scenario: Scenario, kind: str) -> tuple[float, float, float]:
-    """Views per unit of frequency per day, and uplift and fatigue per view."""
+def _loads(scenario: Scenario, kind: str, frequency: float) -> tuple[float, float]:
+    """Daily uplift and fatigue per person from every touch, ``kind`` at ``frequency`` and
+    the others at the scenario's (everyone in a group test's arms is in the groups)."""
     policy = scenario.touch_policy
-    if kind == "one_to_one":
-        one = policy.one_to_one
-        return one.reach / 7, one.uplift, one.fatigue
-    posts = getattr(policy, kind)
-    return posts.view_rate, posts.uplift_per_view, posts.fatigue_per_view
+    one, group, moments = policy.one_to_one, policy.group, policy.moments
+    views = {"one_to_one": (frequency if kind == "one_to_one" else one.per_week) / 7 * one.reach,
+             "group": (frequency if kind == "group" else group.posts_per_day) * group.view_rate
+             * (1.0 if kind == "group" else group.share_in_groups),
+             "moments": (frequency if kind == "moments" else moments.posts_per_day)
+             * moments.view_rate}
+    effect = {"one_to_one": (one.uplift, one.fatigue),
+              "group": (group.uplift_per_view, group.fatigue_per_view),
+              "moments": (moments.uplift_per_view, moments.fatigue_per_view)}
+    uplift = sum(views[k] * effect[k][0] for k in TOUCH_KINDS)
+    fatigue = sum(views[k] * effect[k][1] for k in TOUCH_KINDS)
+    return uplift, fatigue
 
 
 def _base(scenario: Scenario) -> np.ndarray:
@@ -170,7 +180,6 @@ def touch_means(scenario: Scenario, kind: str, arms: tuple[float, ...], people: 
     """``(arms * 3,)`` expected orders, joins and deletions of each arm of a frequency
     test under ``scenario``'s effects; ``mix`` is the stage mix of the people tested."""
     policy = scenario.touch_policy
-    views, uplift, fatigue = _per_touch(scenario, kind)
     base = _base(scenario)
     t = np.arange(days) + 1.0
 
@@ -181,8 +190,9 @@ def touch_means(scenario: Scenario, kind: str, arms: tuple[float, ...], people: 
     engage, tire = build_up(policy.engagement_half_life_days), build_up(policy.fatigue_half_life_days)
     out = []
     for frequency in arms:
-        lift = 1 + frequency * views * uplift * engage
-        level = np.maximum(frequency * views * fatigue * tire, 0.0)
+        uplift, fatigue = _loads(scenario, kind, frequency)
+        lift = 1 + uplift * engage
+        level = np.maximum(fatigue * tire, 0.0)
         deletion = 1 + (policy.fatigue_sensitivity or 1.0) * np.maximum(
             level - policy.fatigue_tolerance, 0.0)
         rates = mix @ base  # (3,)
@@ -192,7 +202,8 @@ def touch_means(scenario: Scenario, kind: str, arms: tuple[float, ...], people: 
 
 
 def frequency_designs(scenario: Scenario, kind: str, pool: float, cost_per_person: float,
-                      extra_deletions: callable, setup_cny: float) -> list[Design]:
+                      extra_deletions: Callable[..., float],
+                      setup_cny: float) -> list[Design]:
     """The frequency tests of one touch kind: the current frequency against one more and
     one fewer, at the sizes of :data:`PEOPLE` the pool allows, for each of :data:`DAYS`."""
     now = touch_frequency(scenario, kind)
