@@ -16,10 +16,18 @@ import pandas as pd
 from simdomain.cliutil import INFEASIBLE, MAX_REPS, OK, amount, int_in, seed
 from simdomain.errors import InputError, Problem
 from simdomain.outfolder import default_out, open_folder
-from simdomain.planner.export import diagnosis_text, plan_text, verification_text, write_plan
+from simdomain.planner.chance import plan_over_draws, verify_fresh
+from simdomain.planner.export import (
+    chance_text,
+    diagnosis_text,
+    plan_text,
+    verification_text,
+    write_plan,
+)
 from simdomain.planner.milp import SOLVERS, available_solvers
 from simdomain.planner.planning import plan
 from simdomain.planner.problem import BASES, OBJECTIVES, PlanOptions
+from simdomain.planner.robust import METHODS
 from simdomain.planner.verify import plan_with_confidence, verify
 from simdomain.scenario import Scenario, load_scenario
 from simdomain.scenario.model import MAX_CNY
@@ -52,6 +60,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--confidence", type=_probability, metavar="P",
                         help="raise the planned targets until the simulated chance of "
                              "meeting every target reaches P (uses --verify N, default 20)")
+    parser.add_argument("--chance", type=_probability, metavar="P",
+                        help="plan over the twin's parameter draws: each target met with "
+                             "probability P across draws and chance (see --draws); "
+                             "compared with the mean-curve plan")
+    parser.add_argument("--draws", type=int_in(1, 10_000, "a number of draws"), default=100,
+                        metavar="K", help="parameter draws to plan over with --chance "
+                                          "(default 100)")
+    parser.add_argument("--chance-method", choices=METHODS, default="sets",
+                        help="sets (default: CVaR start, then the draws each target must "
+                             "meet, re-solved), milp (exact, slower) or cvar (conservative LP)")
     parser.add_argument("--curves", choices=("scenario", "simulated"), default="scenario",
                         help="response curves from the channel parameters (default) or "
                              "measured by simulation")
@@ -179,8 +197,19 @@ def _plan_into(args: argparse.Namespace, scenario: Scenario, options: PlanOption
     progress = False if args.quiet else None
     say = (lambda text: None) if args.quiet else print
     reps = args.verify or 20
-    confidence = verification = None
-    if args.confidence is not None:
+    confidence = verification = chance = None
+    if args.chance is not None and args.confidence is not None:
+        raise InputError([Problem("--chance", (), "give --chance (across parameter draws and "
+                                  "chance, solved at once) or --confidence (margins raised "
+                                  "until simulations reach it), not both")])
+    if args.chance is not None:
+        chance = plan_over_draws(scenario, options, args.chance, draws=args.draws,
+                                 seed=args.seed, method=args.chance_method, progress=progress)
+        result = chance.result
+        if result.optimal and args.verify:
+            verification = verify_fresh(result, chance.draws.draws, reps=args.verify,
+                                        seed=args.seed, progress=progress)
+    elif args.confidence is not None:
         confidence = plan_with_confidence(scenario, options, args.confidence, reps=reps,
                                           seed=args.seed, solver=args.solver, progress=progress)
         result, verification = confidence.result, confidence.verification
@@ -188,7 +217,8 @@ def _plan_into(args: argparse.Namespace, scenario: Scenario, options: PlanOption
         result = plan(scenario, options, solver=args.solver, seed=args.seed)
         if result.optimal and args.verify:
             verification = verify(result, reps=args.verify, seed=args.seed, progress=progress)
-    files = write_plan(result, out, verification=verification, confidence=confidence)
+    files = write_plan(result, out, verification=verification, confidence=confidence,
+                       chance=chance)
     if not result.optimal:
         print(diagnosis_text(result), file=sys.stderr)
         say(f"\nwrote {', '.join(files)} to {out}")
@@ -196,6 +226,8 @@ def _plan_into(args: argparse.Namespace, scenario: Scenario, options: PlanOption
     say(plan_text(result))
     if verification is not None:
         say("\n" + verification_text(verification))
+    if chance is not None:
+        say("\n" + chance_text(chance))
     if confidence is not None:
         extra = confidence.extra_cost
         say(f"\nconfidence {confidence.level:.0%}: {confidence.message}; "

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from simdomain.outfolder import open_folder
+from simdomain.planner.chance import ChancePlan
 from simdomain.planner.planning import PlanResult
 from simdomain.planner.verify import Confidence, Verification
 
@@ -19,7 +20,8 @@ UNITS = {"adds": "adds", "members": "members", "people": "people", "cny": "yuan"
 
 def write_plan(result: PlanResult, out_dir: str | Path, *,
                verification: Verification | None = None,
-               confidence: Confidence | None = None) -> list[str]:
+               confidence: Confidence | None = None,
+               chance: ChancePlan | None = None) -> list[str]:
     """Write ``plan.csv``, ``plan.xlsx``, ``plan.json`` and ``diagnostics.json``.
 
     ``plan.csv`` is tidy (channel, month, spend, cost, adds, members, staff accounts);
@@ -32,8 +34,11 @@ def write_plan(result: PlanResult, out_dir: str | Path, *,
     handed on.
     """
     if not result.optimal:
+        diagnostics = result.diagnostics()
+        if chance is not None:
+            diagnostics["chance"] = chance.report()
         with open_folder(out_dir, "plan") as folder, folder.stage() as scratch:
-            (scratch / "diagnostics.json").write_text(_dumps(result.diagnostics()))
+            (scratch / "diagnostics.json").write_text(_dumps(diagnostics))
             (scratch / "diagnosis.txt").write_text(diagnosis_text(result) + "\n",
                                                    encoding="utf-8")
         return ["diagnostics.json", "diagnosis.txt"]
@@ -55,6 +60,10 @@ def write_plan(result: PlanResult, out_dir: str | Path, *,
             "targets": verification.summary.to_dict(orient="records")}
     if confidence is not None:
         diagnostics["confidence"] = confidence.report()
+    if chance is not None:
+        diagnostics["chance"] = chance.report()
+        targets = targets.merge(chance.table.drop(columns=["goal", "unit"]),
+                                on=["target", "period"], how="left")
     document = {"scenario": result.scenario.name, "status": result.status,
                 "objective": result.problem.objective,
                 "total_cost_cny": result.evaluation.total_cost if result.evaluation else None,
@@ -68,7 +77,11 @@ def write_plan(result: PlanResult, out_dir: str | Path, *,
             flatten(diagnostics).to_excel(book, sheet_name="diagnostics", index=False)
         (scratch / "plan.json").write_text(_dumps(document))
         (scratch / "diagnostics.json").write_text(_dumps(diagnostics))
-    return ["plan.csv", "plan.xlsx", "plan.json", "diagnostics.json"]
+        if chance is not None:
+            chance.mean.frame().to_csv(scratch / "mean_plan.csv", index=False)
+            chance.table.to_csv(scratch / "chance.csv", index=False)
+    extra = ["mean_plan.csv", "chance.csv"] if chance is not None else []
+    return ["plan.csv", "plan.xlsx", "plan.json", "diagnostics.json", *extra]
 
 
 def _dumps(value: Any) -> str:
@@ -237,4 +250,28 @@ def verification_text(verification: Verification) -> str:
                    f"{_amount(row.high, unit)}]")
         lines.append(f"{row.target:<28}{row.period:>11}{_amount(row.goal, unit):>12}  "
                      f"{outcome:<34}{row.probability_met:>7.0%}")
+    return "\n".join(lines)
+
+
+def chance_text(chance: ChancePlan) -> str:
+    """The plan over parameter draws beside the mean-curve plan: costs, the cost of
+    certainty, and each target's chance under both (on the draws planned on, and fresh)."""
+    robust = chance.result.evaluation
+    mean = chance.mean.evaluation
+    lines = [(f"chance plan ({chance.robust.method}, {chance.draws.size} parameter draws, "
+              f"each target at {chance.level:.0%}): "
+              + (_money(robust.total_cost) if robust else chance.robust.status)
+              + "; mean-curve plan: " + (_money(mean.total_cost) if mean else "infeasible"))]
+    if robust and mean:
+        lines.append(f"cost of certainty: {_money(chance.cost_of_certainty)}")
+    fresh = chance.fresh is not None
+    header = (f"{'target':<28}{'period':>11}{'chance plan':>13}{'mean plan':>11}"
+              + (f"{'fresh: chance':>15}{'mean':>7}" if fresh else ""))
+    lines += ["", header, "-" * len(header)]
+    for row in chance.table.itertuples():
+        line = (f"{row.target:<28}{row.period:>11}{row.chance_plan:>13.0%}"
+                f"{row.mean_plan:>11.0%}")
+        if fresh:
+            line += f"{row.chance_plan_fresh:>15.0%}{row.mean_plan_fresh:>7.0%}"
+        lines.append(line)
     return "\n".join(lines)

@@ -47,25 +47,22 @@ from statistics import NormalDist
 from typing import Any
 
 import numpy as np
-from scipy import sparse
-from scipy.optimize import Bounds, LinearConstraint, milp
 
 from simdomain.errors import InputError
 from simdomain.errors import Problem as InputProblem
 from simdomain.planner.cohorts import cohorts as compute_cohorts
 from simdomain.planner.curves import ResponseCurve, effective_curve, scenario_curves
+from simdomain.planner.drawmodel import METHODS, ChanceModel, by_sets, whole_staff
 from simdomain.planner.problem import (
     PlanOptions,
     Problem,
     Target,
     build_problem,
     curve_adds,
-    effective_spend,
     linear_parts,
 )
 from simdomain.scenario.model import Scenario
 
-METHODS = ("sets", "milp", "cvar")
 _GOLDEN = (math.sqrt(5) - 1) / 2
 _TOL = 1e-7
 
@@ -189,6 +186,9 @@ class RobustPlan:
     met: np.ndarray
     gap: float
     solve_seconds: float
+    levels: dict[str, float] = field(default_factory=dict)
+    """Per target key, the share of (draw, sample) pairs the last solve asked for (above
+    ``level`` where calibration raised it)."""
 
     @property
     def optimal(self) -> bool:
@@ -421,24 +421,6 @@ def noise_sd(scenario: Scenario, problem: Problem) -> np.ndarray:
     return out
 
 
-def _rows(draws: DrawSet, level_shift: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
-    """Each target's row in each draw as ``G_tk . adds_k >= h_tk``: ``(K, T, C, M)`` and
-    ``(K, T)``; the goal moved by the draw's noise sample."""
-    shift = draws.noise_sd[None, :] * draws.noise
-    planned = np.array([t.planned for t in draws.targets])
-    ceiling = np.array([t.ceiling for t in draws.targets], dtype=bool)
-    goal = planned[None, :] - shift if level_shift is None else planned[None, :] - level_shift
-    # floors: coef . a >= goal - constant
-    g = draws.coef.copy()
-    h = goal - draws.constant
-    if ceiling.any():  # ceilings: (goal den_coef - coef) . a >= constant - goal den_constant
-        rate = planned[None, :] + shift  # a lower simulated rate is the good side
-        g[:, ceiling] = (rate[:, ceiling, None, None] * draws.den_coef[:, ceiling]
-                         - draws.coef[:, ceiling])
-        h[:, ceiling] = draws.constant[:, ceiling] - rate[:, ceiling] * draws.den_constant[:, ceiling]
-    return g, h
-
-
 def draw_adds(draws: DrawSet, spend: np.ndarray, staff: np.ndarray | None = None) -> np.ndarray:
     """``(K, C, M)`` realized adds of a plan in each draw, with the exact curves (staff
     accounts cap them when given)."""
@@ -498,280 +480,10 @@ def _weights(draws: DrawSet, weights: np.ndarray | None) -> np.ndarray:
     return weights / weights.sum()
 
 
-class ChanceModel:
-    """The chance-constrained program of a :class:`DrawSet` as sparse arrays.
-
-    Columns: spend ``x[c, m]``, segments ``d[c, m, j]``, switches ``on[c, m]``, staff
-    ``n[c, m]``, per-draw adds ``a[k, c, m]``, then per target and draw ``z[t, k]``
-    (``milp``) or the CVaR's ``eta[t]`` and ``u[t, k]`` (``cvar``). Rows: the segments,
-    the curves per draw, staff, switches, budgets and the target rows; the chance rows
-    (whose coefficients are the weights) are added at each solve.
-    """
-
-    def __init__(self, draws: DrawSet, method: str = "milp") -> None:
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
-        started = time.perf_counter()
-        self.draws, self.method = draws, method
-        p = draws.base
-        n_ch, n_mo, n_k, n_t = len(p.channels), len(p.months), draws.size, len(p.targets)
-        self.shape = (n_ch, n_mo)
-        lag = draws.carryover.mean(axis=0)
-        cols = _Columns()
-        upper = p.upper
-        locked = ~np.isnan(p.locks)
-        x_low = np.where(locked, np.nan_to_num(p.locks), 0.0)
-        x_up = np.where(locked, np.nan_to_num(p.locks), upper[:, None])
-        self.x = cols.add(n_ch * n_mo, x_low.ravel(), x_up.ravel()).reshape(n_ch, n_mo)
-        switched = p.switched
-        widths = [np.diff(g) for g in draws.grid]
-        self.d: list[np.ndarray] = []  # per channel (M, J)
-        perspective = switched & (lag == 0)
-        for c in range(n_ch):
-            w = np.tile(widths[c], n_mo)
-            self.d.append(cols.add(w.size, 0.0, np.where(perspective[c], np.inf, w))
-                          .reshape(n_mo, len(widths[c])))
-        self.on = np.full((n_ch, n_mo), -1)
-        for c in np.flatnonzero(switched):
-            low = np.where(locked[c], (np.nan_to_num(p.locks[c]) > 0).astype(float), 0.0)
-            up = np.where(locked[c], low, 1.0)
-            self.on[c] = cols.add(n_mo, low, up, integer=True)
-        staffed = ~np.isnan(p.staff_capacity)
-        self.n = np.full((n_ch, n_mo), -1)
-        # staff accounts divisible here, rounded up in the plan (more accounts never
-        # cut adds): whole accounts in every draw's rows would make each solve a search
-        self.n[staffed] = cols.add(int(staffed.sum()), 0.0, np.inf)
-        self.a = cols.add(n_k * n_ch * n_mo, 0.0, np.inf).reshape(n_k, n_ch, n_mo)
-        rows = _Rows()
-        for c in range(n_ch):  # x_m = e_m - lag e_(m-1), e_m = sum_j d_mj
-            for m in range(n_mo):
-                idx = [self.x[c, m], *self.d[c][m]]
-                val = [1.0, *([-1.0] * self.d[c].shape[1])]
-                rhs = 0.0
-                if lag[c] > 0:
-                    if m:
-                        idx += list(self.d[c][m - 1])
-                        val += [lag[c]] * self.d[c].shape[1]
-                    else:
-                        rhs = -lag[c] * p.carried_in[c]
-                rows.add(idx, val, rhs, rhs)
-        # the curves: a_kcm <= f_cm sum_j s_kcj d_cmj
-        for c in range(n_ch):
-            slopes = np.diff(draws.grid_adds[c], axis=1) / np.maximum(widths[c], 1e-300)
-            j_count = slopes.shape[1]
-            for m in range(n_mo):
-                f = p.adds_factor[c, m]
-                if j_count == 0 or f == 0:
-                    for k in range(n_k):
-                        rows.add([self.a[k, c, m]], [1.0], -np.inf, 0.0)
-                    continue
-                idx = np.concatenate([self.a[:, c, m, None],
-                                      np.broadcast_to(self.d[c][m], (n_k, j_count))], axis=1)
-                val = np.concatenate([np.ones((n_k, 1)), -f * slopes], axis=1)
-                rows.add_block(idx, val, -np.inf, 0.0)
-        for c, m in zip(*np.nonzero(staffed)):  # a_kcm <= capacity n_cm
-            idx = np.stack([self.a[:, c, m], np.full(n_k, self.n[c, m])], axis=1)
-            val = np.tile([1.0, -p.staff_capacity[c, m]], (n_k, 1))
-            rows.add_block(idx, val, -np.inf, 0.0)
-        for c in np.flatnonzero(switched):
-            for m in range(n_mo):
-                if locked[c, m]:
-                    continue
-                rows.add([self.x[c, m], self.on[c, m]], [1.0, -upper[c]], -np.inf, 0.0)
-                if p.min_spend[c] > 0:
-                    rows.add([self.x[c, m], self.on[c, m]], [1.0, -p.min_spend[c]], 0.0, np.inf)
-                if perspective[c]:
-                    for j, w in enumerate(widths[c]):
-                        rows.add([self.d[c][m, j], self.on[c, m]], [1.0, -w], -np.inf, 0.0)
-        # costs
-        cost = np.zeros(cols.count)
-        month_cost: list[tuple[list[int], list[float]]] = []
-        for m in range(n_mo):
-            idx, val = list(self.x[:, m]), list(np.full(n_ch, p.spend_share[m]))
-            for c in np.flatnonzero(switched):
-                idx.append(self.on[c, m])
-                val.append(p.fixed_cost[c])
-            for c in np.flatnonzero(staffed[:, m]):
-                idx.append(self.n[c, m])
-                val.append(p.staff_cost[c])
-            month_cost.append((idx, val))
-            np.add.at(cost, idx, val)
-        self.cost_constant = float(p.other_costs.sum())
-        if p.total_budget is not None:
-            idx = [i for ids, _ in month_cost for i in ids]
-            val = [v for _, vals in month_cost for v in vals]
-            rows.add(idx, val, -np.inf, p.total_budget - self.cost_constant)
-        if p.monthly_budget is not None:
-            for m, (idx, val) in enumerate(month_cost):
-                rows.add(idx, val, -np.inf, p.monthly_budget - p.other_costs[m])
-        self.cost = cost
-        # targets per draw: G_tk . a_k >= h_tk, switched off by z (or measured by u)
-        g, h = _rows(draws)
-        a_max = np.stack([p.adds_factor * np.array(
-            [draws.grid_adds[c][k, -1] for c in range(n_ch)])[:, None] for k in range(n_k)])
-        low = np.einsum("ktcm,kcm->kt", np.minimum(g, 0.0), a_max)
-        high = np.einsum("ktcm,kcm->kt", np.maximum(g, 0.0), a_max)
-        scale = np.maximum(np.abs(h), 1.0)
-        self.always = h <= low + _TOL * scale  # met whatever the plan
-        self.never = h > high + _TOL * scale  # no plan meets it
-        nz_t, nz_c, nz_m = np.nonzero(np.any(g != 0, axis=0))
-        self.z = np.full((n_t, n_k), -1)
-        self.eta = np.full(n_t, -1)
-        self.u = np.full((n_t, n_k), -1)
-        flat_a = self.a.reshape(n_k, -1)
-        for t in range(n_t):
-            pick = nz_t == t
-            where = nz_c[pick] * n_mo + nz_m[pick]
-            g_t = g[:, t, nz_c[pick], nz_m[pick]] / scale[:, t, None]
-            h_t = h[:, t] / scale[:, t]
-            if method == "milp":
-                live = ~self.always[:, t] & ~self.never[:, t]
-                self.z[t] = cols.add(n_k, 0.0, np.where(self.never[:, t], 0.0, 1.0),
-                                     integer=True)
-                ks = np.flatnonzero(live)
-                if ks.size:  # G a - M z >= h - M, M = h - min G a
-                    big = h_t[ks] - low[ks, t] / scale[ks, t]
-                    idx = np.concatenate([flat_a[ks][:, where], self.z[t, ks, None]], axis=1)
-                    val = np.concatenate([g_t[ks], -big[:, None]], axis=1)
-                    rows.add_block(idx, val, h_t[ks] - big, np.inf)
-            else:  # u_tk >= h_tk - G a - eta_t, u >= 0
-                self.eta[t] = cols.add(1, -np.inf, np.inf)[0]
-                self.u[t] = cols.add(n_k, 0.0, np.inf)
-                idx = np.concatenate([flat_a[:, where], np.full((n_k, 1), self.eta[t]),
-                                      self.u[t, :, None]], axis=1)
-                val = np.concatenate([g_t, np.ones((n_k, 2))], axis=1)
-                rows.add_block(idx, val, h_t, np.inf)
-        self.columns = cols
-        self.matrix = rows.matrix(cols.count)
-        self.row_low, self.row_up = rows.low(), rows.up()
-        self.cost = np.concatenate([self.cost, np.zeros(cols.count - self.cost.size)])
-        self.maximize = p.objective != "min-cost"
-        self.build_seconds = time.perf_counter() - started
-
-    def objective(self, weights: np.ndarray) -> tuple[np.ndarray, float]:
-        """The objective vector (minimized) and its constant."""
-        if not self.maximize:
-            return self.cost, self.cost_constant
-        draws = self.draws
-        vector = np.zeros(self.columns.count)
-        per_draw = weights[:, None, None] * draws.objective_coef
-        vector[self.a.ravel()] = -per_draw.ravel()
-        return vector, -float(weights @ draws.objective_constant)
-
-    def solve(self, level: float, weights: np.ndarray, *, time_limit: float = 60.0,
-              gap: float = 1e-4, sets: np.ndarray | None = None) -> dict[str, Any]:
-        """Solve at ``level`` with normalized ``weights``; ``sets`` ``(T, K)`` fixes which
-        draws must meet each target (``milp`` only)."""
-        draws = self.draws
-        n_t = len(draws.targets)
-        idx, val, low, up = [], [], [], []
-        for t in range(n_t):
-            if self.method == "milp":  # sum_k w_k z_tk >= level
-                idx.append(self.z[t])
-                val.append(weights)
-                low.append(level - 1e-9)
-            else:  # eta + sum_k w_k u_k / (1 - level) <= 0
-                idx.append(np.append(self.u[t], self.eta[t]))
-                val.append(np.append(weights / max(1 - level, 1e-9), 1.0))
-                low.append(-np.inf)
-            up.append(np.inf if self.method == "milp" else 0.0)
-        chance = sparse.csr_matrix(
-            (np.concatenate(val) if val else np.zeros(0),
-             (np.repeat(np.arange(n_t), [len(i) for i in idx]),
-              np.concatenate(idx) if idx else np.zeros(0, dtype=int))),
-            shape=(n_t, self.columns.count))
-        matrix = sparse.vstack([self.matrix, chance], format="csr")
-        lower = np.concatenate([self.row_low, low])
-        upper = np.concatenate([self.row_up, up])
-        vector, constant = self.objective(weights)
-        started = time.perf_counter()
-        low_bound, up_bound = self.columns.low(), self.columns.up()
-        if sets is not None:
-            live = self.z >= 0
-            up_bound[self.z[live]] = np.minimum(up_bound[self.z[live]], sets[live])
-            low_bound[self.z[live]] = np.minimum(sets[live], up_bound[self.z[live]])
-        result = milp(vector, integrality=self.columns.integrality(),
-                      bounds=Bounds(low_bound, up_bound),
-                      constraints=LinearConstraint(matrix, lower, upper),
-                      options={"time_limit": time_limit, "mip_rel_gap": gap, "presolve": True})
-        seconds = time.perf_counter() - started
-        status = {0: "optimal", 1: "time limit"}.get(result.status, "infeasible")
-        if result.x is None:
-            status = "infeasible"
-        return {"status": status, "x": result.x, "seconds": seconds,
-                "objective": (result.fun + constant) if result.x is not None else math.nan,
-                "gap": float(getattr(result, "mip_gap", 0.0) or 0.0)}
-
-
-class _Columns:
-    """Column bookkeeping: bounds and integrality, appended in blocks."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._low: list[np.ndarray] = []
-        self._up: list[np.ndarray] = []
-        self._int: list[np.ndarray] = []
-
-    def add(self, n: int, low: Any, up: Any, integer: bool = False) -> np.ndarray:
-        index = np.arange(self.count, self.count + n)
-        self.count += n
-        self._low.append(np.broadcast_to(np.asarray(low, dtype=float), (n,)).copy())
-        self._up.append(np.broadcast_to(np.asarray(up, dtype=float), (n,)).copy())
-        self._int.append(np.full(n, 1 if integer else 0))
-        return index
-
-    def low(self) -> np.ndarray:
-        return np.concatenate(self._low)
-
-    def up(self) -> np.ndarray:
-        return np.concatenate(self._up)
-
-    def integrality(self) -> np.ndarray:
-        return np.concatenate(self._int)
-
-
-class _Rows:
-    """Row bookkeeping as COO triplets."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._r: list[np.ndarray] = []
-        self._c: list[np.ndarray] = []
-        self._v: list[np.ndarray] = []
-        self._low: list[np.ndarray] = []
-        self._up: list[np.ndarray] = []
-
-    def add(self, idx: Any, val: Any, low: float, up: float) -> None:
-        self.add_block(np.asarray(idx)[None], np.asarray(val, dtype=float)[None], low, up)
-
-    def add_block(self, idx: np.ndarray, val: np.ndarray, low: Any, up: Any) -> None:
-        """Rows ``low <= val[i] . columns[idx[i]] <= up`` for each ``i``."""
-        n = idx.shape[0]
-        rows = self.count + np.repeat(np.arange(n), idx.shape[1])
-        self._r.append(rows)
-        self._c.append(np.asarray(idx).ravel())
-        self._v.append(np.asarray(val, dtype=float).ravel())
-        self._low.append(np.broadcast_to(np.asarray(low, dtype=float), (n,)).copy())
-        self._up.append(np.broadcast_to(np.asarray(up, dtype=float), (n,)).copy())
-        self.count += n
-
-    def matrix(self, columns: int) -> sparse.csr_matrix:
-        if not self._r:
-            return sparse.csr_matrix((0, columns))
-        return sparse.csr_matrix((np.concatenate(self._v),
-                                  (np.concatenate(self._r), np.concatenate(self._c))),
-                                 shape=(self.count, columns))
-
-    def low(self) -> np.ndarray:
-        return np.concatenate(self._low) if self._low else np.zeros(0)
-
-    def up(self) -> np.ndarray:
-        return np.concatenate(self._up) if self._up else np.zeros(0)
-
-
 def solve_chance(draws: DrawSet, level: float, weights: np.ndarray | None = None,
                  solver: str | None = None, *, method: str = "sets",
-                 time_limit: float = 60.0, gap: float = 1e-4) -> RobustPlan:
+                 time_limit: float = 60.0, gap: float = 1e-4,
+                 calibrate: bool = True) -> RobustPlan:
     """The plan that meets each target with probability ``level`` across the draws.
 
     Parameters
@@ -795,6 +507,12 @@ def solve_chance(draws: DrawSet, level: float, weights: np.ndarray | None = None
     time_limit, gap
         The solver stops after ``time_limit`` seconds with the best plan found, or when
         proved within the relative ``gap``.
+    calibrate
+        With chance samples (``noise_sd > 0``), the plan fits its samples: a target met in
+        a share ``P`` of the (draw, sample) pairs may have a smaller exact chance (the
+        normal integrated over each draw's noise, :func:`evaluate_draws`). Up to three
+        more solves raise each short target's level by its shortfall (not for ``cvar``,
+        which is conservative).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
@@ -803,20 +521,39 @@ def solve_chance(draws: DrawSet, level: float, weights: np.ndarray | None = None
     if not 0 < level <= 1:
         raise ValueError(f"level must be in (0, 1], got {level}")
     w = _weights(draws, weights)
+    levels = np.full(len(draws.targets), float(level))
+    rounds = 4 if calibrate and draws.noise_sd.any() and method != "cvar" else 1
+    best: RobustPlan | None = None
+    for _ in range(rounds):
+        found = _solve_once(draws, level, levels, w, method, time_limit, gap)
+        if not found.optimal:
+            break
+        best = found
+        chance = np.array([found.chance[t.key] for t in draws.targets])
+        short = (chance < level - 1e-3) & (levels < 1)
+        if not short.any():
+            break
+        levels = np.where(short, np.minimum(levels + level - chance, 1.0), levels)
+    return found if best is None else best
+
+
+def _solve_once(draws: DrawSet, level: float, levels: np.ndarray, w: np.ndarray, method: str,
+                time_limit: float, gap: float) -> RobustPlan:
     if method == "sets":
-        out, model = _by_sets(draws, level, w, time_limit=time_limit, gap=gap)
+        out, model = by_sets(draws, levels, w, time_limit=time_limit, gap=gap)
     else:
         model = draws.model(method)
-        out = model.solve(level, w, time_limit=time_limit, gap=gap)
+        out = model.solve(levels, w, time_limit=time_limit, gap=gap)
     shape = model.shape
+    asked = {t.key: float(v) for t, v in zip(draws.targets, levels)}
     if out["status"] == "infeasible":
         nan = np.full(shape, np.nan)
         return RobustPlan("infeasible", method, level, nan, nan, nan, math.nan, math.nan, {},
                           np.zeros((draws.size, len(draws.targets)), dtype=bool), math.nan,
-                          out["seconds"])
+                          out["seconds"], asked)
     x = out["x"]
     spend = np.maximum(x[model.x], 0.0)
-    staff = _staff(model, x)
+    staff = whole_staff(model, x)
     on = np.where(model.on >= 0, np.round(x[np.maximum(model.on, 0)]), spend > _TOL)
     spend = np.where(on > 0, spend, 0.0)
     base = draws.base
@@ -825,79 +562,4 @@ def solve_chance(draws: DrawSet, level: float, weights: np.ndarray | None = None
     check = evaluate_draws(draws, spend, staff, w)
     return RobustPlan(out["status"], method, level, spend, staff, on.astype(float), cost,
                       out["objective"], check["chance"], check["met"], out["gap"],
-                      out["seconds"])
-
-
-def _by_sets(draws: DrawSet, level: float, weights: np.ndarray, *, time_limit: float,
-             gap: float, rounds: int = 8) -> tuple[dict[str, Any], ChanceModel]:
-    """The sample average approximation by fixed draw sets (see :func:`solve_chance`).
-
-    Round 0 is the CVaR plan, which meets every target in draws of weight at least
-    ``level``. Each round keeps, per target, the draws where the last plan is furthest
-    past the goal (in the model's chords), up to weight ``level``: the last plan meets
-    all of them, so the next plan, the cheapest that does, costs no more.
-    """
-    started = time.perf_counter()
-    cvar = draws.model("cvar")
-    out = cvar.solve(level, weights, time_limit=time_limit, gap=gap)
-    model = draws.model("milp")
-    if out["status"] == "infeasible":
-        return out, cvar
-    best = _translate(out, cvar, model)
-    g, h = _rows(draws)
-    scale = np.maximum(np.abs(h), 1.0)
-    for _ in range(rounds):
-        adds = _chord_adds(draws, best["spend"], best["staff"])
-        margin = (np.einsum("ktcm,kcm->kt", g, adds) - h) / scale  # (K, T)
-        order = np.argsort(-margin, axis=0, kind="stable")
-        sets = np.zeros((len(draws.targets), draws.size))
-        for t in range(len(draws.targets)):
-            ranked = order[:, t]
-            take = np.searchsorted(np.cumsum(weights[ranked]), level - 1e-9) + 1
-            sets[t, ranked[:take]] = 1.0
-        sets = np.where(model.always.T, 1.0, sets)
-        left = max(time_limit - (time.perf_counter() - started), 1.0)
-        trial = model.solve(level, weights, time_limit=left, gap=gap, sets=sets)
-        if trial["status"] == "infeasible" or trial["objective"] >= best["objective"] - (
-                1e-7 * max(abs(best["objective"]), 1.0)):
-            break
-        best = trial
-        best["spend"], best["staff"] = trial["x"][model.x], _staff(model, trial["x"])
-    best["seconds"] = time.perf_counter() - started
-    return best, model
-
-
-def _staff(model: ChanceModel, x: np.ndarray) -> np.ndarray:
-    """Whole staff accounts: the model's divisible ones rounded up."""
-    return np.where(model.n >= 0, np.ceil(x[np.maximum(model.n, 0)] - 1e-6), 0.0)
-
-
-def _translate(out: dict[str, Any], source: ChanceModel, target: ChanceModel) -> dict[str, Any]:
-    """A solution of one model as the plan's columns of another (same draws)."""
-    x = out["x"]
-    values = np.zeros(target.columns.count)
-    values[target.x] = x[source.x]
-    for c in range(len(source.d)):
-        values[target.d[c]] = x[source.d[c]]
-    live = source.on >= 0
-    values[target.on[live]] = x[source.on[live]]
-    live = source.n >= 0
-    values[target.n[live]] = x[source.n[live]]
-    values[target.a] = x[source.a]
-    return {**out, "x": values, "spend": x[source.x], "staff": _staff(source, x)}
-
-
-def _chord_adds(draws: DrawSet, spend: np.ndarray, staff: np.ndarray) -> np.ndarray:
-    """``(K, C, M)`` realized adds of a plan in each draw as the model sees them: the
-    chords of the shared grid, at the effective spend with the mean carry-over."""
-    base = draws.base
-    lag = draws.carryover.mean(axis=0)
-    moving = effective_spend(np.maximum(spend, 0.0), lag, base.carried_in)
-    out = np.empty((draws.size, *spend.shape))
-    for c, grid in enumerate(draws.grid):
-        for k in range(draws.size):
-            out[k, c] = np.interp(moving[c], grid, draws.grid_adds[c][k])
-    out *= base.adds_factor[None]
-    cap = np.where(np.isnan(base.staff_capacity), np.inf,
-                   staff * np.nan_to_num(base.staff_capacity))
-    return np.minimum(out, cap[None])
+                      out["seconds"], asked)

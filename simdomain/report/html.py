@@ -390,6 +390,8 @@ def _plan(folder: Path, figures: Figures) -> tuple[str, list[Section]]:
          f"<div class=wide>{targets[shown].to_html(index=False, border=0, float_format=lambda v: _fmt(v))}"
          "</div>")),
     ]
+    if (folder / "chance.csv").exists():
+        sections.append(("The plan under uncertainty", _chance_html(folder)))
     if (folder / "diagnostics.json").exists():
         diagnostics = _read_json(folder / "diagnostics.json")
         if diagnostics.get("binding"):
@@ -397,3 +399,26 @@ def _plan(folder: Path, figures: Figures) -> tuple[str, list[Section]]:
             sections.append(("Binding constraints", "<ul>" + "".join(
                 f"<li>{html.escape(f)}: {n}</li>" for f, n in families.items()) + "</ul>"))
     return title, sections
+
+
+def _chance_html(folder: Path) -> str:
+    """``plan --chance``: the chance plan's and the mean-curve plan's costs, the cost of
+    certainty, and each target's chance under both, on the draws and on fresh ones."""
+    table = _read_csv(folder / "chance.csv", ("target", "period", "chance_plan", "mean_plan"))
+    chance = _read_json(folder / "diagnostics.json").get("chance", {})
+    percent = [c for c in table.columns if c.startswith(("chance_plan", "mean_plan"))]
+    shown = table.copy()
+    for column in percent:
+        shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v:.0%}")
+    draws = len(chance.get("draws", []))
+    fresh = chance.get("fresh_draws")
+    note = (f"<p class=note>Planned over {draws} parameter draws of the twin, each target met "
+            f"with probability {chance.get('level', float('nan')):.0%} across the draws and "
+            f"the simulation's chance ({html.escape(str(chance.get('method', '')))}). The "
+            f"chance plan costs {_fmt(chance.get('chance_plan_cost_cny'))} yuan, the mean-curve "
+            f"plan (the point estimates) {_fmt(chance.get('mean_plan_cost_cny'))} yuan: the cost "
+            f"of certainty is {_fmt(chance.get('cost_of_certainty_cny'))} yuan. Chances are the "
+            "model's (exact curves, normal chance around each draw's mean)"
+            + (f"; 'fresh' ones on {fresh} draws not planned on" if fresh else "") + ".</p>")
+    body = shown.to_html(index=False, border=0, float_format=lambda v: _fmt(v))
+    return note + f"<div class=wide>{body}</div>"
