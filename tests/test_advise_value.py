@@ -231,3 +231,20 @@ def test_a_touch_arms_mean_is_the_engines_build_up_summed_in_closed_form():
     expected = people * repeat * (days + daily * build / (1 - q))
     means = touch_means(scenario, "one_to_one", (3,), people, days, np.array([0, 1.0, 0, 0]))
     assert means[0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_spend_tests_cost_the_spend_beyond_the_plan_less_the_adds_it_buys():
+    from simdomain.advise.levers import DAYS_PER_MONTH, spend_designs
+    from simdomain.planner.curves import ResponseCurve
+
+    line = ResponseCurve("kol", np.inf, 0.01)  # 0.01 adds per yuan, no saturation
+    curves = [[line], [line]]
+    unused = spend_designs("kol", 0, curves, 0.0, 50_000, 1e9, 1.0, 20.0, 100.0)
+    assert unused and all(d.people >= 1000 for d in unused)
+    for d in unused:  # a channel out of the plan: the whole spend, less its adds at ¥20
+        spend = d.arms[0] * d.days / DAYS_PER_MONTH
+        assert d.cost == pytest.approx(spend - 0.01 * spend * 20 + 100.0)
+    used = spend_designs("kol", 0, curves, 50_000, 50_000, 1e9, 1.0, 200.0, 0.0)
+    at_plan = [d for d in used if d.arms[0] == 50_000]
+    assert at_plan and all(d.cost < 1e-6 for d in at_plan)  # measuring the plan costs nothing
+    assert all(d.cost < 1e-6 for d in used)  # adds at ¥100 each are worth more than ¥200 a piece

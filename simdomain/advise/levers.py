@@ -106,14 +106,17 @@ def channel_means(curves: list, channel: int, levels: np.ndarray, days: int) -> 
                      for row in curves]) * days / DAYS_PER_MONTH
 
 
-def spend_designs(channel: str, c: int, curves: list, reference: float, upper: float,
-                  cost_per_contact: float, per_add: float, setup_cny: float) -> list[Design]:
-    """The spend tests of one channel (see the module's notes)."""
+def spend_designs(channel: str, c: int, curves: list, planned: float, scale: float,
+                  upper: float, cost_per_contact: float, per_add: float,
+                  setup_cny: float) -> list[Design]:
+    """The spend tests of one channel (see the module's notes): levels of
+    :data:`SPEND_FACTORS` times ``scale`` (the plan's monthly spend on the channel, or for
+    a channel the plan leaves out, a typical channel's), costed against ``planned``."""
     out = []
-    at_plan = channel_means(curves, c, np.array([reference]), 1).mean()
+    at_plan = channel_means(curves, c, np.array([planned]), 1).mean()
     for factor in SPEND_FACTORS:
-        level = min(factor * reference, upper)
-        if level <= 0 or (factor > 1 and level <= reference * 1.01):
+        level = min(factor * scale, upper)
+        if level <= 0 or (factor > 1 and level <= scale * 1.01):
             continue
         for days in DAYS:
             people = int(level * days / DAYS_PER_MONTH / cost_per_contact)
@@ -121,7 +124,7 @@ def spend_designs(channel: str, c: int, curves: list, reference: float, upper: f
                 continue
             extra_adds = (channel_means(curves, c, np.array([level]), days).mean()
                           - at_plan * days)
-            extra = (level - reference) * days / DAYS_PER_MONTH - extra_adds * per_add
+            extra = (level - planned) * days / DAYS_PER_MONTH - extra_adds * per_add
             cost = max(extra, 0.0) + setup_cny
             out.append(Design(f"channel:{channel}", curve_block(channel), "spend", (level,),
                               people, days, cost))

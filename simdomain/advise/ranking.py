@@ -187,16 +187,18 @@ def _candidates(scenario: Scenario, twin, draws: DrawSet, now: RobustPlan,
     budget = options.budget_per_test
     adds = _planned_adds(draws, now)
     per_add = now.cost / adds if adds > 0 else 0.0
+    used = np.nanmean(now.spend, axis=1)
+    typical = float(np.median(used[used > 0])) if (used > 0).any() else 0.0
     for c, name in enumerate(base.channels):
         channel = scenario.channels[name]
-        reference = float(np.nanmean(now.spend[c])) or float(np.mean(
-            [channel.spend_in_month(m) for m in range(scenario.months)]))
-        if reference <= 0:
-            continue  # the plan does not use the channel and nothing is spent on it now
-        spread = lv.relative_spread(lv.channel_means(draws.curves, c, np.array([reference]), 28))
+        planned = float(np.nanmean(now.spend[c]))
+        scale = planned or typical  # a channel the plan leaves out: at a typical budget
+        if scale <= 0:
+            continue
+        spread = lv.relative_spread(lv.channel_means(draws.curves, c, np.array([scale]), 28))
         if spread < 1e-3:
             continue
-        found = [d for d in lv.spend_designs(name, c, draws.curves, reference,
+        found = [d for d in lv.spend_designs(name, c, draws.curves, planned, scale,
                                              float(base.upper[c]), channel.cost_per_contact_cny,
                                              per_add, options.setup_cny)
                  if budget is None or d.cost <= budget]
