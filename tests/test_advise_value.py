@@ -248,3 +248,22 @@ def test_spend_tests_cost_the_spend_beyond_the_plan_less_the_adds_it_buys():
     at_plan = [d for d in used if d.arms[0] == 50_000]
     assert at_plan and all(d.cost < 1e-6 for d in at_plan)  # measuring the plan costs nothing
     assert all(d.cost < 1e-6 for d in used)  # adds at ¥100 each are worth more than ¥200 a piece
+
+
+def test_perfect_information_bounds_every_test():
+    from simdomain.advise.preposterior import perfect_information
+
+    rng = np.random.default_rng(12)
+    slopes = rng.lognormal(np.log(0.1), 0.3, 100)
+    prior = np.full(100, 0.01)
+    replan = CachedReplan(one_channel(slopes, TARGET, LEVEL))
+    now = replan(Posterior(prior))
+    draws = Draws.of(prior, 200, 1, seed=12)
+    evpi, _ = perfect_information(prior, now, replan, draws)
+    assert evpi == pytest.approx(now.cost - np.mean(TARGET / slopes[draws.truth]))
+    for spend in (1000, 10000, 1e6):
+        value = preposterior(_spend_test(slopes, spend, 28), prior, now, replan, draws)
+        diff = evpi - value.savings  # the mean saving stays under the EVPI
+        assert diff.mean() > -3 * diff.std(ddof=1) / np.sqrt(diff.size)
+    idle = CachedReplan(one_channel(slopes, TARGET, LEVEL, tested=False))
+    assert perfect_information(prior, now, idle, draws) == (0.0, 0.0)

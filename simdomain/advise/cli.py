@@ -49,6 +49,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--in-sample", action="store_true",
                         help="let an imagined truth's own draw into its posterior (by default "
                              "it is left out, as a real truth is not one of the draws)")
+    parser.add_argument("--screen", type=number_in(0, 1, "a share"), default=0.001,
+                        metavar="SHARE",
+                        help="skip the tests of a lever whose perfect information is worth "
+                             "under this share of the plan's cost (0.001)")
     parser.add_argument("--seed", type=seed, default=0, help="root seed")
     parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                         help="override a scenario field")
@@ -63,7 +67,8 @@ def cmd_advise(args: argparse.Namespace) -> int:
     options = AdviseOptions(level=args.chance, draws=args.draws, outer=args.outcomes,
                             seed=args.seed, method=args.method, dispersion=args.dispersion,
                             setup_cny=args.setup_cost, budget_per_test=args.budget_per_test,
-                            mode=args.mode, leave_out=not args.in_sample)
+                            mode=args.mode, leave_out=not args.in_sample,
+                            screen=args.screen)
     out = args.out if args.out is not None else default_out(scenario.name, suffix="-advice",
                                                             source=args.file)
     with open_folder(out, "advise") as folder:

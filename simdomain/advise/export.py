@@ -29,8 +29,10 @@ def advice_text(advice: Advice, top: int = 15) -> str:
     lines = [(f"plan now: ¥{advice.now.cost:,.0f}, every target met with chance "
              f"{o.level:.0%} over {o.draws} parameter draws ({o.method})")]
     if advice.levers:
-        lines.append("uncertain levers: " + ", ".join(
-            f"{lev['lever']} (spread {lev['spread']:.1%})" for lev in advice.levers))
+        lines.append("uncertain levers (spread across the draws; value of perfect "
+                     "information):")
+        lines += [f"  {lev['lever']}: {lev['spread']:.1%}; ¥{lev['evpi_cny']:,.0f} ± "
+                  f"{lev['evpi_se_cny']:,.0f}" for lev in advice.levers]
     lines += advice.notes
     table = advice.table.head(top)
     if table.empty:

@@ -335,6 +335,21 @@ def preposterior(outcome: Outcome, prior: np.ndarray, now: Decision, replan: Rep
     )
 
 
+def perfect_information(prior: np.ndarray, now: Decision, replan: Replan,
+                        draws: Draws) -> tuple[float, float]:
+    """The expected value of perfect information about the tested block, and its standard
+    error: for each truth, every draw takes the truth's block (``mode="swap"``) and the
+    plan is made again. No test of the block is worth more (in its own draws), so a block
+    whose value is nil needs no test valued."""
+    k = len(prior)
+    equal = np.full(k, 1.0 / k)
+    savings = []
+    for truth in draws.truth:
+        after = replan(Posterior(equal, np.full(k, truth)))
+        savings.append(now.cost - after.cost if after.feasible else 0.0)
+    return float(np.mean(savings)), _se(savings)
+
+
 def expected_posterior_chance(outcome: Outcome, prior: np.ndarray, met: np.ndarray,
                               draws: Draws) -> tuple[float, float]:
     """Mean over outcomes of a fixed plan's posterior chance ``w_j . met``, and its

@@ -18,7 +18,13 @@ import numpy as np
 import pandas as pd
 
 from simdomain.advise import levers as lv
-from simdomain.advise.preposterior import MODES, CachedReplan, Draws, preposterior
+from simdomain.advise.preposterior import (
+    MODES,
+    CachedReplan,
+    Draws,
+    perfect_information,
+    preposterior,
+)
 from simdomain.advise.replan import ChanceReplan, decision
 from simdomain.errors import InputError, Problem
 from simdomain.planner.problem import PlanOptions
@@ -58,6 +64,10 @@ class AdviseOptions:
     mode, min_ess, leave_out
         How the posterior is carried, and whether an imagined truth's own draw is left
         out of its posterior (see :mod:`simdomain.advise.preposterior`).
+    screen
+        A lever whose perfect information is worth less than this share of the plan's
+        cost (its value plus two standard errors) gets no test valued: no test of it
+        can be worth more.
     """
 
     level: float = 0.8
@@ -71,6 +81,7 @@ class AdviseOptions:
     mode: str = "swap"
     min_ess: float = 10.0
     leave_out: bool = True
+    screen: float = 0.001
 
 
 @dataclass
@@ -146,14 +157,19 @@ def advise(scenario: Scenario, options: AdviseOptions | None = None,
     slots = max((o.means.shape[1] for o in outcomes), default=1)
     common = Draws.of(prior, options.outer, slots, options.seed)
     replans: dict[str, CachedReplan] = {}
+    for lever in lever_rows:
+        replan = CachedReplan(ChanceReplan(draws, lever["block"], options.level,
+                                           method=options.method))
+        replan.cache[_key(prior)] = now
+        replans[lever["block"]] = replan
+        evpi, se = perfect_information(prior, now, replan, common)
+        lever.update(evpi_cny=evpi, evpi_se_cny=se,
+                     screened=evpi + 2 * se < options.screen * now.cost)
+    screened = {lev["lever"] for lev in lever_rows if lev["screened"]}
+    kept = [(d, o) for d, o in zip(designs, outcomes) if d.lever not in screened]
     rows = []
-    for design, outcome in zip(tqdm(designs, desc="tests", unit="test", leave=False,
-                                    disable=None if progress is None else not progress),
-                               outcomes):
-        if design.block not in replans:
-            replans[design.block] = CachedReplan(ChanceReplan(
-                draws, design.block, options.level, method=options.method))
-            replans[design.block].cache[_key(prior)] = now
+    for design, outcome in tqdm(kept, desc="tests", unit="test", leave=False,
+                                disable=None if progress is None else not progress):
         value = preposterior(outcome, prior, now, replans[design.block], common,
                              mode=options.mode, min_ess=options.min_ess,
                              leave_out=options.leave_out)
@@ -171,6 +187,9 @@ def advise(scenario: Scenario, options: AdviseOptions | None = None,
     notes = []
     if not lever_rows:
         notes.append("no lever varies across the draws: every test is worth nothing")
+    if screened:
+        notes.append(f"not valued, as even perfect information on them is worth under "
+                     f"{options.screen:.1%} of the plan: {', '.join(sorted(screened))}")
     return Advice(options, now_plan, table, lever_rows, solves,
                   time.perf_counter() - started, notes)
 
@@ -202,7 +221,7 @@ def _candidates(scenario: Scenario, twin, draws: DrawSet, now: RobustPlan,
                                              float(base.upper[c]), channel.cost_per_contact_cny,
                                              per_add, options.setup_cny)
                  if budget is None or d.cost <= budget]
-        levers.append({"lever": f"channel:{name}", "block": found[0].block if found else "",
+        levers.append({"lever": f"channel:{name}", "block": lv.curve_block(name),
                        "spread": spread, "designs": len(found)})
         for d in found:
             designs.append(d)
