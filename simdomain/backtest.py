@@ -119,7 +119,7 @@ def run_backtest(
                             members=train.members, referrals=train.referrals)
     twin = calibrate(history, spend=train.spend, referrals=train.referrals, base=base,
                      name=f"backtest_{cutoff:%Y%m%d}", horizon_days=(end - cutoff).days,
-                     draws=draws, seed=seed)
+                     draws=draws, seed=seed, tests=train.tests, touches=train.touches)
     spend_after = _monthly_spend(bundle.spend, Scenario.model_validate(twin.scenario))
     for channel, values in spend_after.items():
         twin.scenario["channels"][channel]["monthly_spend_cny"] = values

@@ -42,6 +42,26 @@ CORPUS = {
     "bad_yaml": "columns.yaml: not valid YAML (line 2)",
     "unknown_target": "columns.yaml: orders -> buyer: unknown column 'custmer_id'; did you "
                       "mean 'customer_id'?",
+    "tests_unknown_lever": "tests.csv: row 3 -> lever: 'frequency' is not touch_frequency, "
+                           "content_mix, channel_spend or reward",
+    "tests_unknown_kind": "tests.csv: row 3 -> kind: 'sms' is not one_to_one, group or moments "
+                          "(the touch whose frequency the test varied)",
+    "tests_unknown_channel": "tests.csv: row 2 -> kind: unknown channel 'douyin' (not in the "
+                             "contacts or the spend; known: live, sms)\n"
+                             "tests.csv: row 3 -> kind: unknown channel 'douyin' (not in the "
+                             "contacts or the spend; known: live, sms)",
+    "tests_no_people": "tests.csv: row 3 -> people: arm 'b' of test 't1' has no people "
+                       "(touch_frequency tests count outcomes per person)",
+    "tests_end_before_start": "tests.csv: row 3 -> end: 2024-01-10 is before the start "
+                              "2024-02-10",
+    "tests_outside_dates": "tests.csv: row 3 -> end: the test (2024-01-10..2024-04-10) is "
+                           "outside the data's dates 2024-01-01..2024-03-05",
+    "tests_single_arm": "tests.csv: row 2 -> test_id: test 't1' has a single arm; a test "
+                        "compares two arms or more",
+    "tests_above_people": "tests.csv: row 3 -> deletions: 1,200 is above the arm's 1,000 "
+                          "people",
+    "tests_no_outcome": "tests.csv: row 3: arm 'b' of test 't1' has no outcome: give at least "
+                        "one of adds, orders, deletions, joins",
     "no_orders": "{folder}: no orders file (orders.csv, orders.csv.gz or orders.parquet); the "
                  "folder holds contacts.csv",
 }
@@ -98,3 +118,33 @@ def test_spreadsheet_files_and_bad_as_of(tmp_path):
         load_bundle(tmp_path)
     with pytest.raises(InputError, match="as_of: cannot read '2024-02-30' as a date"):
         load_bundle(FIXTURES / "bad_amount", as_of="2024-02-30")
+
+
+def test_tests_table_normal_mess_is_counted(tmp_path):
+    """Lever names in another case, a repeated arm row and a bad flag: counted, not refused;
+    the cut drops tests not over by then, whole."""
+    from data_support import bundle
+
+    folder = bundle(
+        tmp_path / "b",
+        orders="customer_id,ordered_at,amount\nc1,2024-01-05,10\nc2,2024-03-05,12",
+        contacts="customer_id,added_at,channel\nc1,2024-01-01,sms\nc2,2024-01-02,live",
+        tests="""test id,variant,lever,kind,level,start,end,people,orders,joins,control
+                 t1,a, Touch Frequency ,One_To_One,0,2024-01-10,2024-02-10,1000,50,,yes
+                 t1,b,touch_frequency,one_to_one,2,2024-01-10,2024-02-11,1000,60,,no
+                 t1,b,touch_frequency,one_to_one,2,2024-01-10,2024-02-11,1000,60,,no
+                 s1,low,channel_spend,sms,1000,2024-01-10,2024-01-20,,,3,
+                 s1,high,channel_spend,sms,5000,2024-01-10,2024-01-20,,,9,""")
+    (folder / "columns.yaml").write_text("tests: {test id: test_id}\n")
+    b = load_bundle(folder)
+    assert b.report.count("lever_names_normalised", "tests") == 1
+    assert b.report.count("kind_names_normalised", "tests") == 1
+    assert b.report.count("repeated_arm_rows", "tests") == 1
+    assert b.tests["lever"].tolist() == ["channel_spend"] * 2 + ["touch_frequency"] * 2
+    assert b.tests["control"].tolist()[2:] == [True, False]
+    assert b.tests["people"].isna().sum() == 2
+    assert b.tests.loc[b.tests["test_id"] == "s1", "joins"].tolist() == [3, 9]
+    cut = b.until("2024-02-10")  # t1's arm b ends on the 11th: the whole test is unknown
+    assert cut.tests["test_id"].tolist() == ["s1", "s1"]
+    assert cut.report.count("after_as_of", "tests") == 3  # rows, the repeat included
+    assert len(b.until("2024-02-11").tests) == 4

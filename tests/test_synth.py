@@ -50,7 +50,7 @@ def test_files_follow_the_contract(bundle_dir: Path) -> None:
     truth = json.loads((bundle_dir / "truth.json").read_text())
     start = pd.Timestamp(truth["window"]["start"])
     as_of = pd.Timestamp(truth["window"]["as_of"])
-    tables = {name: read(bundle_dir, name) for name in COLUMNS if name != "touches"}
+    tables = {name: read(bundle_dir, name) for name in COLUMNS if name not in ("touches", "tests")}
     for name, frame in tables.items():
         assert list(frame.columns) == COLUMNS[name], name
     orders, contacts = tables["orders"], tables["contacts"]
@@ -223,3 +223,22 @@ def test_window_options(minimal) -> None:
     bundle = synthesize(minimal, process="bgnbd", start=pd.Timestamp("2025-10-01").date())
     assert bundle.truth["window"]["days"] == (minimal.start_date
                                               - pd.Timestamp("2025-10-01").date()).days
+
+
+def test_tests_file_loads_with_its_truth(tmp_path: Path) -> None:
+    """``synth --tests``: the tests file passes the loader's checks and truth.json holds
+    the designs and the scenario's touch policy."""
+    from simdomain.data import load_bundle
+    from simdomain.scenario import load_scenario
+    from simdomain.synth import synthesize, write_bundle
+
+    scenario = load_scenario(Path(__file__).parent / "fixtures" / "touch_brand.yaml")
+    bundle = synthesize(scenario, seed=2, history_days=120, tests=True)
+    write_bundle(bundle, tmp_path / "b")
+    loaded = load_bundle(tmp_path / "b")
+    assert loaded.tests["test_id"].nunique() == 3
+    assert loaded.tests.groupby("test_id").size().min() >= 2
+    truth = json.loads((tmp_path / "b" / "truth.json").read_text())
+    assert truth["tests"]["touch_policy"]["one_to_one"]["uplift"] == 0.05
+    again = synthesize(scenario, seed=2, history_days=120, tests=True)
+    pd.testing.assert_frame_equal(bundle.tests, again.tests)

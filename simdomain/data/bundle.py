@@ -26,6 +26,7 @@ from simdomain.data.orders import clean_orders
 from simdomain.data.parse import Rejects, parse_table
 from simdomain.data.read import find_tables, read_table
 from simdomain.data.report import CleaningReport
+from simdomain.data.tests_table import clean_tests
 from simdomain.errors import InputError, Problem
 
 MAX_SHOWN = 10
@@ -61,6 +62,11 @@ class Bundle:
         (one_to_one/group/moments), ``count`` (1 per event row). None if absent.
     spend
         ``month`` (``YYYY-MM``), ``channel``, ``spend_cny``, ``contacts``. None if absent.
+    tests
+        One row per arm of a test (see :mod:`simdomain.data.tests_table`): ``test_id,
+        arm, lever, kind, level, start, end, people, adds, orders, deletions, joins``
+        (Int64, missing where not measured), ``stage`` (empty: everyone), ``control`` and
+        ``settled`` (boolean, missing if not given). None if absent.
     report
         The counted warnings, row counts and money accounting.
     rejects
@@ -87,6 +93,7 @@ class Bundle:
     as_of: pd.Timestamp | None
     source: str
     _end: pd.Timestamp | None = field(repr=False)
+    tests: pd.DataFrame | None = None
     _options: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -99,7 +106,8 @@ class Bundle:
 
         Everything after it is removed before cleaning (so a later refund does not
         reduce an earlier order), deletions after it undone, spend months after it
-        removed: the folder is read again with ``as_of=date`` and the same options
+        removed, tests not over by then removed: the folder is read again with
+        ``as_of=date`` and the same options
         (never beyond this bundle's own ``as_of``), so a large bundle holds no second
         copy of its data.
         """
@@ -118,7 +126,7 @@ def load_bundle(folder: str | Path, *, as_of: dt.date | dt.datetime | str | None
     ----------
     folder
         The bundle: ``orders`` (required), ``contacts``, ``members``, ``referrals``,
-        ``touches``, ``spend`` as ``.csv``, ``.csv.gz`` or ``.parquet``, and optionally
+        ``touches``, ``spend``, ``tests`` as ``.csv``, ``.csv.gz`` or ``.parquet``, and optionally
         ``columns.yaml`` mapping the brand's column names to ours.
     as_of
         Cut the data at this date (included): later events are dropped, later
@@ -190,7 +198,9 @@ def load_bundle(folder: str | Path, *, as_of: dt.date | dt.datetime | str | None
     _share_ids(parsed, dictionaries)
     options = {"columns": columns, "skip_bad_rows": skip_bad_rows,
                "aggregate_duplicates": aggregate_duplicates, "progress": progress}
-    return _build(parsed, end=end, as_of=_stamp(as_of), options=options, source=str(folder),
+    return _build(parsed, end=end, as_of=_stamp(as_of),
+                  options=options, names={t: files[t].name for t in files},
+                  source=str(folder),
                   rejects=bad if skip_bad_rows else None, rows=rows, skipped=skipped)
 
 
@@ -254,7 +264,7 @@ def _stamp(at) -> pd.Timestamp | None:
 
 
 def _build(parsed: dict[str, pd.DataFrame], *, end: pd.Timestamp | None,
-           as_of: pd.Timestamp | None, options: dict,
+           as_of: pd.Timestamp | None, options: dict, names: dict[str, str],
            source: str, rejects: pd.DataFrame | None, rows: dict[str, dict[str, int]],
            skipped: list[dict]) -> Bundle:
     report = CleaningReport(entries=skipped, rows=rows)
@@ -277,11 +287,20 @@ def _build(parsed: dict[str, pd.DataFrame], *, end: pd.Timestamp | None,
         "spend": rules.clean_spend(tables["spend"], report) if "spend" in tables else None,
     }
     rules.cross_check(clean["orders"], clean["contacts"], report)
+    span = span_of(clean)
+    if "tests" in tables:
+        channels = None
+        if clean["contacts"] is not None or clean["spend"] is not None:
+            channels = {str(c) for t in ("contacts", "spend") if clean[t] is not None
+                        for c in clean[t]["channel"].dropna().unique()}
+        known = span if end is None else (span[0], end - pd.Timedelta(1, "ns"))
+        clean["tests"] = clean_tests(tables["tests"], names["tests"], report,
+                                     channels=channels, span=known)
     for table, frame in clean.items():
         if frame is not None:
             report.rows.setdefault(table, {"read": len(frame)})["kept"] = len(frame)
             clean[table] = frame.drop(columns="_row")
     return Bundle(**clean, report=report, rejects=rejects,
-                  span=span_of(clean), as_of=as_of, source=source, _end=end,
+                  span=span, as_of=as_of, source=source, _end=end,
                   _options=options)
 

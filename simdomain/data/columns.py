@@ -25,7 +25,8 @@ class Column:
 
     ``kind`` says how its cells are read: ``id`` (text identifying a person), ``time``,
     ``money`` (yuan), ``spend`` (yuan, 0 or more), ``count`` (a whole number 0 or more), ``text`` (kept as is),
-    ``category`` (a short code), ``deleted_by``, ``touch_kind`` or ``month``.
+    ``category`` (a short code), ``flag`` (yes/no), ``deleted_by``, ``touch_kind`` or
+    ``month``.
     """
 
     name: str
@@ -80,6 +81,24 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column("channel", "category", True, ("channel_code", "渠道")),
         Column("spend_cny", "spend", True, ("spend", "cost", "cost_cny", "花费", "费用")),
         Column("contacts", "count", False, ("reached", "contacts_reached", "触达人数")),
+    ),
+    "tests": (
+        Column("test_id", "category", True, ("test", "experiment", "experiment_id", "实验",
+                                             "实验id")),
+        Column("arm", "category", True, ("variant", "arm_id", "cell", "组别", "实验组")),
+        Column("lever", "category", True, ("factor", "变量")),
+        Column("kind", "category", True, ("lever_kind", "channel", "类型")),
+        Column("level", "money", True, ("value", "dose", "水平")),
+        Column("start", "time", True, ("start_date", "started_at", "开始日期")),
+        Column("end", "time", True, ("end_date", "ended_at", "结束日期")),
+        Column("people", "count", False, ("n", "size", "users", "人数")),
+        Column("adds", "count", False, ("new_adds", "加粉数")),
+        Column("orders", "count", False, ("order_count", "订单数")),
+        Column("deletions", "count", False, ("deletes", "删除数")),
+        Column("joins", "count", False, ("new_members", "入会数")),
+        Column("stage", "category", False, ("segment", "阶段")),
+        Column("control", "flag", False, ("is_control", "对照组")),
+        Column("settled", "flag", False, ("warm", "existing_users", "老用户")),
     ),
 }
 """Every table of a bundle and its columns; ``orders`` is the only required table."""

@@ -2,7 +2,7 @@
 
 Events at or after ``end`` (exclusive) are removed, deletions at or after it undone (the
 person was still a contact then) and spend months after the one holding the last
-included instant removed. Used for ``as_of`` and for :meth:`Bundle.until` (backtests):
+included instant removed, tests not over by then removed whole. Used for ``as_of`` and for :meth:`Bundle.until` (backtests):
 both cut before cleaning, so a later refund never reduces an earlier order.
 """
 
@@ -13,10 +13,14 @@ import datetime as dt
 import pandas as pd
 
 from simdomain.data.report import CleaningReport, examples
+from simdomain.data.tests_table import cut_tests
 from simdomain.errors import InputError, Problem
 
 TIME_COLUMN = {"orders": "ordered_at", "contacts": "added_at", "members": "joined_at",
                "referrals": "at", "touches": "at"}
+
+
+_TIME = {**TIME_COLUMN, "tests": "test_id end"}
 
 
 def cut_end(at: dt.date | dt.datetime | str | pd.Timestamp) -> pd.Timestamp:
@@ -48,10 +52,12 @@ def cut(parsed: dict[str, pd.DataFrame], end: pd.Timestamp, report: CleaningRepo
         if table == "spend":
             last_month = (end - pd.Timedelta(1, "ns")).strftime("%Y-%m")
             late = (frame["month"] > last_month).to_numpy(bool)
+        elif table == "tests":
+            late = cut_tests(frame, end)
         else:
             late = (frame[TIME_COLUMN[table]] >= end).to_numpy(bool)
         report.add(table, "after_as_of", int(late.sum()),
-                   examples(frame, late, [*TIME_COLUMN.get(table, "month").split(), "customer_id"]))
+                   examples(frame, late, [*_TIME.get(table, "month").split(), "customer_id"]))
         if table == "orders":
             report.money["after_as_of_cny"] = float(frame["amount"][late].sum())
         if late.any():
@@ -71,7 +77,7 @@ def cut(parsed: dict[str, pd.DataFrame], end: pd.Timestamp, report: CleaningRepo
 def count_future(parsed: dict[str, pd.DataFrame], report: CleaningReport) -> None:
     """Count events after today (kept: no ``as_of`` was given to cut them)."""
     tomorrow = pd.Timestamp(dt.date.today()) + pd.Timedelta(days=1)
-    for table, column in TIME_COLUMN.items():
+    for table, column in {**TIME_COLUMN, "tests": "end"}.items():
         if table in parsed:
             frame = parsed[table]
             late = (frame[column] >= tomorrow).to_numpy(bool)
@@ -83,7 +89,7 @@ def span_of(tables: dict[str, pd.DataFrame | None]) -> tuple[pd.Timestamp, pd.Ti
     """The first and last event times over every table (deletions included)."""
     lows, highs = [], []
     for table, frame in tables.items():
-        if frame is None or frame.empty or table == "spend":
+        if frame is None or frame.empty or table in ("spend", "tests"):
             continue
         columns = [TIME_COLUMN[table]] + (["deleted_at"] if table == "contacts" else [])
         for column in columns:

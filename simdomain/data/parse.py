@@ -302,6 +302,21 @@ def parse_month(array: pa.ChunkedArray):
     return months.to_numpy(), failed, "is not a month (YYYY-MM)"
 
 
+_FLAG = {"true": True, "false": False, "yes": True, "no": False, "y": True, "n": False,
+         "1": True, "0": False, "1.0": True, "0.0": False, "是": True, "否": False}
+
+
+def parse_flag(array: pa.ChunkedArray):
+    """Yes/no cells (true/false, yes/no, 1/0, 是/否) as a nullable boolean."""
+    if pa.types.is_boolean(array.type):
+        return pd.array(array.to_pandas(), dtype="boolean"), None, ""
+    text = pd.Series(_as_string(array).to_pandas(), dtype=object).str.lower()
+    values = text.map(_FLAG)
+    failed = (text.notna() & (text != "") & values.isna()).to_numpy(bool)
+    return pd.array(values.where(values.notna(), None), dtype="boolean"), failed, \
+        "is not yes or no (true/false, 1/0)"
+
+
 def parse_enum(mapping: dict[str, str], expected: str):
     def parse(array: pa.ChunkedArray):
         text = pd.Series(_as_string(array).to_pandas(), dtype=object).str.lower()
@@ -314,6 +329,6 @@ def parse_enum(mapping: dict[str, str], expected: str):
 
 _PARSERS = {"id": parse_id, "category": parse_category, "text": parse_text,
             "money": parse_money, "spend": parse_spend, "count": parse_count, "time": parse_time,
-            "month": parse_month,
+            "month": parse_month, "flag": parse_flag,
             "deleted_by": parse_enum(_DELETED_BY, "customer or staff"),
             "touch_kind": parse_enum(_TOUCH_KIND, "one_to_one, group or moments")}

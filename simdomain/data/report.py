@@ -28,7 +28,7 @@ TREATMENTS: dict[str, str] = {
     "refunds_dropped": "refunds with no earlier order of the customer: dropped",
     "cancelled_orders": "orders netted by refunds to 0 yuan or less: dropped as cancelled",
     "zero_amount": "orders of 0 yuan without any refund (gifts, points): kept",
-    "after_as_of": "events after as_of: dropped",
+    "after_as_of": "events after as_of (tests: not over by then): dropped",
     "deletions_after_as_of": "deletions after as_of: undone (the person is still a contact)",
     "future_dates": "events after today while no as_of was given: kept (give as_of to cut)",
     "unsorted": "rows not in time order in the file: sorted by time",
@@ -46,6 +46,11 @@ TREATMENTS: dict[str, str] = {
     "self_referrals": "people referring themselves: dropped",
     "referred_twice": "people referred more than once: the earliest referral kept",
     "spend_rows_merged": "several spend rows for one month and channel: summed",
+    "lever_names_normalised": "test levers written in another case or with spaces: read as "
+                              "touch_frequency, content_mix, channel_spend or reward",
+    "kind_names_normalised": "test kinds written in another case or with spaces: read as "
+                             "the code (one_to_one, a channel, ...)",
+    "repeated_arm_rows": "a test's arm repeated row for row: kept once",
     "bad_rows_skipped": "rows with a cell that cannot be read (skip_bad_rows=True): dropped, "
                         "listed in rejects",
 }

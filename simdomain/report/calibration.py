@@ -66,6 +66,37 @@ def _tracking_figure(frame: pd.DataFrame) -> tuple[Figure, Any]:
     return fig, ax
 
 
+def _tests_section(twin: Any) -> tuple[str, str] | None:
+    """Each touch test's arms and counts, observed and fitted, what each arm's level moved
+    (with its 90% interval), the fitted effects and the lack-of-fit check."""
+    arms = getattr(twin, "tests", None)
+    observed = getattr(twin, "observational", None)
+    if (arms is None or arms.empty) and observed is None:
+        return None
+    log = "" if observed is None else (
+        "<h3>From the touch log (observational)</h3><p>Who is touched is chosen: staff "
+        "message the people likely to act, so these are associations, not effects. They "
+        "count only where no test covers an effect, and as a wide prior elsewhere.</p>"
+        + _table(observed))
+    if arms is None or arms.empty:
+        return "Touch effects from the touch log", log
+    from simdomain.twin.effects import lack_of_fit
+
+    effects = twin.estimates[twin.estimates["parameter"].str.contains(
+        r"touch_policy\.|^touch\.", regex=True)]
+    shown = arms.rename(columns={"moved_pct": "moved %", "moved_low_pct": "low %",
+                                 "moved_high_pct": "high %"})
+    check = lack_of_fit(arms)
+    text = ("<p>Each arm's expected count is its people times a base rate per test and "
+            "outcome times the mean-field multiplier of its level; <em>moved</em> is the "
+            "arm's rate over the lowest level's. A small p-value in the check says the "
+            "arms do not follow the mean-field response (e.g. a response that "
+            "saturates).</p>")
+    return ("Touch tests: what each moved", text + _table(shown, "{:,.4g}")
+            + "<h3>Fitted touch effects (90% intervals)</h3>" + _table(effects)
+            + "<h3>Check: arms against the fitted split</h3>" + _table(check) + log)
+
+
 def write_calibration_report(twin: Any, history: Any, folder: Path) -> str:
     """Write ``calibration.html`` (and its figures) into a twin's folder; return its name."""
     figures = Figures(folder)
@@ -90,6 +121,9 @@ def write_calibration_report(twin: Any, history: Any, folder: Path) -> str:
         ("People by value tier", _table(by_segment, "{:,.1f}")),
         ("What could not be fitted", f"<ul>{notes}</ul>"),
     ]
+    tests = _tests_section(twin)
+    if tests is not None:
+        sections.insert(2, tests)
     (folder / "calibration.html").write_text(
         _page(f"Calibration of {twin.scenario['name']} (data up to {history.as_of})", sections),
         encoding="utf-8")

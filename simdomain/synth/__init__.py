@@ -32,6 +32,7 @@ def synthesize(
     history_days: int | None = None,
     start: dt.date | None = None,
     messy: bool = False,
+    tests: bool = False,
     progress: bool | None = False,
 ) -> Bundle:
     """A data bundle of the history before ``scenario.start_date``, with its truth.
@@ -52,6 +53,10 @@ def synthesize(
         before the scenario's start date.
     messy
         Add the dirt of real exports (see :func:`make_messy`), counted in truth.json.
+    tests
+        Add a ``tests`` file: a 1:1 frequency, a group posts and (with two contents or
+        more) a content-mix test, each arm simulated by the engine with the scenario's
+        touch effects (see :mod:`simdomain.synth.tests`), recorded in truth.json.
     progress
         Progress bar for the engine's simulation; ``None`` shows it on a terminal.
 
@@ -75,4 +80,9 @@ def synthesize(
                                   f"({window.days} days): a bundle needs orders")])
     if messy:
         bundle = make_messy(bundle, stream(np.random.SeedSequence(seed), "messy"))
+    if tests:
+        from simdomain.synth.tests import synth_tests
+
+        bundle.tests, bundle.truth["tests"] = synth_tests(
+            scenario, window, np.random.SeedSequence(seed, spawn_key=(0x7E57,)))
     return bundle

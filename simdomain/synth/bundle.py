@@ -4,7 +4,8 @@ The bundle's column contract (shared with the loader): ``orders`` (customer_id,
 ordered_at, amount, order_id, channel, items), ``contacts`` (customer_id, added_at,
 channel, staff_id, deleted_at, deleted_by), ``members`` (customer_id, joined_at, tier),
 ``referrals`` (referrer_id, referred_id, at), ``spend`` (month, channel, spend_cny,
-contacts) and optionally ``touches`` (customer_id, at, kind, count). Times are written as
+contacts) and optionally ``touches`` (customer_id, at, kind, count) and ``tests`` (one
+row per arm, see :mod:`simdomain.synth.tests`). Times are written as
 ``YYYY-MM-DD HH:MM:SS``, months as ``YYYY-MM``, money in yuan, and ``truth.json`` holds
 the generating process, its parameters, the seed and the counts. Per-person latent
 truth (rates, dropout), if any, goes to ``truth/customers.parquet``.
@@ -31,6 +32,8 @@ COLUMNS: dict[str, list[str]] = {
     "referrals": ["referrer_id", "referred_id", "at"],
     "spend": ["month", "channel", "spend_cny", "contacts"],
     "touches": ["customer_id", "at", "kind", "count"],
+    "tests": ["test_id", "arm", "lever", "kind", "level", "start", "end", "people", "adds",
+              "orders", "deletions", "joins", "stage", "control", "settled"],
 }
 """Columns of each bundle file, in the order written."""
 
@@ -54,15 +57,18 @@ class Bundle:
     spend: pd.DataFrame
     truth: dict[str, Any]
     touches: pd.DataFrame | None = None
+    tests: pd.DataFrame | None = None
     latent: pd.DataFrame | None = field(default=None, repr=False)
     """One row per generated person with their latent truth (rates, dropout)."""
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        """The bundle's files by name (``touches`` only when present)."""
+        """The bundle's files by name (``touches`` and ``tests`` only when present)."""
         tables = {"orders": self.orders, "contacts": self.contacts, "members": self.members,
                   "referrals": self.referrals, "spend": self.spend}
         if self.touches is not None:
             tables["touches"] = self.touches
+        if self.tests is not None:
+            tables["tests"] = self.tests
         return tables
 
 

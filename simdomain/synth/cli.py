@@ -29,6 +29,9 @@ def register(commands: Any) -> None:
                         help="first day of the history (YYYY-MM-DD)")
     synth.add_argument("--messy", action="store_true",
                        help="add the dirt of real exports (counted in truth.json)")
+    synth.add_argument("--tests", action="store_true",
+                       help="add a tests file: touch frequency and content-mix tests with "
+                            "the scenario's effects, each arm simulated (truth in truth.json)")
     synth.add_argument("--format", choices=("csv", "parquet"), default="csv")
     synth.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                        help="override a scenario field, e.g. channels.x.monthly_spend_cny=0")
@@ -42,7 +45,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.file, args.set)
     bundle = synthesize(scenario, process=args.process, seed=args.seed,
                         history_days=args.history_days, start=args.start, messy=args.messy,
-                        progress=False if args.quiet else None)
+                        tests=args.tests, progress=False if args.quiet else None)
     files = write_bundle(bundle, args.out, format=args.format)
     if not args.quiet:
         counts, window = bundle.truth["counts"], bundle.truth["window"]

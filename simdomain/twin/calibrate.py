@@ -67,6 +67,12 @@ class Twin:
         (``pnbd.r``, ``pnbd.alpha``, ``pnbd.s``, ``pnbd.beta``, ``deletion.shape``).
     estimates
         One row per fitted parameter: ``parameter, estimate, low, high, basis``.
+    tests
+        One row per arm and outcome of the touch tests, observed against fitted
+        (:mod:`simdomain.twin.effects`), or None.
+    observational
+        Touch effects read off the touch log, with how each was used
+        (:mod:`simdomain.twin.touchfit`), or None.
     messages
         What was assumed or could not be fitted, in words.
     """
@@ -77,6 +83,8 @@ class Twin:
     parameters: pd.DataFrame
     estimates: pd.DataFrame
     messages: list[str] = field(default_factory=list)
+    tests: pd.DataFrame | None = None
+    observational: pd.DataFrame | None = None
 
 
 def _interval_note(estimate: float, low: float, high: float, basis: str) -> str:
@@ -135,6 +143,8 @@ def calibrate(
     seed: int = 0,
     seasons: bool = True,
     holdout_days: int = 90,
+    tests: pd.DataFrame | None = None,
+    touches: pd.DataFrame | None = None,
 ) -> Twin:
     """Fit every process the data shows and assemble the twin.
 
@@ -159,6 +169,9 @@ def calibrate(
     holdout_days
         Measure the order model's error on this many last days of the data
         (:mod:`simdomain.twin.selfcheck`) and carry it in the draws; 0 to skip.
+    tests, touches
+        The bundle's tests and touch log: touch effects are fitted from the touch tests,
+        the log only where no test informs an effect (:mod:`simdomain.twin.touchfit`).
     """
     rng = np.random.default_rng(seed)
     people = history.people
@@ -267,6 +280,13 @@ def calibrate(
         b.notes[("campaigns",)] = ("fitted: month index and sale spikes of the repeat orders "
                                    "(see estimates.csv), repeated on the same calendar days"
                                    + ("; the base's campaigns kept" if base else ""))
+    arms = observed = None
+    if (tests is not None and len(tests)) or (touches is not None and len(touches)):
+        from simdomain.twin.touchfit import calibrate_effects
+
+        fit, observed = calibrate_effects(b, scenario, messages, tests=tests, history=history,
+                                          touches=touches)
+        arms = None if fit is None else fit.arms
     population = population_frame(history, tiers, deletion, order_fit.params)
     counts = population["stage"].value_counts()
     scenario["initial_pool"] = {stage: int(counts.get(stage, 0)) for stage in STAGES}
@@ -280,7 +300,8 @@ def calibrate(
     parameters = pd.concat([pd.DataFrame([{"draw": 0, **point}]), parameters],
                            ignore_index=True)
     return Twin(scenario=scenario, notes=b.notes, population=population,
-                parameters=parameters, estimates=pd.DataFrame(b.rows), messages=messages)
+                parameters=parameters, estimates=pd.DataFrame(b.rows), messages=messages,
+                tests=arms, observational=observed)
 
 
 def _point(column: str, b: _Builder, fit: btyd.ParetoNBDFit, deletion: DeletionFit | None) -> float:

@@ -95,7 +95,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                                 members=bundle.members, referrals=bundle.referrals)
         twin = calibrate(history, spend=bundle.spend, referrals=bundle.referrals, base=base,
                          name=_name(Path(args.data)), horizon_days=args.horizon_days,
-                         draws=args.draws, seed=args.seed)
+                         draws=args.draws, seed=args.seed, tests=bundle.tests,
+                         touches=bundle.touches)
         files = _write_twin(out, twin, history, bundle)
     if not args.quiet:
         print(str(bundle.report))
