@@ -208,29 +208,33 @@ _NORMALS = np.random.default_rng(11).standard_normal((4000, 2))
 posterior, so the brute force's plans differ by the posteriors, not by sampling)."""
 
 
-def test_a_touch_arms_mean_is_the_engines_build_up_summed_in_closed_form():
-    """Customers messaged 3 times a week, the other touches at the scenario's levels: the
-    orders of ``days`` days are ``n r sum_t (1 + U (1 - q^t) / (1 - q))``, and the sum of the
-    geometric build-up is ``D - q (1 - q^D) / (1 - q)`` (arithmetic, not the code's loop)."""
+def test_a_touch_tests_arms_start_from_the_settled_levels():
+    """Customers settled under the scenario's touches: the control arm (the current 2 a
+    week) stays at the settled engagement ``U / (1 - q)`` every day, so its orders are
+    ``n r D (1 + U / (1 - q))``; an arm of 3 a week moves from there towards its own
+    level, so it orders more than the control and less than settled at 3 a week."""
     from simdomain.advise.levers import touch_means
     from simdomain.scenario import load_scenario
 
     scenario = load_scenario(Path(__file__).parent / "fixtures" / "minimal.yaml")
     policy, life = scenario.touch_policy, scenario.lifecycle
     days, people = 28, 1000
-    daily = (3 / 7 * policy.one_to_one.reach * policy.one_to_one.uplift
-             + policy.group.posts_per_day * policy.group.view_rate
-             * policy.group.share_in_groups * policy.group.uplift_per_view
-             + policy.moments.posts_per_day * policy.moments.view_rate
-             * policy.moments.uplift_per_view)
+
+    def daily(per_week: float) -> float:
+        return (per_week / 7 * policy.one_to_one.reach * policy.one_to_one.uplift
+                + policy.group.posts_per_day * policy.group.view_rate
+                * policy.group.share_in_groups * policy.group.uplift_per_view
+                + policy.moments.posts_per_day * policy.moments.view_rate
+                * policy.moments.uplift_per_view)
+
     q = 0.5 ** (1 / policy.engagement_half_life_days)
-    build = days - q * (1 - q**days) / (1 - q)
     segments = list(scenario.segments.values())
     share = np.array([s.share for s in segments])
     repeat = life.repeat_order * share @ [s.propensity.repeat_order for s in segments]
-    expected = people * repeat * (days + daily * build / (1 - q))
-    means = touch_means(scenario, "one_to_one", (3,), people, days, np.array([0, 1.0, 0, 0]))
-    assert means[0] == pytest.approx(expected, rel=1e-12)
+    means = touch_means(scenario, "one_to_one", (2, 3), people, days, np.array([0, 1.0, 0, 0]))
+    settled = people * repeat * days
+    assert means[0] == pytest.approx(settled * (1 + daily(2) / (1 - q)), rel=1e-12)
+    assert settled * (1 + daily(2) / (1 - q)) < means[3] < settled * (1 + daily(3) / (1 - q))
 
 
 def test_spend_tests_cost_the_spend_beyond_the_plan_less_the_adds_it_buys():

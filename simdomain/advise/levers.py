@@ -12,11 +12,10 @@ Two kinds of test, each on one uncertain *lever*:
 - **Touch frequency** (``touch:<kind>``, block ``value``): two arms of ``people`` each,
   the current frequency of 1:1 messages (per week) or of group or moments posts (per
   day) against another, for ``days`` days; orders, joins and deletions counted per arm
-  (Poisson). The arms' means are the mean field of the engine's touch model: people
-  start the test with no build-up, each arm's touches (the tested kind at the arm's
-  frequency, the others at the scenario's) build engagement and fatigue day by day with
-  their half-lives, orders and joins take ``1 + engagement``, deletions the
-  fatigue multiplier, over the base rates of the pool's stage mix.
+  (Poisson). The arms' means are the touch-effects fit's own mean field
+  (:func:`simdomain.twin.effects.arm_means`) for people of the pool's stage mix settled
+  under the scenario's touches: from the first day each arm's engagement and fatigue move
+  from the settled levels toward its own, with their half-lives.
 
 Costs: a spend test costs the spend above what the plan spends on the channel in those
 days, less the extra adds it is expected to bring (the draws' mean) at the plan's
@@ -36,6 +35,9 @@ import numpy as np
 from simdomain.advise.preposterior import Outcome
 from simdomain.advise.replan import VALUE, curve_block
 from simdomain.scenario.model import STAGES, Scenario
+from simdomain.twin.effects import Arm as EffectsArm
+from simdomain.twin.effects import Design as EffectsDesign
+from simdomain.twin.effects import arm_means
 
 DAYS_PER_MONTH = 30.4
 MIN_PEOPLE = 1000
@@ -143,65 +145,19 @@ def touch_frequency(scenario: Scenario, kind: str) -> float:
                  else getattr(policy, kind).posts_per_day)
 
 
-def _loads(scenario: Scenario, kind: str, frequency: float) -> tuple[float, float]:
-    """Daily uplift and fatigue per person from every touch, ``kind`` at ``frequency`` and
-    the others at the scenario's (everyone in a group test's arms is in the groups)."""
-    policy = scenario.touch_policy
-    one, group, moments = policy.one_to_one, policy.group, policy.moments
-    views = {"one_to_one": (frequency if kind == "one_to_one" else one.per_week) / 7 * one.reach,
-             "group": (frequency if kind == "group" else group.posts_per_day) * group.view_rate
-             * (1.0 if kind == "group" else group.share_in_groups),
-             "moments": (frequency if kind == "moments" else moments.posts_per_day)
-             * moments.view_rate}
-    effect = {"one_to_one": (one.uplift, one.fatigue),
-              "group": (group.uplift_per_view, group.fatigue_per_view),
-              "moments": (moments.uplift_per_view, moments.fatigue_per_view)}
-    uplift = sum(views[k] * effect[k][0] for k in TOUCH_KINDS)
-    fatigue = sum(views[k] * effect[k][1] for k in TOUCH_KINDS)
-    return uplift, fatigue
-
-
-def _base(scenario: Scenario) -> np.ndarray:
-    """``(stages, 3)`` daily orders, joins, deletions per person with no touches."""
-    life = scenario.lifecycle
-    segs = list(scenario.segments.values())
-    share = np.array([s.share for s in segs]) / sum(s.share for s in segs)
-
-    def mean(name: str) -> float:
-        return float(share @ np.array([getattr(s.propensity, name) for s in segs]))
-
-    repeat = life.repeat_order * mean("repeat_order")
-    member = repeat * life.member_order_multiplier
-    rows = {"fan": (life.first_order * mean("first_order"), 0.0),
-            "customer": (repeat, life.join * mean("join")),
-            "member": (member, 0.0), "koc": (member, 0.0)}
-    return np.array([[*rows[s], life.deletion[s] * mean("deletion")] for s in STAGES])
-
-
 def touch_means(scenario: Scenario, kind: str, arms: tuple[float, ...], people: int,
                 days: int, mix: np.ndarray) -> np.ndarray:
     """``(arms * 3,)`` expected orders, joins and deletions of each arm of a frequency
-    test under ``scenario``'s effects; ``mix`` is the stage mix of the people tested."""
-    policy = scenario.touch_policy
-    base = _base(scenario)
-    t = np.arange(days) + 1.0
-
-    def build_up(half_life: float) -> np.ndarray:
-        keep = 0.5 ** (1 / half_life)
-        return (1 - keep**t) / (1 - keep)
-
-    engage, tire = build_up(policy.engagement_half_life_days), build_up(policy.fatigue_half_life_days)
-    out = []
-    for frequency in arms:
-        uplift, fatigue = _loads(scenario, kind, frequency)
-        lift = 1 + uplift * engage
-        level = np.maximum(fatigue * tire, 0.0)
-        deletion = 1 + (policy.fatigue_sensitivity or 1.0) * np.maximum(
-            level - policy.fatigue_tolerance, 0.0)
-        rates = mix @ base  # (3,)
-        out += [people * rates[0] * lift.sum(), people * rates[1] * lift.sum(),
-                people * rates[2] * deletion.sum()]
-    return np.array(out)
+    test under ``scenario``'s effects, for people of the stage ``mix`` settled under the
+    scenario's touches (the mean field of :func:`simdomain.twin.effects.arm_means`, one
+    arm per stage, summed)."""
+    present = [(stage, float(w)) for stage, w in zip(STAGES, mix) if w > 0]
+    design = EffectsDesign("advise", "touch_frequency", kind, days, tuple(
+        EffectsArm(f"{i}", float(level), people * w, stage)
+        for i, level in enumerate(arms) for stage, w in present), settled=True)
+    table = arm_means(scenario, design)
+    return (table.groupby("arm", sort=False)[["orders", "joins", "deletions"]].sum()
+            .loc[[str(i) for i in range(len(arms))]].to_numpy().ravel())
 
 
 def frequency_designs(scenario: Scenario, kind: str, pool: float, cost_per_person: float,
