@@ -38,11 +38,11 @@ def advice_text(advice: Advice, top: int = 15) -> str:
     if table.empty:
         lines.append("no test to offer")
         return "\n".join(lines)
-    lines.append(f"\n{'#':>3} {'lever':<28} {'design':<44} {'cost':>10} "
+    lines.append(f"\n{'#':>3} {'lever':<26} {'design':<56} {'cost':>10} "
                  f"{'EVSI ± se':>22} {'chance':>8} {'net':>11}")
     for r in table.itertuples():
         tie = "=" if r.tied_with_above else " "
-        lines.append(f"{r.rank:>3}{tie}{r.lever[:28]:<28} {r.design[:44]:<44} "
+        lines.append(f"{r.rank:>3}{tie}{r.lever[:26]:<26} {r.design[:56]:<56} "
                      f"¥{r.cost_cny:>9,.0f} ¥{r.evsi_cny:>10,.0f} ± {r.evsi_se_cny:>8,.0f} "
                      f"{r.chance_gain:>+8.1%} ¥{r.net_value_cny:>10,.0f}")
     lines.append(f"\n'=': within two standard errors of the test above (J = {o.outer} "
