@@ -12,7 +12,11 @@ moments posts, referral with fraud and tiers, a campaign, three segments):
    pool replaced by 1,000,000 known people (stage, source, tenure, order history,
    dormancy) carrying their own order, dormancy and deletion multipliers (gamma, heavy
    tailed), and new joiners drawing theirs; its time as a ratio to the plain run
-   (goal: at most 2x).
+   (goal: at most 2x);
+5. :func:`report_sharded`: the big run split into 2 shards on a local Dask cluster of 2
+   worker processes against the same run in one process (``simulate``, merge included),
+   each in a fresh subprocess: wall time and peak memory of the process and of each
+   worker (``--sharded-only`` runs just this).
 
 Speed is in agent-days per second: the people in the pool summed over the days
 simulated, divided by the wall time of one replication (the best of ``--repeats`` for
@@ -25,6 +29,7 @@ Usage::
 
     python benchmarks/engine.py            # the full benchmark (a few minutes)
     python benchmarks/engine.py --quick    # small sizes, seconds
+    python benchmarks/engine.py --sharded-only [--quick]   # item 5 alone
 """
 
 from __future__ import annotations
@@ -245,7 +250,95 @@ def main(argv: list[str] | None = None) -> None:
     print(f"twin-like / plain, {args.big_consumers:,} x {args.big_days}: "
           f"{twin['seconds'] / big['seconds']:.2f}x wall, {twin['cpu'] / big['cpu']:.2f}x CPU "
           f"(goal <= 2x)")
+    report_sharded(args.big_consumers, args.big_days)
+
+
+def sharded_child(consumers: int, days: int, shards: int) -> None:
+    """One replication through ``simulate``: in this process (``shards == 0``), or split
+    into ``shards`` on a local Dask cluster of as many worker processes; print wall time
+    and peak memory (this process's and each worker's) as JSON."""
+    from simdomain.simulation import simulate
+
+    scenario = build_scenario(consumers, days)
+    out: dict[str, Any] = {"consumers": consumers, "days": days, "shards": shards,
+                           "start_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if not shards:
+        begin, begin_cpu = time.perf_counter(), time.process_time()
+        result = simulate(scenario, seed=1, reps=1, keep_agents=False)
+        out["seconds"] = time.perf_counter() - begin
+        out["cpu"] = time.process_time() - begin_cpu
+    else:
+        from distributed import Client, LocalCluster
+
+        from simdomain.workers import DaskCluster
+
+        def peak_mb() -> float:
+            import resource
+
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+        import dask
+
+        # Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, which fixes
+        # glibc's mmap threshold: every day's person-sized temporaries are then mapped
+        # and unmapped anew (about 1.6x the CPU time); docs/sharding.md says how to unset it
+        dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
+        begin = time.perf_counter()
+        with LocalCluster(n_workers=shards, threads_per_worker=1, processes=True,
+                          memory_limit=0, dashboard_address=None) as local, \
+                Client(local) as client:
+            client.run(lambda: __import__("simdomain.simulation"))  # imports not timed
+            out["startup_seconds"] = time.perf_counter() - begin
+            out["worker_start_mb"] = sorted(client.run(peak_mb).values())
+            cluster = DaskCluster(local.scheduler_address)
+            cpu_before = client.run(time.process_time)
+            begin, begin_cpu = time.perf_counter(), time.process_time()
+            result = simulate(scenario, seed=1, reps=1, keep_agents=False, shards=shards,
+                              cluster=cluster)
+            out["seconds"] = time.perf_counter() - begin
+            out["cpu"] = time.process_time() - begin_cpu  # the client's
+            out["worker_cpu"] = sorted(after - cpu_before[worker] for worker, after
+                                       in client.run(time.process_time).items())
+            out["worker_peak_mb"] = sorted(client.run(peak_mb).values())
+            cluster.close()
+    out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["agent_days"] = int(result.daily["pool"].sum())
+    out["new_adds"] = int(result.daily["new_adds"].sum())
+    out["orders"] = int(result.daily["orders"].sum())
+    print(json.dumps(out))
+
+
+def report_sharded(consumers: int, days: int, shards: int = 2) -> None:
+    """Print the sharded run against the single process (each in a fresh subprocess)."""
+    runs = []
+    for count in (0, shards):
+        done = subprocess.run([sys.executable, __file__, "--sharded-child", str(consumers),
+                               str(days), str(count)], capture_output=True, text=True,
+                              check=True)
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    single, split = runs
+    print(f"\n{consumers:,} consumers x {days} days, one replication through simulate():")
+    print(f"  one process:                  {single['seconds']:7.1f} s wall, "
+          f"{single['cpu']:.1f} s CPU, "
+          f"peak RSS {single['peak_mb']:,.0f} MB (after imports {single['start_mb']:,.0f} MB); "
+          f"{single['new_adds']:,} adds, "
+          f"{single['orders']:,} orders")
+    workers = ", ".join(f"{mb:,.0f}" for mb in split["worker_peak_mb"])
+    started = ", ".join(f"{mb:,.0f}" for mb in split["worker_start_mb"])
+    cpus = ", ".join(f"{s:.1f}" for s in split["worker_cpu"])
+    print(f"  {shards} shards on {shards} Dask workers: {split['seconds']:7.1f} s wall, CPU "
+          f"{cpus} s per worker and {split['cpu']:.1f} s in the client "
+          f"({single['seconds'] / split['seconds']:.2f}x by wall time; cluster start "
+          f"{split['startup_seconds']:.1f} s not counted), peak RSS per worker {workers} MB "
+          f"(idle {started} MB), client {split['peak_mb']:,.0f} MB; {split['new_adds']:,} "
+          f"adds, {split['orders']:,} orders")
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 5 and sys.argv[1] == "--sharded-child":
+        sharded_child(*(int(x) for x in sys.argv[2:]))
+    elif "--sharded-only" in sys.argv:
+        quick = "--quick" in sys.argv
+        report_sharded(100_000 if quick else 1_000_000, 60 if quick else 365)
+    else:
+        main()

@@ -19,7 +19,15 @@ from typing import TextIO
 
 from simdomain import __version__
 from simdomain.advise import cli as advise_cli
-from simdomain.cliutil import BAD_INPUT, INTERNAL_ERROR, INTERRUPTED, OK, add_simulation_args
+from simdomain.cliutil import (
+    BAD_INPUT,
+    INTERNAL_ERROR,
+    INTERRUPTED,
+    OK,
+    add_cluster_args,
+    add_simulation_args,
+    cluster_from,
+)
 from simdomain.compare import compare
 from simdomain.errors import InputError, Problem, SimdomainWarning
 from simdomain.experiments import cli as experiments_cli
@@ -92,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="simulate a scenario and print its north-star table")
     run.add_argument("file", metavar="FILE")
     add_simulation_args(run)
+    add_cluster_args(run)
     run.add_argument("--agents", action="store_true", help="also write agents.parquet")
     run.set_defaults(command=cmd_run)
 
@@ -99,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("file", metavar="BASE")
     comp.add_argument("others", nargs="*", metavar="OTHER", help="scenario files to compare")
     add_simulation_args(comp)
+    add_cluster_args(comp)
     comp.add_argument("--variant", nargs="+", action="append", default=[],
                       metavar=("NAME", "PATH=VALUE"),
                       help="a variant of the base with overrides, e.g. "
@@ -137,14 +147,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.file, args.set)
     out = args.out if args.out is not None else default_out(scenario.name, source=args.file)
-    with open_folder(out, "run"):  # refused at once if taken, not after the simulation
+    shards = args.shards or 1
+    # the cluster is reached, and the folder taken, at once: not after the simulation
+    with cluster_from(args, tasks=args.reps * shards) as cluster, open_folder(out, "run"):
         result = simulate(scenario, seed=args.seed, reps=args.reps, keep_agents=args.agents,
-                          progress=False if args.quiet else None)
+                          progress=False if args.quiet else None, shards=shards,
+                          cluster=cluster)
         files = write_run(result, out, agents=args.agents)
     if not args.quiet:
         summary = result.summary()
-        print(f"{scenario.name}: {args.reps} replications, seed {args.seed}; the mean and, "
-              "below it, the 90% interval; * = the target is missed in most replications\n")
+        split = f" of {shards} shards each" if shards > 1 else ""
+        print(f"{scenario.name}: {args.reps} replications{split}, seed {args.seed}; the mean "
+              "and, below it, the 90% interval; * = the target is missed in most "
+              "replications\n")
         print(monthly_table(summary))
         print()
         print(targets_table(summary))
@@ -167,9 +182,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.reps < 2:
         raise InputError([Problem("--reps", (), f"needs at least 2 to give intervals, got {args.reps}")])
     out = args.out if args.out is not None else default_out(base.name, prefix="compare-", source=args.file)
-    with open_folder(out, "compare") as folder:
+    shards = args.shards or 1
+    with cluster_from(args, tasks=args.reps * shards) as cluster, \
+            open_folder(out, "compare") as folder:
         comparison = compare(variants, seed=args.seed, reps=args.reps,
-                             progress=False if args.quiet else None)
+                             progress=False if args.quiet else None, shards=shards,
+                             cluster=cluster)
         with folder.stage() as scratch:
             comparison.table.to_csv(scratch / "comparison.csv", index=False)
             for i, (name, result) in enumerate(comparison.results.items()):

@@ -6,9 +6,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
+from simdomain.errors import InputError, Problem
 from simdomain.scenario.model import MAX_CNY
+from simdomain.shards import MAX_SHARDS
+from simdomain.workers import Cluster, is_scheduler_address, open_cluster
 
 OK = 0
 INTERNAL_ERROR = 1
@@ -86,6 +90,44 @@ def add_simulation_args(parser: argparse.ArgumentParser, *, reps: int = 10) -> N
                         help="override a scenario field, e.g. touch_policy.one_to_one.per_week=3")
     parser.add_argument("--out", metavar="DIR", help="output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or tables")
+
+
+def scheduler_address(text: str) -> str:
+    """An argparse type: a Dask scheduler's address, ``[PROTOCOL://]HOST:PORT``."""
+    if not is_scheduler_address(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a scheduler address; expected "
+                                         "tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786")
+    return text
+
+
+def add_cluster_args(parser: argparse.ArgumentParser) -> None:
+    """``--shards``, ``--scheduler`` and ``--workers``: the population split by person."""
+    parser.add_argument("--shards", type=int_in(1, MAX_SHARDS, "a number of shards"),
+                        metavar="N",
+                        help="split the population by person into N shards, each simulating "
+                             "1/N of the world, and merge them (docs/sharding.md); the same "
+                             "seed and N give the same outputs on any number of workers")
+    parser.add_argument("--scheduler", type=scheduler_address, metavar="ADDRESS",
+                        help="run the shards on this dask.distributed scheduler "
+                             "(tcp://HOST:PORT; needs --shards)")
+    parser.add_argument("--workers", type=workers,
+                        help="local worker processes for the shards (default: the cores, "
+                             "at most the shards' tasks; 1 runs them in this process)")
+
+
+@contextmanager
+def cluster_from(args: argparse.Namespace, tasks: int) -> Iterator[Cluster | None]:
+    """The cluster ``--shards``, ``--scheduler`` and ``--workers`` ask for (``None``
+    without ``--shards``), connected before anything is written and released after."""
+    if args.shards is None:
+        for flag, value in (("--scheduler", args.scheduler), ("--workers", args.workers)):
+            if value is not None:
+                raise InputError([Problem(flag, (), "needs --shards N (the outputs depend "
+                                                    "on the number of shards, not of workers)")])
+        yield None
+        return
+    with open_cluster(args.scheduler, args.workers, tasks) as cluster:
+        yield cluster
 
 
 def date(text: str) -> dt.date:

@@ -17,6 +17,7 @@ from scipy import stats
 from simdomain.kpi import ALL, horizon_kpis
 from simdomain.scenario.model import Scenario
 from simdomain.simulation import SimulationResult, simulate
+from simdomain.workers import Cluster
 
 TOTAL = "total"
 """The ``month`` label of KPIs over the whole horizon."""
@@ -44,12 +45,14 @@ class Comparison:
 
 
 def compare(variants: dict[str, Scenario], *, seed: int = 0, reps: int = 10,
-            level: float = 0.9, progress: bool | None = False) -> Comparison:
-    """Simulate each variant with the same seeds and tabulate the KPIs against the first."""
+            level: float = 0.9, progress: bool | None = False, shards: int = 1,
+            cluster: Cluster | None = None) -> Comparison:
+    """Simulate each variant with the same seeds and tabulate the KPIs against the first
+    (each split into ``shards`` run on ``cluster``, if given: see :func:`simulate`)."""
     if reps < 2:
         raise ValueError(f"reps must be at least 2 to give intervals, got {reps}")
     results = {name: simulate(scenario, seed=seed, reps=reps, keep_agents=False,
-                              progress=progress)
+                              progress=progress, shards=shards, cluster=cluster)
                for name, scenario in variants.items()}
     outcomes = {name: _outcomes(result) for name, result in results.items()}
     base = outcomes[next(iter(outcomes))].rename(columns={"value": "value_base"})

@@ -1,8 +1,13 @@
-"""``simulate``: replications of a scenario, as tidy frames with KPIs and targets."""
+"""``simulate``: replications of a scenario, as tidy frames with KPIs and targets.
+
+Replications run in this process, or split by person into shards (see
+:mod:`simdomain.shards`) that run on a :class:`~simdomain.workers.Cluster` and are merged.
+"""
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,11 +18,13 @@ from tqdm.auto import tqdm
 
 from simdomain import kpi
 from simdomain.scenario.model import Scenario
-from simdomain.sim.engine import run_replication
+from simdomain.shards import MAX_SHARDS, merge, shard_people, shard_scenario, shard_seed, shard_twin
+from simdomain.sim.engine import Replication, run_replication
 from simdomain.sim.policy import NO_POLICIES, Policies
 from simdomain.sim.population import InitialPeople
 from simdomain.sim.world import stream
 from simdomain.twin.people import Mode, TwinPeople
+from simdomain.workers import Cluster, InProcess
 
 
 @dataclass
@@ -56,6 +63,8 @@ class SimulationResult:
     orders: pd.DataFrame | None = field(default=None, repr=False)
     draws: list[int] | None = None
     """For a twin: the parameter draw of each replication (0 = the point estimates)."""
+    shards: int = 1
+    """Shards the population was split into (see :mod:`simdomain.shards`)."""
 
     def summary(self, level: float = 0.9) -> dict[str, Any]:
         """Mean and central ``level`` interval of each KPI per month, and each target's
@@ -74,6 +83,8 @@ class SimulationResult:
                             "probability_met": float(group["met"].mean())})
         out = {"scenario": self.scenario.name, "seed": self.seed, "reps": self.reps,
                "interval": level, "kpis": kpis, "targets": targets}
+        if self.shards > 1:
+            out["shards"] = self.shards
         if self.draws is not None:
             out["parameter_draws"] = self.draws
             out["spread"] = self.spread().to_dict(orient="records")
@@ -111,6 +122,8 @@ def simulate(
     keep_orders: bool = False,
     parameters: Mode = "posterior",
     policies: Policies | None = None,
+    shards: int = 1,
+    cluster: Cluster | None = None,
 ) -> SimulationResult:
     """Simulate ``reps`` independent replications of ``scenario``.
 
@@ -142,33 +155,44 @@ def simulate(
         uses the point estimates in every replication.
     policies
         Touch policies for the engine (see :mod:`simdomain.sim.policy`); by default the
-        ones the scenario asks for, built by :func:`simdomain.models.targeting.policies_for`.
+        ones the scenario asks for, built by :func:`simdomain.models.targeting.policies_for`
+        (on each worker, when sharded; policies given must then pickle).
+    shards
+        Split the population by person into this many shards, each simulating ``1/shards``
+        of the world (:func:`simdomain.shards.shard_scenario`), and merge them. The same
+        seed and number of shards give the same frames whatever runs them; one shard on
+        a ``cluster`` gives the unsharded frames.
+    cluster
+        Where the shards run (see :func:`simdomain.workers.open_cluster`); by default one
+        after the other in this process.
     """
     if reps < 1:
         raise ValueError(f"reps must be at least 1, got {reps}")
-    if policies is None:
-        policies = NO_POLICIES
-        if scenario.touch_policy.one_to_one.targeting is not None:
-            from simdomain.models.targeting import policies_for  # the models load only if asked
-            policies = policies_for(scenario)
-    children = np.random.SeedSequence(seed).spawn(reps)
-    twin = TwinPeople.of(scenario) if scenario.population is not None else None
-    runs, draws = [], []
-    with tqdm(total=reps * scenario.horizon_days, unit="day", desc=scenario.name,
-              disable=None if progress is None else not progress, leave=False) as bar:
-        for rep, child in enumerate(children):
-            bar.set_postfix(rep=f"{rep + 1}/{reps}")
-            run_scenario, known = scenario, initial(rep) if callable(initial) else initial
-            if twin is not None and known is None:
-                draw = twin.draw_for(rep, seed, parameters)
-                run_scenario = twin.scenario_for(scenario, draw)
-                known = InitialPeople(**twin.initial(run_scenario, draw, stream(child, "twin")))
-                draws.append(draw)
-            runs.append(run_replication(run_scenario, child, keep_agents=keep_agents,
-                                        observe_days=frozenset(observe_days),
-                                        on_day=bar.update, initial=known,
-                                        keep_orders=keep_orders,
-                                        policies=policies))
+    if not 1 <= shards <= MAX_SHARDS:
+        raise ValueError(f"shards must be from 1 to {MAX_SHARDS}, got {shards}")
+    engine = {"keep_agents": keep_agents, "observe_days": frozenset(observe_days),
+              "keep_orders": keep_orders}
+    if shards > 1 or cluster is not None:
+        if callable(initial):
+            raise ValueError("sharded runs take the known people as data, not a function")
+        runs, draws = _sharded(scenario, seed, reps, shards, cluster or InProcess(), engine,
+                               initial=initial, parameters=parameters, policies=policies,
+                               progress=progress)
+    else:
+        runs, draws = [], []
+        policies = _policies(scenario) if policies is None else policies
+        twin = TwinPeople.of(scenario) if scenario.population is not None else None
+        with tqdm(total=reps * scenario.horizon_days, unit="day", desc=scenario.name,
+                  disable=None if progress is None else not progress, leave=False) as bar:
+            for rep in range(reps):
+                bar.set_postfix(rep=f"{rep + 1}/{reps}")
+                run, draw = _replicate(
+                    scenario, shard_seed(seed, rep, 0, 1), rep=rep, seed=seed, twin=twin,
+                    initial=initial(rep) if callable(initial) else initial,
+                    parameters=parameters, policies=policies, on_day=bar.update, **engine)
+                runs.append(run)
+                if draw is not None:
+                    draws.append(draw)
 
     def stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
         return pd.concat([f.assign(rep=r)[["rep", *f.columns]] for r, f in enumerate(frames)],
@@ -183,5 +207,105 @@ def simulate(
         agents=stack([r.agents for r in runs]) if keep_agents else None,
         snapshots=stack([r.snapshots for r in runs]) if observe_days else None,
         orders=stack([r.orders for r in runs]) if keep_orders else None,
-        draws=draws or None,
+        draws=draws or None, shards=shards,
     )
+
+
+def _policies(scenario: Scenario) -> Policies:
+    """The policies the scenario asks for."""
+    if scenario.touch_policy.one_to_one.targeting is None:
+        return NO_POLICIES
+    from simdomain.models.targeting import policies_for  # the models load only if asked
+    return policies_for(scenario)
+
+
+def _replicate(scenario: Scenario, child: np.random.SeedSequence, *, rep: int, seed: int,
+               twin: TwinPeople | None, initial: InitialPeople | None, parameters: Mode,
+               policies: Policies, shard: int = 0, shards: int = 1,
+               on_day: Callable[[], None] = lambda: None,
+               **engine: Any) -> tuple[Replication, int | None]:
+    """One replication (or one shard of it) with the streams of ``child``; the twin's
+    parameter draw it used, if any."""
+    run_scenario, draw = scenario, None
+    if twin is not None and initial is None:
+        draw = twin.draw_for(rep, seed, parameters)
+        run_scenario = twin.scenario_for(scenario, draw)
+        initial = InitialPeople(**twin.initial(run_scenario, draw, stream(child, "twin")))
+    run = run_replication(shard_scenario(run_scenario, shard, shards), child, initial=initial,
+                          policies=policies, on_day=on_day, **engine)
+    return run, draw
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """One shard of one replication: all a worker needs to simulate it."""
+
+    scenario: Scenario
+    seed: int
+    rep: int
+    shard: int
+    shards: int
+    engine: dict[str, Any]
+    """``keep_agents``, ``observe_days`` and ``keep_orders``."""
+    parameters: Mode
+    initial: InitialPeople | None
+    """The shard's part of the known people given (not a twin's: the worker reads those)."""
+    policies: Policies | None
+
+
+def run_shard(task: ShardTask) -> tuple[int, int, Replication, int | None]:
+    """Simulate one shard (in a worker); return its replication, shard, frames and the
+    twin's parameter draw (if any)."""
+    scenario = task.scenario
+    twin = None
+    if scenario.population is not None and task.initial is None:
+        twin = shard_twin(scenario, task.shard, task.shards)
+    run, draw = _replicate(
+        scenario, shard_seed(task.seed, task.rep, task.shard, task.shards), rep=task.rep,
+        seed=task.seed, twin=twin, initial=task.initial, parameters=task.parameters,
+        policies=_policies(scenario) if task.policies is None else task.policies,
+        shard=task.shard, shards=task.shards, **task.engine)
+    return task.rep, task.shard, run, draw
+
+
+def _sharded(scenario: Scenario, seed: int, reps: int, shards: int, cluster: Cluster,
+             engine: dict[str, Any], *, initial: InitialPeople | None, parameters: Mode,
+             policies: Policies | None,
+             progress: bool | None) -> tuple[list[Replication], list[int]]:
+    """Every shard of every replication on ``cluster``; each replication merged as soon as
+    its shards are in (so the shards' frames are not all held at once)."""
+    if scenario.population is not None:  # workers elsewhere have another working folder
+        files = scenario.population
+        scenario = scenario.model_copy(update={"population": files.model_copy(update={
+            "people": os.path.abspath(files.people),
+            "parameters": files.parameters and os.path.abspath(files.parameters)})})
+    tasks = [ShardTask(scenario, seed, rep, shard, shards, engine, parameters,
+                       None if initial is None else shard_people(initial, shard, shards),
+                       policies)
+             for rep in range(reps) for shard in range(shards)]
+    futures = [cluster.submit(run_shard, task) for task in tasks]
+    finished = cluster.as_completed(futures)
+    pending = set(futures)  # only the unfinished are held: a result is freed once merged
+    del futures, tasks
+    parts: dict[int, dict[int, Replication]] = {}
+    runs: dict[int, Replication] = {}
+    draws: dict[int, int] = {}
+    try:
+        with tqdm(total=len(pending), unit="shard", desc=scenario.name,
+                  disable=None if progress is None else not progress, leave=False) as bar:
+            for future in finished:
+                pending.discard(future)
+                rep, shard, run, draw = future.result()
+                del future
+                got = parts.setdefault(rep, {})
+                got[shard] = run
+                if draw is not None:
+                    draws[rep] = draw
+                if len(got) == shards:
+                    runs[rep] = merge([got[s] for s in range(shards)])
+                    del parts[rep]
+                bar.update()
+    except BaseException:
+        cluster.cancel(list(pending))
+        raise
+    return [runs[rep] for rep in range(reps)], [draws[rep] for rep in sorted(draws)]

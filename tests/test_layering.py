@@ -28,6 +28,7 @@ LAYERS = (
     "data",
     "twin",
     "sim",
+    "shards",  # a population split by person, and merged
     "simulation",
     "synth",  # data bundles made by the engine or by independent processes
     "outputs",

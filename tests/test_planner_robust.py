@@ -196,3 +196,154 @@ def test_the_plan_over_draws_carries_over_too():
     assert min(check["chance"].values()) >= 0.8 - 1e-9
     flat = solve_chance(random_draws(problem, 10, seed=2, spread=0.1), 0.8, method="milp")
     assert plan.cost < flat.cost  # carried spend is cheaper adds
+
+
+def test_constraint_generation_meets_every_set_on_a_larger_model(monkeypatch):
+    from simdomain.planner import drawmodel
+
+    problem = random_problem(8, 6, 10, seed=11, switches=0.25, staff=0.5)
+    draws = random_draws(problem, 30, seed=11, noise=True)
+    monkeypatch.setattr(drawmodel, "_SMALL", 0)  # hold only the draws that bind
+    plan = solve_chance(draws, 0.8, calibrate=False)
+    assert plan.optimal
+    check = evaluate_draws(draws, plan.spend, plan.staff)
+    # the model's indicator (chords, noise samples) at the level, and the exact curves
+    # lie above the chords: met in at least as many (draw, sample) pairs
+    assert check["met"].mean(axis=0).min() >= 0.8 - 1e-9
+    assert plan.cost <= solve_chance(draws, 0.8, method="cvar").cost * (1 + 1e-6)
+
+
+def _raised_mean_plan(problem: Problem, draws, level: float) -> tuple[float, float]:
+    """The mean-curve plan with every goal raised by one factor, the least (bisection)
+    whose plan meets each target with chance ``level`` across ``draws``: its cost and
+    the factor."""
+    solver = milp.make_solver("cbc", gap=1e-6)
+
+    def attempt(factor: float):
+        raised = replace(problem, targets=[replace(t, planned=t.goal * factor)
+                                           for t in problem.targets])
+        solution = milp.optimize(raised, solver)
+        if not solution.optimal:
+            return None
+        chance = evaluate_draws(draws, solution.spend, solution.staff)["chance"]
+        return solution.objective if min(chance.values()) >= level else None
+
+    low, high = 1.0, 1.05
+    while attempt(high) is None:
+        low, high = high, high * 1.1
+        assert high < 3, "the mean-curve plan never reaches the level"
+    for _ in range(14):
+        mid = (low + high) / 2
+        low, high = (low, mid) if attempt(mid) is not None else (mid, high)
+    return attempt(high), high
+
+
+@pytest.mark.slow
+def test_regret_the_chance_plan_meets_its_rate_on_fresh_truths_and_costs_less():
+    """Truths drawn from the same posterior as the planning draws (a fresh draw with its
+    own chance is one possible truth). Planned on 100 draws at 80%, each target's chance
+    on 300 fresh truths is a mean of 300 independent terms in [0, 1] of variance at most
+    0.8 x 0.2, so its sd is at most 0.023; the mean over the binding targets of 4
+    problems (at least 4, correlated within a problem) has sd at most 0.023 / 2. The
+    plan fits its 100 draws (the sample average approximation's optimism, about 2
+    points here): we allow 0.03 plus 3 sd below the rate, and 0.05 plus 3 sd above (not
+    wastefully sure)."""
+    level, rates, savings = 0.8, [], []
+    for seed in range(4):
+        problem = random_problem(4, 2, 12, seed=seed, switches=0.0, staff=0.0)
+        everything = random_draws(problem, 400, seed=seed, spread=0.2, noise=True)
+        planning, truths = everything.subset(np.arange(100)), everything.subset(
+            np.arange(100, 400))
+        plan = solve_chance(planning, level)
+        assert plan.optimal
+        fresh = evaluate_draws(truths, plan.spend, plan.staff)["chance"]
+        # the binding targets (a month's members target may carry its adds target
+        # past the level, or the other way round)
+        binding = [key for key, value in plan.chance.items() if value < level + 0.03]
+        assert binding
+        rates.extend(fresh[key] for key in binding)
+        mean_cost, _ = _raised_mean_plan(problem, planning, level)
+        savings.append(mean_cost - plan.cost)
+    sd = math.sqrt(level * (1 - level) / 300) / 2
+    assert level - 0.03 - 3 * sd <= np.mean(rates) <= level + 0.05 + 3 * sd, rates
+    # on the same draws, the chance plan is no dearer than the raised mean-curve plan
+    assert min(savings) >= -1e-6 * max(abs(s) for s in savings), savings
+    assert np.mean(savings) > 0, savings
+
+
+def test_plan_chance_from_the_command_line(tmp_path, capsys):
+    """Without parameter draws, --chance plans for the simulation's chance alone."""
+    import json
+
+    import pandas as pd
+    import yaml
+    from planner_cases import small_dict
+
+    from simdomain.cli import main
+    from simdomain.cliutil import BAD_INPUT, OK
+
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(small_dict(), sort_keys=False))
+    out = tmp_path / "out"
+    assert main(["plan", str(path), "--out", str(out), "--member-window", "1",
+                 "--chance", "0.8", "--draws", "30"]) == OK
+    printed = capsys.readouterr().out
+    assert "cost of certainty" in printed
+    table = pd.read_csv(out / "chance.csv")
+    assert (table["chance_plan"] >= 0.8 - 2e-3).all()
+    assert (table["mean_plan"] < table["chance_plan"] + 1e-9).all()
+    assert (out / "mean_plan.csv").exists()
+    chance = json.loads((out / "diagnostics.json").read_text())["chance"]
+    plan_cost = pd.read_csv(out / "plan.csv")["cost_cny"].sum()
+    assert chance["chance_plan_cost_cny"] >= chance["mean_plan_cost_cny"]
+    assert chance["chance_plan_cost_cny"] == pytest.approx(
+        plan_cost + sum(json.loads((out / "diagnostics.json").read_text())["budget"][
+            "campaign_costs_cny"].values()))
+    assert main(["plan", str(path), "--out", str(tmp_path / "b"), "--chance", "0.8",
+                 "--confidence", "0.8", "--quiet"]) == BAD_INPUT
+    assert "not both" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_plan_chance_on_a_twin_is_verified_over_fresh_draws(tmp_path, capsys):
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    from simdomain.cli import main
+    from simdomain.cliutil import OK
+
+    fixture = str(Path(__file__).parent / "fixtures" / "twin_brand.yaml")
+    data, twin, out = tmp_path / "data", tmp_path / "twin", tmp_path / "plan"
+    assert main(["synth", fixture, "--out", str(data), "--history-days", "400", "--seed", "3",
+                 "--quiet"]) == OK
+    assert main(["calibrate", str(data), "--out", str(twin), "--draws", "40",
+                 "--horizon-days", "90", "--base", fixture, "--quiet"]) == OK
+    assert main(["plan", str(twin / "scenario.yaml"), "--set",
+                 "targets.monthly_new_members=1000", "--chance", "0.8", "--draws", "20",
+                 "--verify", "4", "--out", str(out), "--quiet"]) == OK
+    chance = json.loads((out / "diagnostics.json").read_text())["chance"]
+    assert len(chance["draws"]) == 20 and chance["fresh_draws"] == 20
+    assert 0 not in chance["draws"]
+    table = pd.read_csv(out / "chance.csv")
+    assert (table["chance_plan"] >= 0.8 - 2e-3).all()
+    assert table["chance_plan_fresh"].notna().all()
+    verification = json.loads((out / "diagnostics.json").read_text())["verification"]
+    assert verification["reps"] == 4
+
+
+def test_scenario_curves_are_the_engines_expected_adds_with_a_channel_propensity():
+    from planner_cases import small_dict
+
+    from simdomain.planner.curves import scenario_curves
+    from simdomain.scenario.io import validate_scenario
+
+    raw = small_dict()
+    name = next(iter(raw["channels"]))
+    raw["channels"][name]["propensity"] = {"add": 1.5}
+    scenario = validate_scenario(raw, "<test>")
+    curve = scenario_curves(scenario)[name]
+    for spend in (1_000.0, 20_000.0):
+        assert float(curve.adds(spend)) == pytest.approx(
+            scenario.expected_monthly_adds(name, spend))

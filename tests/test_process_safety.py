@@ -1,6 +1,7 @@
 """Processes under kill -9, Ctrl-C and concurrent writers (Linux: reads /proc).
 
-- Workers of ``experiment --workers 2`` end promptly when the command is killed.
+- Workers of ``experiment --workers 2`` and ``run --shards 4 --workers 2`` end promptly
+  when the command is killed.
 - ``kill -9`` while a run or comparison writes leaves the folder's old outputs or the
   new ones, complete, never a mix; the next writer cleans up.
 - Two writers into one folder: the second is refused (naming the holder's pid) or runs
@@ -69,9 +70,12 @@ def alive(pids: set[int]) -> set[int]:
 
 
 @pytest.mark.slow
-def test_workers_end_when_the_experiment_is_killed(tmp_path):
-    command = simdomain_process("experiment", str(FIXTURES / "experiment_workers.yaml"),
-                                "--workers", "2", "--quiet", "--out", str(tmp_path / "exp"),
+@pytest.mark.parametrize("argv", [
+    ["experiment", str(FIXTURES / "experiment_workers.yaml")],
+    ["run", MINIMAL, "--shards", "4", *SLOW_RUN],
+])
+def test_workers_end_when_the_command_is_killed(tmp_path, argv):
+    command = simdomain_process(*argv, "--workers", "2", "--quiet", "--out", str(tmp_path / "out"),
                                 start_new_session=True)
     try:
         deadline = time.monotonic() + 90

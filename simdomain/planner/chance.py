@@ -139,16 +139,18 @@ def _plan_arrays(which: RobustPlan | PlanResult) -> tuple[np.ndarray | None, np.
 
 
 def verify_fresh(result: PlanResult, exclude: np.ndarray, *, reps: int = 20, seed: int = 0,
-                 progress: bool | None = None) -> Verification:
+                 progress: bool | None = None, **sharding: Any) -> Verification:
     """Simulate a plan of a twin over parameter draws it was not planned on.
 
     The twin's ``parameters.parquet`` less the draws ``exclude`` (and the point
     estimates, kept as draw 0) is written to a scratch folder and the scenario pointed at
     it with one replication per draw, so each replication draws fresh parameters.
+    ``sharding`` (``shards``, ``cluster``) goes to :func:`verify`; the scratch file is
+    local, so workers on other machines cannot read it.
     """
     scenario = result.scenario
     if scenario.population is None or scenario.population.parameters is None:
-        return verify(result, reps=reps, seed=seed, progress=progress)
+        return verify(result, reps=reps, seed=seed, progress=progress, **sharding)
     table = pd.read_parquet(scenario.population.parameters)
     kept = table[~table["draw"].isin(np.asarray(exclude))].copy()
     fresh = kept["draw"] > 0
@@ -162,4 +164,4 @@ def verify_fresh(result: PlanResult, exclude: np.ndarray, *, reps: int = 20, see
         moved = validate_scenario(raw, f"{scenario.name} (fresh draws)")
         shadow = PlanResult(moved, result.options, result.problem, result.solver, result.status,
                             result.solution, result.evaluation, result.current)
-        return verify(shadow, reps=reps, seed=seed, progress=progress)
+        return verify(shadow, reps=reps, seed=seed, progress=progress, **sharding)

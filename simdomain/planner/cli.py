@@ -13,7 +13,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from simdomain.cliutil import INFEASIBLE, MAX_REPS, OK, amount, int_in, seed
+from simdomain.cliutil import (
+    INFEASIBLE,
+    MAX_REPS,
+    OK,
+    add_cluster_args,
+    amount,
+    cluster_from,
+    int_in,
+    seed,
+)
 from simdomain.errors import InputError, Problem
 from simdomain.outfolder import default_out, open_folder
 from simdomain.planner.chance import plan_over_draws, verify_fresh
@@ -32,6 +41,7 @@ from simdomain.planner.verify import plan_with_confidence, verify
 from simdomain.scenario import Scenario, load_scenario
 from simdomain.scenario.model import MAX_CNY
 from simdomain.textio import detect_encoding
+from simdomain.workers import Cluster
 
 MAX_MEMBER_WINDOW = 120
 """Most months after the add month that ``--member-window`` may count (ten years)."""
@@ -91,6 +101,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help=f"plan past {MAX_PLAN_PIECES:,} spend pieces (channels x months x "
                              "breakpoints); without it, such a plan is refused before it starts")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or tables")
+    add_cluster_args(parser)  # for the simulations of --verify and --confidence
     parser.set_defaults(command=cmd_plan)
 
 
@@ -187,13 +198,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
         members_per_add=values,
     )
     check_plan_size(scenario, options, args.file, force=args.force)
+    if args.shards is not None and args.verify is None and args.confidence is None:
+        raise InputError([Problem("--shards", (), "splits the simulations of --verify or "
+                                                  "--confidence; give one of them")])
     out = args.out if args.out is not None else default_out(scenario.name, suffix="-plan", source=args.file)
-    with open_folder(out, "plan"):  # refused at once if taken, not after the solve
-        return _plan_into(args, scenario, options, out)
+    # the cluster is reached, and the folder taken, at once: not after the solve
+    with cluster_from(args, tasks=args.shards or 1) as cluster, open_folder(out, "plan"):
+        return _plan_into(args, scenario, options, out, cluster)
 
 
 def _plan_into(args: argparse.Namespace, scenario: Scenario, options: PlanOptions,
-               out: str | Path) -> int:
+               out: str | Path, cluster: Cluster | None = None) -> int:
     progress = False if args.quiet else None
     say = (lambda text: None) if args.quiet else print
     reps = args.verify or 20
@@ -208,15 +223,18 @@ def _plan_into(args: argparse.Namespace, scenario: Scenario, options: PlanOption
         result = chance.result
         if result.optimal and args.verify:
             verification = verify_fresh(result, chance.draws.draws, reps=args.verify,
-                                        seed=args.seed, progress=progress)
+                                        seed=args.seed, progress=progress,
+                                        shards=args.shards or 1, cluster=cluster)
     elif args.confidence is not None:
         confidence = plan_with_confidence(scenario, options, args.confidence, reps=reps,
-                                          seed=args.seed, solver=args.solver, progress=progress)
+                                          seed=args.seed, solver=args.solver, progress=progress,
+                                          shards=args.shards or 1, cluster=cluster)
         result, verification = confidence.result, confidence.verification
     else:
         result = plan(scenario, options, solver=args.solver, seed=args.seed)
         if result.optimal and args.verify:
-            verification = verify(result, reps=args.verify, seed=args.seed, progress=progress)
+            verification = verify(result, reps=args.verify, seed=args.seed, progress=progress,
+                                  shards=args.shards or 1, cluster=cluster)
     files = write_plan(result, out, verification=verification, confidence=confidence,
                        chance=chance)
     if not result.optimal:

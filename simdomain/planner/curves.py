@@ -97,7 +97,7 @@ def scenario_curves(scenario: Scenario) -> dict[str, ResponseCurve]:
     curves = {}
     for name, channel in scenario.channels.items():
         mix = scenario.audience(name)
-        per_contact = channel.add_rate * sum(
+        per_contact = channel.add_rate * channel.propensity.add * sum(
             share * scenario.segments[segment].propensity.add for segment, share in mix.items())
         scale = channel.saturation_contacts
         cap = channel.max_contacts_per_month

@@ -51,9 +51,14 @@ class ChanceModel:
     (``milp``) or the CVaR's ``eta[t]`` and ``u[t, k]`` (``cvar``). Rows: the segments,
     the curves per draw, staff, switches, budgets and the target rows; the chance rows
     (whose coefficients are the weights) are added at each solve.
+
+    ``live`` ``(K, T)`` keeps only those target rows (constraint generation): a draw's
+    adds of a channel-month are columns only where a live row (or the objective) needs
+    them, so a monthly target's draws cost one month of adds each.
     """
 
-    def __init__(self, draws: DrawSet, method: str = "milp") -> None:
+    def __init__(self, draws: DrawSet, method: str = "milp",
+                 live: np.ndarray | None = None) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
         started = time.perf_counter()
@@ -86,7 +91,13 @@ class ChanceModel:
         # staff accounts divisible here, rounded up in the plan (more accounts never
         # cut adds): whole accounts in every draw's rows would make each solve a search
         self.n[staffed] = cols.add(int(staffed.sum()), 0.0, np.inf)
-        self.a = cols.add(n_k * n_ch * n_mo, 0.0, np.inf).reshape(n_k, n_ch, n_mo)
+        g, h = _rows(draws)
+        live = np.ones((n_k, n_t), dtype=bool) if live is None else np.asarray(live, bool)
+        needed = np.einsum("kt,ktcm->kcm", live.astype(float), (g != 0).astype(float)) > 0
+        if p.objective != "min-cost":
+            needed |= draws.objective_coef != 0
+        self.a = np.full((n_k, n_ch, n_mo), -1)
+        self.a[needed] = cols.add(int(needed.sum()), 0.0, np.inf)
         rows = _Rows()
         for c in range(n_ch):  # x_m = e_m - lag e_(m-1), e_m = sum_j d_mj
             for m in range(n_mo):
@@ -105,18 +116,21 @@ class ChanceModel:
             slopes = np.diff(draws.grid_adds[c], axis=1) / np.maximum(widths[c], 1e-300)
             j_count = slopes.shape[1]
             for m in range(n_mo):
+                ks = np.flatnonzero(needed[:, c, m])
+                if not ks.size:
+                    continue
                 f = p.adds_factor[c, m]
                 if j_count == 0 or f == 0:
-                    for k in range(n_k):
-                        rows.add([self.a[k, c, m]], [1.0], -np.inf, 0.0)
+                    rows.add_block(self.a[ks, c, m, None], np.ones((ks.size, 1)), -np.inf, 0.0)
                     continue
-                idx = np.concatenate([self.a[:, c, m, None],
-                                      np.broadcast_to(self.d[c][m], (n_k, j_count))], axis=1)
-                val = np.concatenate([np.ones((n_k, 1)), -f * slopes], axis=1)
+                idx = np.concatenate([self.a[ks, c, m, None],
+                                      np.broadcast_to(self.d[c][m], (ks.size, j_count))], axis=1)
+                val = np.concatenate([np.ones((ks.size, 1)), -f * slopes[ks]], axis=1)
                 rows.add_block(idx, val, -np.inf, 0.0)
         for c, m in zip(*np.nonzero(staffed)):  # a_kcm <= capacity n_cm
-            idx = np.stack([self.a[:, c, m], np.full(n_k, self.n[c, m])], axis=1)
-            val = np.tile([1.0, -p.staff_capacity[c, m]], (n_k, 1))
+            ks = np.flatnonzero(needed[:, c, m])
+            idx = np.stack([self.a[ks, c, m], np.full(ks.size, self.n[c, m])], axis=1)
+            val = np.tile([1.0, -p.staff_capacity[c, m]], (ks.size, 1))
             rows.add_block(idx, val, -np.inf, 0.0)
         for c in np.flatnonzero(switched):
             for m in range(n_mo):
@@ -151,7 +165,6 @@ class ChanceModel:
                 rows.add(idx, val, -np.inf, p.monthly_budget - p.other_costs[m])
         self.cost = cost
         # targets per draw: G_tk . a_k >= h_tk, switched off by z (or measured by u)
-        g, h = _rows(draws)
         a_max = np.stack([p.adds_factor * np.array(
             [draws.grid_adds[c][k, -1] for c in range(n_ch)])[:, None] for k in range(n_k)])
         low = np.einsum("ktcm,kcm->kt", np.minimum(g, 0.0), a_max)
@@ -161,6 +174,8 @@ class ChanceModel:
         self.never = h > high + _TOL * scale  # no plan meets it
         nz_t, nz_c, nz_m = np.nonzero(np.any(g != 0, axis=0))
         self.z = np.full((n_t, n_k), -1)
+        self.target_rows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        """Per target: its rows, their draws, and one noise sd in the rows' units."""
         self.eta = np.full(n_t, -1)
         self.u = np.full((n_t, n_k), -1)
         flat_a = self.a.reshape(n_k, -1)
@@ -170,15 +185,16 @@ class ChanceModel:
             g_t = g[:, t, nz_c[pick], nz_m[pick]] / scale[:, t, None]
             h_t = h[:, t] / scale[:, t]
             if method == "milp":
-                live = ~self.always[:, t] & ~self.never[:, t]
+                rows_t = live[:, t] & ~self.always[:, t] & ~self.never[:, t]
                 self.z[t] = cols.add(n_k, 0.0, np.where(self.never[:, t], 0.0, 1.0),
                                      integer=True)
-                ks = np.flatnonzero(live)
+                ks = np.flatnonzero(rows_t)
                 if ks.size:  # G a - M z >= h - M, M = h - min G a
                     big = h_t[ks] - low[ks, t] / scale[ks, t]
                     idx = np.concatenate([flat_a[ks][:, where], self.z[t, ks, None]], axis=1)
                     val = np.concatenate([g_t[ks], -big[:, None]], axis=1)
-                    rows.add_block(idx, val, h_t[ks] - big, np.inf)
+                    self.target_rows[t] = (rows.add_block(idx, val, h_t[ks] - big, np.inf),
+                                           ks, draws.noise_sd[t] / scale[ks, t])
             else:  # u_tk >= h_tk - G a - eta_t, u >= 0
                 self.eta[t] = cols.add(1, -np.inf, np.inf)[0]
                 self.u[t] = cols.add(n_k, 0.0, np.inf)
@@ -200,14 +216,16 @@ class ChanceModel:
         draws = self.draws
         vector = np.zeros(self.columns.count)
         per_draw = weights[:, None, None] * draws.objective_coef
-        vector[self.a.ravel()] = -per_draw.ravel()
+        there = self.a >= 0
+        vector[self.a[there]] = -per_draw[there]
         return vector, -float(weights @ draws.objective_constant)
 
     def solve(self, level: float | np.ndarray, weights: np.ndarray, *,
-              time_limit: float = 60.0, gap: float = 1e-4,
-              sets: np.ndarray | None = None) -> dict[str, Any]:
+              time_limit: float = 60.0, gap: float = 1e-4, sets: np.ndarray | None = None,
+              shift: np.ndarray | None = None) -> dict[str, Any]:
         """Solve at ``level`` (one, or one per target) with normalized ``weights``;
-        ``sets`` ``(T, K)`` fixes which draws must meet each target (``milp`` only)."""
+        ``sets`` ``(T, K)`` fixes which draws must meet each target (``milp`` only), and
+        ``shift`` ``(T,)`` asks those draws for that many noise sds past the goal."""
         draws = self.draws
         n_t = len(draws.targets)
         levels = np.broadcast_to(np.asarray(level, dtype=float), (n_t,))
@@ -222,13 +240,22 @@ class ChanceModel:
                 val.append(np.append(weights / max(1 - levels[t], 1e-9), 1.0))
                 low.append(-np.inf)
             up.append(np.inf if self.method == "milp" else 0.0)
+        if sets is not None:  # the sets decide: no chance rows
+            low = [-np.inf] * n_t
+            up = [np.inf] * n_t
         chance = sparse.csr_matrix(
             (np.concatenate(val) if val else np.zeros(0),
              (np.repeat(np.arange(n_t), [len(i) for i in idx]),
               np.concatenate(idx) if idx else np.zeros(0, dtype=int))),
             shape=(n_t, self.columns.count))
         matrix = sparse.vstack([self.matrix, chance], format="csr")
-        lower = np.concatenate([self.row_low, low])
+        row_low = self.row_low
+        if sets is not None and shift is not None and np.any(shift):
+            row_low = row_low.copy()
+            for t, (where, ks, unit) in self.target_rows.items():
+                fixed = sets[t, ks] > 0
+                row_low[where[fixed]] += shift[t] * unit[fixed]
+        lower = np.concatenate([row_low, low])
         upper = np.concatenate([self.row_up, up])
         vector, constant = self.objective(weights)
         started = time.perf_counter()
@@ -291,7 +318,7 @@ class _Rows:
     def add(self, idx: Any, val: Any, low: float, up: float) -> None:
         self.add_block(np.asarray(idx)[None], np.asarray(val, dtype=float)[None], low, up)
 
-    def add_block(self, idx: np.ndarray, val: np.ndarray, low: Any, up: Any) -> None:
+    def add_block(self, idx: np.ndarray, val: np.ndarray, low: Any, up: Any) -> np.ndarray:
         """Rows ``low <= val[i] . columns[idx[i]] <= up`` for each ``i``."""
         n = idx.shape[0]
         rows = self.count + np.repeat(np.arange(n), idx.shape[1])
@@ -301,6 +328,7 @@ class _Rows:
         self._low.append(np.broadcast_to(np.asarray(low, dtype=float), (n,)).copy())
         self._up.append(np.broadcast_to(np.asarray(up, dtype=float), (n,)).copy())
         self.count += n
+        return np.arange(self.count - n, self.count)
 
     def matrix(self, columns: int) -> sparse.csr_matrix:
         if not self._r:
@@ -316,44 +344,152 @@ class _Rows:
         return np.concatenate(self._up) if self._up else np.zeros(0)
 
 
-def by_sets(draws: DrawSet, level: float | np.ndarray, weights: np.ndarray, *, time_limit: float,
-             gap: float, rounds: int = 8) -> tuple[dict[str, Any], ChanceModel]:
+def by_sets(draws: DrawSet, level: float | np.ndarray, weights: np.ndarray, *,
+            time_limit: float, gap: float, rounds: int = 8, gain: float = 1e-3,
+            start: tuple[np.ndarray, np.ndarray] | None = None, calibrate: Any = None,
+            ) -> tuple[dict[str, Any], ChanceModel]:
     """The sample average approximation by fixed draw sets (see :func:`solve_chance`).
 
-    Round 0 is the CVaR plan, which meets every target in draws of weight at least
-    ``level``. Each round keeps, per target, the draws where the last plan is furthest
-    past the goal (in the model's chords), up to weight ``level``: the last plan meets
-    all of them, so the next plan, the cheapest that does, costs no more.
+    Each round keeps, per target, the draws where a reference plan is furthest past the
+    goal (in the model's chords), up to weight ``level``, and finds the cheapest plan that
+    meets the target in all of them. From round 1 the reference is the last plan, which
+    meets all of its set, so the next plan costs no more; the rounds stop when the cost
+    falls by less than ``gain`` (relative). Round 0's reference is ``start`` (a plan's
+    spend and staff) if given, else the CVaR plan on small models (then the first set's
+    plan is no dearer than it), else every channel at its largest spend (draws ranked
+    by what they can reach). ``calibrate``, a function of a plan giving each target's
+    exact chance (or, with ``slope=True``, its rate of change per noise sd), then moves
+    the sets' goals until each chance reaches its level (:func:`_calibrate`).
+
+    A set's plan is found by constraint generation: the model holds the draws of each
+    set that were hardest for the reference, the plan is checked in every draw of the
+    sets, and the draws it misses are added until it misses none (minimum-cost plans on
+    large models; the others hold every draw).
     """
     started = time.perf_counter()
-    cvar = draws.model("cvar")
-    out = cvar.solve(level, weights, time_limit=time_limit, gap=gap)
-    model = draws.model("milp")
-    if out["status"] == "infeasible":
-        return out, cvar
-    best = _translate(out, cvar, model)
+    n_t, base = len(draws.targets), draws.base
+    levels = np.broadcast_to(np.asarray(level, dtype=float), (n_t,))
     g, h = _rows(draws)
     scale = np.maximum(np.abs(h), 1.0)
+    size = draws.size * len(base.channels) * len(base.months)
+    whole = size <= _SMALL or base.objective != "min-cost"
+
+    def margins(spend: np.ndarray, staff: np.ndarray) -> np.ndarray:
+        adds = _chord_adds(draws, spend, staff)
+        return (np.einsum("ktcm,kcm->kt", g, adds) - h) / scale  # (K, T)
+
+    best: dict[str, Any] | None = None
+    model = draws.model("milp") if whole else None
+    if start is not None:
+        reference = margins(*start)
+    elif whole:
+        cvar = draws.model("cvar")
+        out = cvar.solve(levels, weights, time_limit=time_limit, gap=gap)
+        if out["status"] == "infeasible":
+            return out, cvar
+        best = _translate(out, cvar, model)
+        reference = margins(best["spend"], best["staff"])
+    else:
+        full = np.broadcast_to(base.upper[:, None], base.adds_factor.shape)
+        reference = margins(full, np.full(full.shape, np.inf))
+    def solve_sets(sets: np.ndarray, reference: np.ndarray,
+                   shift: np.ndarray | None = None) -> tuple[dict[str, Any], ChanceModel]:
+        left = max(time_limit - (time.perf_counter() - started), 1.0)
+        if not whole:
+            return _generate(draws, sets, reference, margins, weights, left, gap, shift)
+        out = model.solve(levels, weights, time_limit=left, gap=gap, sets=sets, shift=shift)
+        if out["x"] is not None:
+            out["spend"], out["staff"] = out["x"][model.x], whole_staff(model, out["x"])
+        return out, model
+
+    sets = None
     for _ in range(rounds):
-        adds = _chord_adds(draws, best["spend"], best["staff"])
-        margin = (np.einsum("ktcm,kcm->kt", g, adds) - h) / scale  # (K, T)
-        order = np.argsort(-margin, axis=0, kind="stable")
-        sets = np.zeros((len(draws.targets), draws.size))
-        levels = np.broadcast_to(np.asarray(level, dtype=float), (len(draws.targets),))
-        for t in range(len(draws.targets)):
+        order = np.argsort(-reference, axis=0, kind="stable")
+        chosen = np.zeros((n_t, draws.size))
+        for t in range(n_t):
             ranked = order[:, t]
             take = np.searchsorted(np.cumsum(weights[ranked]), levels[t] - 1e-9) + 1
-            sets[t, ranked[:take]] = 1.0
-        sets = np.where(model.always.T, 1.0, sets)
-        left = max(time_limit - (time.perf_counter() - started), 1.0)
-        trial = model.solve(level, weights, time_limit=left, gap=gap, sets=sets)
-        if trial["status"] == "infeasible" or trial["objective"] >= best["objective"] - (
-                1e-7 * max(abs(best["objective"]), 1.0)):
+            chosen[t, ranked[:take]] = 1.0
+        trial, used = solve_sets(chosen, reference)
+        if trial["status"] == "infeasible":
             break
-        best = trial
-        best["spend"], best["staff"] = trial["x"][model.x], whole_staff(model, trial["x"])
+        if best is not None and trial["objective"] >= best["objective"]:
+            break
+        settled = best is not None and trial["objective"] >= best["objective"] - (
+            gain * max(abs(best["objective"]), 1.0))
+        best, model, sets = trial, used, chosen
+        if settled:
+            break
+        reference = margins(best["spend"], best["staff"])
+    if best is None:
+        return trial, model
+    if calibrate is not None and sets is not None:
+        best, model = _calibrate(draws, best, model, sets, levels, weights, margins,
+                                 solve_sets, calibrate)
     best["seconds"] = time.perf_counter() - started
     return best, model
+
+
+def _calibrate(draws: DrawSet, best: dict[str, Any], model: ChanceModel, sets: np.ndarray,
+               levels: np.ndarray, weights: np.ndarray, margins: Any, solve_sets: Any,
+               chance: Any, passes: int = 8) -> tuple[dict[str, Any], ChanceModel]:
+    """Ask each target's set for ``shift`` noise sds past the goal until the target's
+    exact chance (``chance(spend, staff)``, ``(T,)``) reaches its level: Newton steps
+    on the shift, the slope being the weighted normal density at the margins of the
+    set's draws (the ones the shift moves)."""
+    shift = np.zeros(len(levels))
+    current = chance(best["spend"], best["staff"])
+    for _ in range(passes):
+        short = current < levels - 1e-3
+        if not short.any():
+            break
+        density = (chance(best["spend"], best["staff"], slope=True) * sets.T).sum(axis=0)
+        step = (levels + 1e-3 - current) / np.maximum(density, 0.02)
+        shift = np.where(short, shift + step, shift)
+        trial, used = solve_sets(sets, margins(best["spend"], best["staff"]), shift)
+        if trial["status"] == "infeasible" or trial["x"] is None:
+            break
+        best, model = trial, used
+        current = chance(best["spend"], best["staff"])
+    return best, model
+
+
+_SMALL = 20_000
+"""Draws x channels x months up to which the draw-set plan starts from the CVaR plan
+and holds every draw in its model."""
+
+
+def _generate(draws: DrawSet, sets: np.ndarray, reference: np.ndarray, margins: Any,
+              weights: np.ndarray, time_limit: float, gap: float,
+              shift: np.ndarray | None = None, start: int = 3,
+              add: int = 5) -> tuple[dict[str, Any], ChanceModel]:
+    """The cheapest plan meeting each target in every draw of its set, by constraint
+    generation over the (draw, target) rows (see :func:`by_sets`): the rows start with
+    each set's ``start`` hardest draws for the reference plan; each pass adds up to
+    ``add`` draws per target that the plan misses."""
+    started = time.perf_counter()
+    in_set = sets.T > 0  # (K, T)
+    unit = draws.noise_sd[None, :] / np.maximum(np.abs(_rows(draws)[1]), 1.0)
+    live = np.zeros_like(in_set)
+    for t in range(sets.shape[0]):
+        members = np.flatnonzero(in_set[:, t])
+        live[members[np.argsort(reference[members, t])[:start]], t] = True
+    while True:
+        model = ChanceModel(draws, "milp", live)
+        left = max(time_limit - (time.perf_counter() - started), 1.0)
+        out = model.solve(1.0, weights, time_limit=left, gap=gap, sets=sets, shift=shift)
+        if out["x"] is None or out["status"] == "infeasible":
+            return out, model
+        out["spend"], out["staff"] = out["x"][model.x], whole_staff(model, out["x"])
+        margin = margins(out["spend"], out["staff"])
+        if shift is not None:  # the shifted goal, in the margins' units
+            margin = margin - shift[None, :] * unit
+        missed = in_set & ~live & (margin < -1e-7)
+        if not missed.any() or time.perf_counter() - started > time_limit:
+            return out, model
+        for t in np.flatnonzero(missed.any(axis=0)):
+            worst = np.flatnonzero(missed[:, t])
+            live[worst[np.argsort(margin[worst, t])[:add]], t] = True
 
 
 def whole_staff(model: ChanceModel, x: np.ndarray) -> np.ndarray:
@@ -372,7 +508,8 @@ def _translate(out: dict[str, Any], source: ChanceModel, target: ChanceModel) ->
     values[target.on[live]] = x[source.on[live]]
     live = source.n >= 0
     values[target.n[live]] = x[source.n[live]]
-    values[target.a] = x[source.a]
+    there = (source.a >= 0) & (target.a >= 0)
+    values[target.a[there]] = x[source.a[there]]
     return {**out, "x": values, "spend": x[source.x], "staff": whole_staff(source, x)}
 
 
@@ -388,6 +525,6 @@ def _chord_adds(draws: DrawSet, spend: np.ndarray, staff: np.ndarray) -> np.ndar
             out[k, c] = np.interp(moving[c], grid, draws.grid_adds[c][k])
     out *= base.adds_factor[None]
     cap = np.where(np.isnan(base.staff_capacity), np.inf,
-                   staff * np.nan_to_num(base.staff_capacity))
+                   staff * np.nan_to_num(base.staff_capacity, nan=1.0))
     return np.minimum(out, cap[None])
 

@@ -181,7 +181,8 @@ def targets_text(result: PlanResult) -> list[str]:
         tight = group.loc[group["plan"].idxmax() if ceiling else group["plan"].idxmin()]
         prices = group["marginal_cost"].fillna(0)
         paid = group[prices > 1e-9]
-        price = ("not binding" if paid.empty else
+        price = ("not computed" if group["marginal_cost"].isna().all()
+                 else "not binding" if paid.empty else
                  f"{_price(paid['marginal_cost'].min())}..{_price(prices.max())} in "
                  f"{len(paid)} of {len(group)} periods"
                  + (" (per percentage point)" if ceiling else ""))

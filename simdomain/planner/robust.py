@@ -432,7 +432,7 @@ def draw_adds(draws: DrawSet, spend: np.ndarray, staff: np.ndarray | None = None
                                                carried)
     if staff is not None:
         cap = np.where(np.isnan(base.staff_capacity), np.inf,
-                       np.asarray(staff) * np.nan_to_num(base.staff_capacity))
+                       np.asarray(staff) * np.nan_to_num(base.staff_capacity, nan=1.0))
         out = np.minimum(out, cap[None])
     return out
 
@@ -510,9 +510,11 @@ def solve_chance(draws: DrawSet, level: float, weights: np.ndarray | None = None
     calibrate
         With chance samples (``noise_sd > 0``), the plan fits its samples: a target met in
         a share ``P`` of the (draw, sample) pairs may have a smaller exact chance (the
-        normal integrated over each draw's noise, :func:`evaluate_draws`). Up to three
-        more solves raise each short target's level by its shortfall (not for ``cvar``,
-        which is conservative).
+        normal integrated over each draw's noise, :func:`evaluate_draws`). ``sets`` then
+        asks the draws of each short target's set for a margin past the goal, moved by
+        Newton steps until the exact chance reaches ``P``; ``milp`` raises the target's
+        share of pairs by its shortfall, up to three more solves; ``cvar`` is
+        conservative and left as it is.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
@@ -522,7 +524,10 @@ def solve_chance(draws: DrawSet, level: float, weights: np.ndarray | None = None
         raise ValueError(f"level must be in (0, 1], got {level}")
     w = _weights(draws, weights)
     levels = np.full(len(draws.targets), float(level))
-    rounds = 4 if calibrate and draws.noise_sd.any() and method != "cvar" else 1
+    if method == "sets":
+        exact = _exact_chance(draws, w) if calibrate and draws.noise_sd.any() else None
+        return _solve_once(draws, level, levels, w, method, time_limit, gap, exact=exact)
+    rounds = 4 if calibrate and draws.noise_sd.any() and method == "milp" else 1
     best: RobustPlan | None = None
     for _ in range(rounds):
         found = _solve_once(draws, level, levels, w, method, time_limit, gap)
@@ -537,10 +542,22 @@ def solve_chance(draws: DrawSet, level: float, weights: np.ndarray | None = None
     return found if best is None else best
 
 
+def _exact_chance(draws: DrawSet, weights: np.ndarray) -> Any:
+    """A plan's exact chance per target ``(T,)``, or, with ``slope=True``, ``(K, T)`` each
+    draw's share of its rate of change when the draw's mean moves by one noise sd."""
+    def chance(spend: np.ndarray, staff: np.ndarray, slope: bool = False) -> np.ndarray:
+        check = evaluate_draws(draws, spend, staff, weights)
+        if slope:
+            density = np.exp(-0.5 * check["margin"] ** 2) / math.sqrt(2 * math.pi)
+            return weights[:, None] * density
+        return np.array([check["chance"][t.key] for t in draws.targets])
+    return chance
+
+
 def _solve_once(draws: DrawSet, level: float, levels: np.ndarray, w: np.ndarray, method: str,
-                time_limit: float, gap: float) -> RobustPlan:
+                time_limit: float, gap: float, exact: Any = None) -> RobustPlan:
     if method == "sets":
-        out, model = by_sets(draws, levels, w, time_limit=time_limit, gap=gap)
+        out, model = by_sets(draws, levels, w, time_limit=time_limit, gap=gap, calibrate=exact)
     else:
         model = draws.model(method)
         out = model.solve(levels, w, time_limit=time_limit, gap=gap)

@@ -30,6 +30,7 @@ from simdomain.scenario.io import validate_scenario
 from simdomain.scenario.model import Scenario
 from simdomain.sim.world import Calendar
 from simdomain.simulation import simulate
+from simdomain.workers import Cluster
 
 OUTCOME_COLUMNS = ["rep", "target", "period", "value", "goal", "met"]
 SUMMARY_COLUMNS = ["target", "period", "goal", "planned", "plan", "mean", "low", "high",
@@ -84,11 +85,13 @@ def plan_scenario(result: PlanResult, *, months_after: int = 0) -> Scenario:
 
 
 def verify(result: PlanResult, *, reps: int = 20, seed: int = 0, level: float = 0.9,
-           progress: bool | None = None) -> Verification:
+           progress: bool | None = None, shards: int = 1,
+           cluster: Cluster | None = None) -> Verification:
     """Simulate the plan ``reps`` times and measure every target on each replication.
 
     Replication ``r`` is simulated with the ``r``-th integer drawn from
-    ``SeedSequence(seed)``, one at a time (so memory does not grow with ``reps``).
+    ``SeedSequence(seed)``, one at a time (so memory does not grow with ``reps``), split
+    into ``shards`` run on ``cluster`` if given (see :func:`simdomain.simulation.simulate`).
     """
     if result.evaluation is None:
         raise ValueError("only an optimal plan can be verified")
@@ -103,7 +106,8 @@ def verify(result: PlanResult, *, reps: int = 20, seed: int = 0, level: float = 
     spend = 0.0
     for rep in tqdm(range(reps), desc=f"verify {scenario.name}", unit="rep",
                     disable=None if progress is None else not progress, leave=False):
-        run = simulate(scenario, seed=int(seeds[rep]), reps=1, keep_agents=cohort)
+        run = simulate(scenario, seed=int(seeds[rep]), reps=1, keep_agents=cohort,
+                       shards=shards, cluster=cluster)
         horizon = run.daily["day"] < result.scenario.horizon_days
         spend += float(run.daily.loc[horizon, "spend_cny"].sum())
         values = _measure(result, run, calendar, window)
@@ -215,7 +219,8 @@ class Confidence:
 
 def plan_with_confidence(scenario: Scenario, options: PlanOptions, level: float, *,
                          reps: int = 20, seed: int = 0, solver: str = "cbc",
-                         max_rounds: int = 6, progress: bool | None = None) -> Confidence:
+                         max_rounds: int = 6, progress: bool | None = None, shards: int = 1,
+                         cluster: Cluster | None = None) -> Confidence:
     """Plan, verify, and raise the planned goals until every target is met with
     probability ``level`` in simulation (or say why not).
 
@@ -233,7 +238,8 @@ def plan_with_confidence(scenario: Scenario, options: PlanOptions, level: float,
     current, goals = base, {}
     rounds: list[dict[str, Any]] = []
     for round_ in range(max_rounds):
-        verification = verify(current, reps=reps, seed=seed, progress=progress)
+        verification = verify(current, reps=reps, seed=seed, progress=progress,
+                              shards=shards, cluster=cluster)
         rounds.append({"round": round_, "joint_probability": verification.joint_probability,
                        "total_cost_cny": current.evaluation.total_cost,
                        "objective": current.evaluation.objective,
