@@ -91,17 +91,6 @@ class Design:
         return f"{arms}, {self.people:,} per arm, {self.days} days"
 
 
-@dataclass(frozen=True)
-class Lever:
-    """An uncertain lever and the tests offered on it."""
-
-    name: str
-    block: str
-    designs: list[Design]
-    spread: float
-    """Relative spread across draws of what its tests measure (coefficient of variation)."""
-
-
 def channel_means(curves: list, channel: int, levels: np.ndarray, days: int) -> np.ndarray:
     """``(K, arms)`` expected adds of a spend test under each draw's curve."""
     return np.array([[float(row[channel].adds(level)) for level in levels]
