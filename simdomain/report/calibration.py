@@ -66,6 +66,48 @@ def _tracking_figure(frame: pd.DataFrame) -> tuple[Figure, Any]:
     return fig, ax
 
 
+def _curve_figure(name: str, fit: Any) -> tuple[Figure, Any]:
+    """A channel's fitted curve, its 90% band and the observed months (and test arms)."""
+    from simdomain.twin.response import working
+
+    d = fit.data
+    seen = d.exposure > 0
+    at_work = working(d.spend, fit.carryover)[0][seen]
+    per_month = d.adds[seen] / d.exposure[seen]
+    top = max(float(np.max(at_work, initial=0.0)), float(np.max(d.test_level, initial=0.0)), 1.0)
+    x = np.linspace(0.0, (3.0 if fit.message else 1.5) * top, 120)  # wide: show how wide
+    band = np.quantile(fit.adds(x, draws=True), [0.05, 0.95], axis=0)
+    fig = Figure(figsize=(6, 3.6), layout="constrained")
+    ax = fig.subplots()
+    ax.fill_between(x, band[0], band[1], color="#c6dbef", label="90% band")
+    ax.plot(x, fit.adds(x), color="#08519c", label="fitted curve")
+    ax.plot(at_work, per_month, "o", color="black", markersize=4, label="months")
+    if len(d.test_level):
+        ax.plot(d.test_level, d.test_adds / d.test_months, "s", color="#d94801",
+                label="spend-test arms")
+    ax.set_xlabel("spend at work e (yuan a month" + (", with carry-over)" if fit.carryover
+                                                     else ")"))
+    ax.set_ylabel("adds a month")
+    ax.set_title(name)
+    ax.legend(frameon=False, fontsize=8)
+    return fig, ax
+
+
+def _curves_section(twin: Any, figures: Figures) -> str:
+    from simdomain.twin.acquisition import curve_frame
+
+    if not twin.curves:
+        return "<p>No channel with spend in the data: no curve fitted.</p>"
+    parts = [f"<h3>{html.escape(name)}</h3>"
+             + figures.embed(f"curve_{name}", _curve_figure(name, fit), f"curve of {name}")
+             + (f"<p><b>{html.escape(fit.message)}</b></p>" if fit.message else "")
+             for name, fit in twin.curves.items()]
+    intro = ("<p>Monthly adds = free + A (1 - exp(-b e / A)), e = this month's spend + "
+             "carry-over x last month's e. Points are months (adds scaled to a full month) at "
+             "their spend at work; the band is the 90% band of the posterior draws.</p>")
+    return intro + "".join(parts) + _table(curve_frame(twin.curves))
+
+
 def _tests_section(twin: Any) -> tuple[str, str] | None:
     """Each touch test's arms and counts, observed and fitted, what each arm's level moved
     (with its 90% interval), the fitted effects and the lack-of-fit check."""
@@ -116,6 +158,10 @@ def write_calibration_report(twin: Any, history: Any, folder: Path) -> str:
          figures.embed("tracking", _tracking_figure(track), "repeat orders by month") +
          _table(track, "{:,.1f}")),
         ("Fitted parameters (90% intervals)", _table(twin.estimates)),
+        ("Channel response: adds against spend", _curves_section(twin, figures)),
+        ("What an add is worth, by channel (cohorts with full follow-up, 90% intervals)",
+         _table(twin.channel_values) if twin.channel_values is not None
+         and len(twin.channel_values) else "<p>No cohort with full follow-up yet.</p>"),
         ("People by stage", _table(by_stage)),
         ("People by source channel", _table(by_channel)),
         ("People by value tier", _table(by_segment, "{:,.1f}")),

@@ -39,9 +39,10 @@ def expected_people(scenario: Scenario) -> float:
     the people word of mouth brings.
     """
     total = float(scenario.initial_pool.total)
+    by_month = {name: scenario.expected_adds_by_month(name) for name in scenario.channels}
     for m, length in enumerate(month_lengths(scenario.start_date, scenario.horizon_days)):
         for name, channel in scenario.channels.items():
-            adds = scenario.expected_monthly_adds(name, channel.spend_in_month(m))
+            adds = by_month[name][m]
             if channel.staff is not None:
                 adds = min(adds, channel.staff.daily_capacity * length)
             total += adds + channel.free_adds_per_month

@@ -200,6 +200,18 @@ class Channel(Strict):
         scale = self.saturation_contacts
         return contacts if scale is None else -scale * math.expm1(-contacts / scale)
 
+    def working_contacts(self, months: int) -> list[float]:
+        """Contacts at work in each month of the plan, before diminishing returns.
+
+        ``e_m = c_m + carryover * e_(m-1)`` with ``c_m`` the contacts month ``m``'s planned
+        spend buys and ``e_(-1) = carried_contacts``; with no carry-over, ``e_m = c_m``.
+        """
+        out, previous = [], self.carried_contacts
+        for m in range(months):
+            previous = self.contacts(self.spend_in_month(m)) + self.carryover * previous
+            out.append(previous)
+        return out
+
     @model_validator(mode="after")
     def _audience_sums_to_one(self) -> Channel:
         if self.audience is not None:
@@ -507,17 +519,29 @@ class Scenario(Strict):
             mix = self.referral.audience if source == "referral" and self.referral else None
         return mix if mix is not None else {k: s.share for k, s in self.segments.items()}
 
-    def expected_monthly_adds(self, channel: str, spend_cny: float) -> float:
+    def expected_monthly_adds(self, channel: str, spend_cny: float,
+                              previous_contacts: float = 0.0) -> float:
         """Mean adds a month's spend on ``channel`` brings, before staff capacity.
 
         The add rate per effective contact is the funnel times the carrier's add rate
         times the audience's mean ``add`` propensity times the channel's own.
+        ``previous_contacts`` are the contacts at work the month before (``e_(m-1)``, see
+        :meth:`Channel.working_contacts`), of which ``carryover`` still work this month.
         """
         ch = self.channels[channel]
         mix = self.audience(channel)
         propensity = sum(share * self.segments[k].propensity.add for k, share in mix.items())
-        return (ch.add_rate * propensity * ch.propensity.add
-                * ch.effective_contacts(ch.contacts(spend_cny)))
+        working = ch.contacts(spend_cny) + ch.carryover * previous_contacts
+        return ch.add_rate * propensity * ch.propensity.add * ch.effective_contacts(working)
+
+    def expected_adds_by_month(self, channel: str) -> list[float]:
+        """Mean adds the plan's spend on ``channel`` brings in each month of the horizon
+        (full calendar months, before staff capacity and free adds), carry-over included."""
+        ch = self.channels[channel]
+        working = ch.working_contacts(self.months)
+        return [self.expected_monthly_adds(channel, ch.spend_in_month(m),
+                                           working[m - 1] if m else ch.carried_contacts)
+                for m in range(self.months)]
 
     @field_validator("start_date")
     @classmethod

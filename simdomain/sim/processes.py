@@ -59,7 +59,12 @@ def campaign_window(env: simpy.Environment, world: World, campaign: Campaign) ->
 
 
 def acquisition(env: simpy.Environment, world: World, name: str) -> Process:
-    """A channel's adds each day: its month's spend spread evenly over the month."""
+    """A channel's adds each day: its month's spend spread evenly over the month.
+
+    With carry-over, the contacts still at work from earlier months (``carryover *
+    e_(m-1)``, see :meth:`simdomain.scenario.model.Channel.working_contacts`) are spread
+    over the month like bought ones and add at the same rate, at no cost.
+    """
     rng = stream(world.seed, f"channel.{name}")
     channel = world.scenario.channels[name]
     code = world.layout.sources.index(name)
@@ -67,33 +72,41 @@ def acquisition(env: simpy.Environment, world: World, name: str) -> Process:
     propensity = np.array([world.scenario.segments[world.layout.segments[g]].propensity.add
                            for g in segments]) * channel.propensity.add
     cal = world.calendar
+    working = channel.working_contacts(int(cal.month[-1]) + 1)
 
-    offset = 0.0
+    offset = carry_offset = 0.0
+
+    def spread(total: float, k: int, length: int, shift: float) -> int:
+        # Systematic rounding: whole contacts per day whose running total over the month
+        # never exceeds the month's (fractional) contacts rounded with one uniform offset.
+        return int(np.floor(total * (k + 1) / length + shift) - np.floor(total * k / length + shift))
 
     def bring(day: int) -> None:
-        nonlocal offset
+        nonlocal offset, carry_offset
         month = cal.month[day]
         planned = channel.spend_in_month(int(month))
         contacts_month = channel.contacts(planned)
+        carried_month = working[month] - contacts_month
         length = cal.month_length[month]
         spend = contacts_month * channel.cost_per_contact_cny / length
         if cal.first_of_month(day):
             offset = rng.random()
+            if carried_month > 0:
+                carry_offset = rng.random()
             if planned > 0:
                 staff = channel.staff
                 spend += channel.fixed_cost_cny + (
                     staff.accounts * staff.monthly_cost_per_account_cny if staff else 0.0
                 )
-        # Systematic rounding: whole contacts per day whose running total over the month
-        # never exceeds the month's (fractional) contacts rounded with one uniform offset.
         k = cal.day_in_month[day]
-        contacts = int(np.floor(contacts_month * (k + 1) / length + offset)
-                       - np.floor(contacts_month * k / length + offset))
+        contacts = spread(contacts_month, k, length, offset)
+        carried = spread(carried_month, k, length, carry_offset) if carried_month > 0 else 0
         adds_by_segment = np.zeros(len(segments), dtype=np.int64)
-        if contacts > 0:
-            per_contact = channel.add_rate * channel.effective_contacts(contacts_month) / contacts_month
+        if contacts + carried > 0:
+            at_work = working[month]
+            per_contact = channel.add_rate * channel.effective_contacts(at_work) / at_work
             p = np.minimum(per_contact * world.adds_multiplier(name) * propensity, 1.0)
-            adds_by_segment = rng.binomial(rng.multinomial(contacts, shares), p)
+            adds_by_segment = rng.binomial(rng.multinomial(contacts + carried, shares), p)
         if channel.free_adds_per_month > 0:
             free = rng.poisson(channel.free_adds_per_month / length * world.adds_multiplier(name))
             adds_by_segment += rng.multinomial(free, shares)

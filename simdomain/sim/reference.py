@@ -335,11 +335,14 @@ def campaign(env: simpy.Environment, dom: Domain, spec: Campaign) -> Process:
 
 def channel(env: simpy.Environment, dom: Domain, name: str) -> Process:
     """A channel's adds: the month's contacts spread over its days, each contact an add
-    with the funnel's rate (after saturation), capped by the staff's daily capacity."""
+    with the funnel's rate (after saturation), capped by the staff's daily capacity.
+    With carry-over the contacts still at work from earlier months (``carryover`` times
+    the last month's contacts at work) are spread over the month too, at no cost."""
     ch, rng, cal = dom.scenario.channels[name], dom.rng[name], dom.calendar
     segments, cumulative = dom.mix(name)
     shares = np.diff([0.0, *cumulative])
     add_rate = ch.carrier_add_rate * math.prod(ch.funnel.values())
+    at_work, carried = 0.0, ch.carried_contacts  # contacts at work e_m; e_(m-1)
     for day in range(cal.days):
         yield at(env, day, ACQUISITION)
         month = int(cal.month[day])
@@ -348,6 +351,10 @@ def channel(env: simpy.Environment, dom: Domain, name: str) -> Process:
         bought = spend / ch.cost_per_contact_cny
         if ch.max_contacts_per_month is not None:
             bought = min(bought, ch.max_contacts_per_month)
+        if day == 0 or cal.month[day - 1] != month:
+            if day > 0:
+                carried = at_work
+            at_work = bought + ch.carryover * carried
         cost = bought * ch.cost_per_contact_cny / cal.month_length[month]
         if spend > 0 and (day == 0 or cal.month[day - 1] != month):
             cost += ch.fixed_cost_cny
@@ -355,11 +362,14 @@ def channel(env: simpy.Environment, dom: Domain, name: str) -> Process:
                 cost += ch.staff.accounts * ch.staff.monthly_cost_per_account_cny
         expected = bought / cal.month_length[month]
         contacts = int(expected) + int(rng.random() < expected - int(expected))
+        if at_work > bought:  # contacts carried over from earlier months work at no cost
+            still = (at_work - bought) / cal.month_length[month]
+            contacts += int(still) + int(rng.random() < still - int(still))
         added: list[int] = []
         if contacts > 0:
             scale = ch.saturation_contacts
-            effective = bought if scale is None else scale * (1 - math.exp(-bought / scale))
-            per_contact = add_rate * effective / bought
+            effective = at_work if scale is None else scale * (1 - math.exp(-at_work / scale))
+            per_contact = add_rate * effective / at_work
             for campaign_ in dom.active:
                 if campaign_.channels is None or name in campaign_.channels:
                     per_contact *= campaign_.multipliers.adds

@@ -93,8 +93,9 @@ def expected_people(scenario: Scenario, known: int | None = None) -> int:
     months = Calendar.of(scenario.start_date, scenario.horizon_days).month_length
     total = scenario.initial_pool.total if known is None else known
     for name, channel in scenario.channels.items():
+        by_month = scenario.expected_adds_by_month(name)
         for m, length in enumerate(months):
-            adds = scenario.expected_monthly_adds(name, channel.spend_in_month(m))
+            adds = by_month[m]
             if channel.staff is not None:
                 adds = min(adds, channel.staff.daily_capacity * length)
             total += adds + channel.free_adds_per_month

@@ -200,6 +200,7 @@ def synth_engine(scenario: Scenario, window: Window, *, seed: int = 0,
             "marketplace_only": {"process": "pareto", "ratio": MARKETPLACE_RATIO,
                                  **market["parameters"]},
             "staff_deletion_share": STAFF_DELETION_SHARE,
+            "channels": people.channel_curves(history),
         },
         "history_scenario": history.model_dump(mode="json"),
         "counts": {

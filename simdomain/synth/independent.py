@@ -164,7 +164,7 @@ def synth_process(scenario: Scenario, process: Process, window: Window, *, seed:
                    "as_of": window.as_of, "days": window.days},
         "time_unit": "days",
         "parameters": {"orders": describe(process), "order_value": asdict(value),
-                       "behaviour": _behaviour(b)},
+                       "behaviour": _behaviour(b), "channels": people.channel_curves(scenario)},
         "counts": {
             "contacts": n_contacts,
             "contacts_by_channel": {str(k): int(v) for k, v in

@@ -87,9 +87,12 @@ def channel_months(scenario: Scenario, window: Window) -> pd.DataFrame:
 
     A month the window covers only in part gets that part of the month's variable spend
     (and, as in the engine, its fixed and staff costs in full); adds (bought and free)
-    are capped at the channel's staff capacity. Campaign multipliers are left out.
+    are capped at the channel's staff capacity. Campaign multipliers are left out. Contacts
+    carry over from month to month as in the engine (``Channel.working_contacts``), from
+    the channel's ``carried_contacts`` before the window's first month.
     """
     rows = []
+    previous = {name: channel.carried_contacts for name, channel in scenario.channels.items()}
     for label, lo, hi in window.months():
         year, month = int(label[:4]), int(label[5:])
         following = dt.date(year + month // 12, month % 12 + 1, 1)
@@ -99,8 +102,9 @@ def channel_months(scenario: Scenario, window: Window) -> pd.DataFrame:
             planned = channel.spend_in_month(plan_month(scenario, label))
             contacts = channel.contacts(planned)
             spend = contacts * channel.cost_per_contact_cny
-            adds = (scenario.expected_monthly_adds(name, spend)
+            adds = (scenario.expected_monthly_adds(name, spend, previous[name])
                     + channel.free_adds_per_month) * share
+            previous[name] = contacts + channel.carryover * previous[name]
             if channel.staff is not None:
                 adds = min(adds, channel.staff.daily_capacity * (hi - lo))
             if planned > 0:  # as the engine: the month's fixed and staff costs in full
@@ -114,6 +118,24 @@ def channel_months(scenario: Scenario, window: Window) -> pd.DataFrame:
                                         "expected_adds", "lo", "hi"])
     numbers = ["spend_cny", "contacts", "expected_adds", "lo", "hi"]
     return frame.astype(dict.fromkeys(numbers, np.float64))
+
+
+def channel_curves(scenario: Scenario) -> dict[str, dict[str, float | None]]:
+    """Each channel's true response curve in the twin's terms (for truth.json): a full
+    month's mean adds are ``free + A (1 - exp(-b e / A))`` with ``e_m = x_m + lambda
+    e_(m-1)`` the spend at work (yuan); ``A`` is None for a channel without saturation."""
+    out = {}
+    for name, channel in scenario.channels.items():
+        per_contact = channel.add_rate * channel.propensity.add * sum(
+            share * scenario.segments[k].propensity.add
+            for k, share in scenario.audience(name).items())
+        scale = channel.saturation_contacts
+        out[name] = {"peak_adds": None if scale is None else per_contact * scale,
+                     "adds_per_cny": per_contact / channel.cost_per_contact_cny,
+                     "carryover": channel.carryover,
+                     "free_adds_per_month": channel.free_adds_per_month,
+                     "fixed_cost_cny": channel.fixed_cost_cny}
+    return out
 
 
 def spend_frame(months: pd.DataFrame) -> pd.DataFrame:

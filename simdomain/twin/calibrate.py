@@ -22,6 +22,7 @@ import pandas as pd
 
 from simdomain.scenario.model import RESERVED_SOURCES, STAGES, Scenario
 from simdomain.twin import btyd
+from simdomain.twin.acquisition import fit_channels
 from simdomain.twin.deletion import DeletionFit, fit_deletion
 from simdomain.twin.history import NOT_A_CONTACT, History
 from simdomain.twin.rates import (
@@ -33,18 +34,16 @@ from simdomain.twin.rates import (
     fit_koc,
     fit_word_of_mouth,
 )
+from simdomain.twin.response import CurveFit
 from simdomain.twin.season import MIN_DAYS, fit_season
 from simdomain.twin.selfcheck import order_model_error
 from simdomain.twin.value import Tier, fit_value_tiers, tier_of
+from simdomain.twin.yields import channel_values
 
 Loc = tuple[str | int, ...]
 ASSUMED = "assumed, not fitted (from the base scenario)"
 NOT_IN_DATA = "not in the data; none assumed"
 LEVEL = 0.9
-ADD_RATE = 0.1
-"""Share of a channel's contacts who add, where the data has adds but not contacts."""
-MIN_COST_CNY = 1e-3
-"""The schema's least cost per contact."""
 MARKET_PER_PERSON = 20
 """Addressable market of referral, as a multiple of the pool, when no base gives one."""
 
@@ -75,6 +74,11 @@ class Twin:
         (:mod:`simdomain.twin.touchfit`), or None.
     messages
         What was assumed or could not be fitted, in words.
+    curves
+        Each channel's fitted adds-versus-spend curve (:mod:`simdomain.twin.response`).
+    channel_values
+        Members, orders, GMV and deletions per add by channel
+        (:func:`simdomain.twin.yields.channel_values`).
     """
 
     scenario: dict[str, Any]
@@ -85,6 +89,8 @@ class Twin:
     messages: list[str] = field(default_factory=list)
     tests: pd.DataFrame | None = None
     observational: pd.DataFrame | None = None
+    curves: dict[str, CurveFit] = field(default_factory=dict)
+    channel_values: pd.DataFrame | None = None
 
 
 def _interval_note(estimate: float, low: float, high: float, basis: str) -> str:
@@ -171,7 +177,8 @@ def calibrate(
         (:mod:`simdomain.twin.selfcheck`) and carry it in the draws; 0 to skip.
     tests, touches
         The bundle's tests and touch log: touch effects are fitted from the touch tests,
-        the log only where no test informs an effect (:mod:`simdomain.twin.touchfit`).
+        the log only where no test informs an effect (:mod:`simdomain.twin.touchfit`);
+        ``channel_spend`` arms inform the channels' curves (:mod:`simdomain.twin.response`).
     """
     rng = np.random.default_rng(seed)
     people = history.people
@@ -272,7 +279,7 @@ def calibrate(
 
     deletion = fit_deletion(people)
     _deletion(b, deletion, base, messages)
-    _channels(b, history, spend, base, messages)
+    curves = _channels(b, history, spend, tests, base, messages)
     scenario = _assemble(b, name, start, horizon_days, base, history, referrals, messages)
     if season is not None:
         end = start + dt.timedelta(days=horizon_days - 1)
@@ -301,7 +308,8 @@ def calibrate(
                            ignore_index=True)
     return Twin(scenario=scenario, notes=b.notes, population=population,
                 parameters=parameters, estimates=pd.DataFrame(b.rows), messages=messages,
-                tests=arms, observational=observed)
+                tests=arms, observational=observed, curves=curves,
+                channel_values=channel_values(history))
 
 
 def _point(column: str, b: _Builder, fit: btyd.ParetoNBDFit, deletion: DeletionFit | None) -> float:
@@ -371,18 +379,14 @@ def _complete_months(as_of: dt.date, count: int) -> list[pd.Period]:
     return [last - i for i in range(count)]
 
 
-def _channels(b: _Builder, history: History, spend: pd.DataFrame | None, base: Scenario | None,
-              messages: list[str]) -> None:
-    """Each channel's acquisition over the last 12 whole months: cost per add from spend,
-    spend as in the last 3; a channel without spend brings its last 3 months' adds free."""
+def _channels(b: _Builder, history: History, spend: pd.DataFrame | None,
+              tests: pd.DataFrame | None, base: Scenario | None,
+              messages: list[str]) -> dict[str, CurveFit]:
+    """Buyers who are not contacts keep arriving as in the last 3 whole months; each
+    contact channel gets its curve (:func:`simdomain.twin.acquisition.fit_channels`)."""
     people = history.people
-    year = _complete_months(history.as_of, 12)
-    recent = year[:3]
-    contacts = people[people["contact"]]
+    recent = _complete_months(history.as_of, 3)
     end = pd.Timestamp(history.as_of) + pd.Timedelta(days=1)
-    months = (end + pd.to_timedelta(contacts["add_day"], unit="D")).dt.to_period("M")
-    adds = contacts.groupby([contacts["source"].to_numpy(), months.to_numpy()]).size()
-    sources = sorted(set(contacts["source"]) - set(RESERVED_SOURCES))
     others = people[~people["contact"]]
     if len(others):
         loc = ("channels", NOT_A_CONTACT)
@@ -391,6 +395,7 @@ def _channels(b: _Builder, history: History, spend: pd.DataFrame | None, base: S
         b.fixed((*loc, "funnel", "add"), 1.0, "a new buyer of this kind is an add")
         b.fixed((*loc, "cost_per_contact_cny"), 1.0, "no spend")
         b.fixed((*loc, "monthly_spend_cny"), 0.0, "no spend")
+        b.fixed((*loc, "max_spend_cny"), 0.0, "no spend: a plan cannot buy these buyers")
         arrived = (end + pd.to_timedelta(others["first_order_day"], unit="D")).dt.to_period("M")
         count = float(arrived.isin(recent).sum())
         b.fitted((*loc, "free_adds_per_month"), count / 3, b.rng.gamma(count + 0.5, 1.0, b.n) / 3,
@@ -400,40 +405,12 @@ def _channels(b: _Builder, history: History, spend: pd.DataFrame | None, base: S
                 "they arrive with their first order (its probability on the first day is 1)")
         b.fixed((*loc, "propensity", "deletion"), 0.0, "not contacts: they cannot delete the "
                 "brand")
-    for channel in sources:
-        loc = ("channels", channel)
-        b.fixed((*loc, "funnel", "add"), ADD_RATE,
-                f"not in the data: {ADD_RATE} makes a month's adds vary as Poisson counts "
-                "(contacts are priced so that cost per add is as fitted)")
-        by_month = adds.get(channel, pd.Series(dtype=float))
-        spent = pd.DataFrame(columns=["month", "spend_cny"])
-        if spend is not None:
-            spent = spend.loc[spend["channel"].astype(str) == channel].assign(
-                month=lambda f: pd.PeriodIndex(f["month"].astype(str), freq="M"))
-            spent = spent.loc[spent["month"].isin(year)]
-        if len(spent) and spent["spend_cny"].sum() > 0:
-            total = float(spent["spend_cny"].sum())
-            got = float(sum(by_month.get(m, 0) for m in spent["month"]))
-            # at least a tenth of a fen a contact, the schema's floor
-            draws = np.maximum(ADD_RATE * total / np.maximum(
-                b.rng.gamma(got + 0.5, 1.0, b.n), 1e-9), MIN_COST_CNY)
-            b.fitted((*loc, "cost_per_contact_cny"),
-                     max(ADD_RATE * total / max(got, 1.0), MIN_COST_CNY), draws,
-                     f"{total:,.0f} yuan for {got:,.0f} adds in {len(spent)} months, "
-                     f"times the add rate {ADD_RATE}")
-            latest = spent.loc[spent["month"].isin(recent), "spend_cny"]
-            b.fixed((*loc, "monthly_spend_cny"), float(latest.mean()) if len(latest) else 0.0,
-                    f"data: mean spend of {recent[-1]}..{recent[0]}")
-        else:
-            b.fixed((*loc, "cost_per_contact_cny"), 1.0, "no spend recorded: adds are free")
-            b.fixed((*loc, "monthly_spend_cny"), 0.0, "no spend recorded")
-            count = float(sum(by_month.get(m, 0) for m in recent))
-            b.fitted((*loc, "free_adds_per_month"), count / 3,
-                     b.rng.gamma(count + 0.5, 1.0, b.n) / 3,
-                     f"{count:,.0f} adds in {recent[-1]}..{recent[0]}")
+    curves = fit_channels(b, history, spend, tests, messages)
+    sources = set(people.loc[people["contact"], "source"]) - set(RESERVED_SOURCES)
     if base is not None:
-        for channel in set(base.channels) - set(sources):
+        for channel in sorted(set(base.channels) - sources):
             messages.append(f"channels.{channel}: {ASSUMED}")
+    return curves
 
 
 def _set(tree: dict[str, Any], loc: Loc, value: Any) -> None:
