@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from simdomain import __version__
+from simdomain.advise import cli as advise_cli
 from simdomain.cliutil import (
     BAD_INPUT,
     INTERNAL_ERROR,
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth_cli.register(commands)
     twin_cli.register(commands)
     studio_cli.register(commands)
+    advise_cli.register(commands)
     # further commands register here
     return parser
 

@@ -36,6 +36,7 @@ LAYERS = (
     "backtest",  # runs a calibrated twin forward with simulate()
     "models",
     "planner",
+    "advise",  # which test next: the planner over the twin's draws
     "experiments",
     "report",
     "studio",

@@ -83,6 +83,7 @@ def build_report(folder: str | Path) -> Path:
     builders: list[tuple[str, Callable[[Path, Figures], tuple[str, list[Section]]]]] = [
         ("manifest.json", _experiment),
         ("plan.csv", _plan),
+        ("advice.csv", _advice),
         ("comparison.csv", _comparison),
         ("summary.json", _run),
     ]
@@ -334,6 +335,32 @@ def _experiment(folder: Path, figures: Figures) -> tuple[str, list[Section]]:
     sections.append(("Mean per design point (95% intervals in summary.csv)",
                      f"<div class=wide>{table.to_html(float_format=lambda v: _fmt(v), border=0)}</div>"))
     return title, sections
+
+
+def _advice(folder: Path, figures: Figures) -> tuple[str, list[Section]]:
+    """The ranked tests of ``simdomain advise``."""
+    table = _read_csv(folder / "advice.csv", ("rank", "lever", "design", "cost_cny",
+                                              "evsi_cny", "evsi_se_cny", "net_value_cny"))
+    summary = _read_json(folder / "advice.json", ("level", "draws", "plan_cost_cny", "levers"))
+    title = (f"Which test next: plan of {_fmt(summary['plan_cost_cny'])} yuan, targets met "
+             f"with chance {summary['level']:.0%} over {summary['draws']} draws")
+    levers = pd.DataFrame(summary["levers"]).reindex(
+        columns=["lever", "spread", "evpi_cny", "evpi_se_cny", "screened", "designs"])
+    shown = [c for c in ("rank", "lever", "design", "people_per_arm", "days", "cost_cny",
+                         "evsi_cny", "evsi_se_cny", "chance_gain", "net_value_cny",
+                         "tied_with_above", "measure") if c in table.columns]
+    return title, [
+        ("Uncertain levers", ("<p class=note>spread: the largest coefficient of variation, "
+         "across the draws, of what the lever's tests measure; evpi: what perfect "
+         "information on it would save (yuan), an upper bound on any of its tests; "
+         "screened: too small for its tests to be valued.</p>"
+         f"<div class=wide>{levers.to_html(index=False, border=0)}</div>")),
+        ("Ranked tests", ("<p class=note>EVSI: the expected saving of the plan after the test "
+         "(yuan, with its Monte Carlo standard error); net value: EVSI minus the test's cost; "
+         "tied: within two standard errors of the test above.</p>"
+         f"<div class=wide>{table[shown].to_html(index=False, border=0, float_format=lambda v: _fmt(v))}"
+         "</div>")),
+    ]
 
 
 def _plan(folder: Path, figures: Figures) -> tuple[str, list[Section]]:
