@@ -191,6 +191,28 @@ def test_stratified_thinning_picks_at_most_twice_the_events(shape, rate, n, seed
     np.testing.assert_array_equal(np.sort(slots), np.arange(n))  # each person once
 
 
+def test_strata_hold_slots_beyond_one_block():
+    """Slots are held as offsets within blocks of ``2 ** BLOCK_BITS``: strata spanning
+    many blocks (and skipping some) give back every slot, in order, and the count of
+    slots below any slot."""
+    rng = np.random.default_rng(7)
+    block = 2**thinning.BLOCK_BITS
+    strata = thinning.Strata()
+    starts = [0, 3 * block + 5, 5 * block - 3]
+    sizes = [2 * block + 11, 100, 3 * block]
+    multiplier = [rng.gamma(0.5, 2.0, size).astype(np.float32) for size in sizes]
+    for start, values in zip(starts, multiplier, strict=True):
+        strata.add(start, values)
+    slots = np.concatenate([np.arange(a, a + k) for a, k in zip(starts, sizes, strict=True)])
+    e = thinning.exponents(np.concatenate(multiplier))
+    for ceiling, held in strata.groups():
+        expected = slots[e == int(np.log2(ceiling))]
+        np.testing.assert_array_equal(held, expected)
+        key = int(np.log2(ceiling))
+        for slot in (0, block - 1, block, 3 * block + 6, 5 * block, 9 * block):
+            assert strata._before(key, slot) == np.count_nonzero(expected < slot)
+
+
 def test_work_stays_proportional_to_the_events(monkeypatch):
     """In a run with heavy-tailed order multipliers (shape 0.3: the largest of 50,000 is
     about 45 times the mean), the people whose order probability is computed are at

@@ -58,16 +58,25 @@ def exponents(multiplier: np.ndarray) -> np.ndarray:
     return np.where(multiplier > 0, np.maximum(e, LOWEST), LOWEST).astype(np.int64)
 
 
+BLOCK_BITS = 16
+"""Slots are held as uint16 offsets within blocks of ``2 ** BLOCK_BITS`` slots (see
+:class:`Strata`)."""
+
+
 class Strata:
     """Slots of people per exponent ``e``: those whose multiplier is in ``(2**(e-1), 2**e]``.
 
     Multipliers are fixed per person and people are appended in order of joining, so
-    each stratum is a sorted array (int32 slots) that only grows.
+    each stratum is a sorted list of slots that only grows. It is held compactly, in
+    2 bytes a slot rather than 4: each slot's offset within its block of
+    ``2 ** BLOCK_BITS`` slots (uint16), and the stratum's count of slots per block, from
+    which the block of the ``k``-th slot is found (:meth:`slots`).
     """
 
     def __init__(self) -> None:
-        self._slots: dict[int, np.ndarray] = {}
+        self._offsets: dict[int, np.ndarray] = {}
         self._count: dict[int, int] = {}
+        self._per_block: dict[int, np.ndarray] = {}
 
     def add(self, start: int, multiplier: np.ndarray) -> None:
         """Place the people in slots ``start, start + 1, ...`` with these multipliers."""
@@ -81,7 +90,7 @@ class Strata:
         for at in range(0, len(multiplier), CHUNK):  # by chunks: small work arrays
             part = multiplier[at: at + CHUNK]
             e = (exponents(part) - LOWEST).astype(np.uint8)  # a radix sort: linear time
-            order = np.argsort(e, kind="stable").astype(np.int32)
+            order = np.argsort(e, kind="stable").astype(np.int64)
             order += start + at
             ends = np.cumsum(np.bincount(e)).tolist()
             for key, (low, high) in enumerate(zip([0, *ends[:-1]], ends)):
@@ -89,29 +98,53 @@ class Strata:
                     self._append(key + LOWEST, order[low:high])
 
     def _reserve(self, key: int, more: int) -> np.ndarray:
-        """The stratum's array, with room for ``more`` slots (and as many again, so that
+        """The stratum's offsets, with room for ``more`` slots (and as many again, so that
         it is seldom copied: unwritten room costs address space only)."""
         count = self._count.get(key, 0)
-        held = self._slots.get(key)
+        held = self._offsets.get(key)
         if held is None or count + more > len(held):
-            grown = np.empty(max(2 * (count + more), 64), dtype=np.int32)
+            grown = np.empty(max(2 * (count + more), 64), dtype=np.uint16)
             if held is not None:
                 grown[:count] = held[:count]
-            held = self._slots[key] = grown
+            held = self._offsets[key] = grown
         return held
 
     def _append(self, key: int, slots: np.ndarray) -> None:
+        """Append ascending slots, all after the stratum's last one."""
         count = self._count.get(key, 0)
-        self._reserve(key, len(slots))[count: count + len(slots)] = slots
+        self._reserve(key, len(slots))[count: count + len(slots)] = slots & (2**BLOCK_BITS - 1)
         self._count[key] = count + len(slots)
+        added = np.bincount(slots >> BLOCK_BITS)
+        held = self._per_block.get(key, np.zeros(0, dtype=np.int64))
+        if len(held) < len(added):
+            held = np.concatenate([held, np.zeros(len(added) - len(held), dtype=np.int64)])
+        held[: len(added)] += added
+        self._per_block[key] = held
+
+    def slots(self, key: int, index: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """The slots (int64) at positions ``index`` of stratum ``key``."""
+        offsets = self._offsets[key][: self._count[key]][index]
+        positions = np.arange(self._count[key])[index] if isinstance(index, slice) else index
+        block = np.searchsorted(np.cumsum(self._per_block[key]), positions, side="right")
+        return (block << BLOCK_BITS) + offsets
+
+    def _before(self, key: int, slot: int) -> int:
+        """How many of stratum ``key``'s slots are below ``slot``."""
+        ends = np.cumsum(self._per_block[key])
+        block = slot >> BLOCK_BITS
+        if block >= len(ends):
+            return self._count[key]
+        low = int(ends[block - 1]) if block else 0
+        within = self._offsets[key][low: int(ends[block])]
+        return low + int(np.searchsorted(within, slot & (2**BLOCK_BITS - 1)))
 
     def groups(self) -> list[tuple[float, np.ndarray]]:
         """``(2 ** e, slots)`` of each stratum, by increasing ``e``."""
-        return [(2.0 ** key, self._slots[key][: self._count[key]]) for key in sorted(self._slots)]
+        return [(2.0**key, self.slots(key)) for key in sorted(self._offsets)]
 
     def expected_picks(self, bound: Callable[[float], float]) -> float:
         """People :meth:`draw` picks on average with this bound per multiplier ceiling."""
-        return sum(len(slots) * min(bound(ceiling), 1.0) for ceiling, slots in self.groups())
+        return sum(self._count[key] * min(bound(2.0**key), 1.0) for key in self._offsets)
 
     def draw(self, bound: Callable[[float], float], rng: np.random.Generator,
              tail: tuple[int, Callable[[float], float]] | None = None,
@@ -126,14 +159,15 @@ class Strata:
         ``start`` and after by ``tail_bound(c)`` instead (the newest people, say).
         """
         picked, uniforms = [], []
-        for ceiling, slots in self.groups():
-            parts = [(slots, bound(ceiling))]
+        for key in sorted(self._offsets):
+            ceiling, count = 2.0**key, self._count[key]
+            parts = [(0, count, bound(ceiling))]
             if tail is not None:
-                split = int(np.searchsorted(slots, tail[0]))
-                parts = [(slots[:split], bound(ceiling)), (slots[split:], tail[1](ceiling))]
-            for part, ceiling_bound in parts:
-                index, u = candidates(len(part), ceiling_bound, rng)
-                picked.append(part[index])
+                split = self._before(key, tail[0])
+                parts = [(0, split, bound(ceiling)), (split, count, tail[1](ceiling))]
+            for low, high, ceiling_bound in parts:
+                index, u = candidates(high - low, ceiling_bound, rng)
+                picked.append(self.slots(key, index + low))
                 uniforms.append(u)
         if not picked:
             return np.empty(0, dtype=np.int64), np.empty(0)

@@ -110,20 +110,34 @@ def narrow_dtypes(scenario: Scenario, layout: Layout,
     """Population fields this run can hold in fewer bytes: segment and source codes in
     int8 when there are at most 127 of each; days in int16 when the known people's are
     within 32,767 days (89 years) of the start (the horizon is at most 3,660 days);
-    state keys in int16 when the rate tables have fewer rows than 2**15; post views in
-    uint16 when a person cannot see more than 65,535 of them over the horizon."""
+    state keys in uint8 (int16) when the rate tables have at most 2**8 (under 2**15) rows;
+    post views in uint16 when a person cannot see more than 65,535 of them over the
+    horizon; orders in uint16 when the known people's most plus two a day fit."""
     narrow: dict[str, type] = {}
     if len(layout.segments) <= 127 and len(layout.sources) <= 127:
         narrow["segment"] = narrow["source"] = np.int8
     if initial is None or _days_fit_int16(initial):
         narrow.update(dict.fromkeys(("join_day", *HISTORY_DAYS), np.int16))
-    if layout.key_size() < 2**15:
+    if layout.key_size() <= 2**8:
+        narrow["key"] = np.uint8
+    elif layout.key_size() < 2**15:
         narrow["key"] = np.int16
+    if _most_orders(initial) + 2 * scenario.horizon_days <= np.iinfo(np.uint16).max:
+        narrow["orders"] = np.uint16  # at most two a day: a repeat and a first order
     for channel in ("group", "moments"):
         spec = getattr(scenario.touch_policy, channel)
         if spec.posts_per_day * scenario.horizon_days <= np.iinfo(np.uint16).max:
             narrow[f"touches_{channel}"] = np.uint16
     return narrow
+
+
+def _most_orders(initial: InitialPeople | None) -> float:
+    """The most orders a known person brings (infinite if they are not integers, which
+    :meth:`InitialPeople.resolve` checks)."""
+    if initial is None or initial.orders is None:
+        return 0
+    orders = np.asarray(initial.orders)
+    return int(orders.max(initial=0)) if orders.dtype.kind in "iu" else float("inf")
 
 
 def _days_fit_int16(initial: InitialPeople) -> bool:
