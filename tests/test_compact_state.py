@@ -7,7 +7,7 @@ import pytest
 from conftest import build, zero_lifecycle
 
 from simdomain.sim.engine import run_replication
-from simdomain.sim.population import NEVER, NEVER16, InitialPeople, Population
+from simdomain.sim.population import NEVER, NEVER16, NOBODY, InitialPeople, Population
 from simdomain.sim.world import World
 
 
@@ -46,3 +46,20 @@ def test_population_reads_true_values_of_what_it_stores_otherwise():
     np.testing.assert_allclose(pop.engagement, np.array([0.5, 2.0, 1.0]) * 2.0**-70, rtol=1e-6)
     assert 2.0 * 2.0**-70 <= pop.largest("engagement") <= 2.0 * 2.0**-70 * (1 + 1e-5)
     assert (pop.order_multiplier == 1).all()  # not kept: 1 for everyone
+
+
+def test_referrers_are_stored_from_the_first_referred_person_on():
+    """The people before the first referred one take no memory for referrers and read
+    :data:`NOBODY`; the rest read as given, through growth of the arrays too."""
+    pop = Population(4, multipliers=())
+    people = {"segment": np.zeros(3, int), "source": 0, "in_group": np.zeros(3, bool)}
+    pop.add(3, day=-1, **people)
+    assert "referrer" not in pop._arrays
+    pop.add(3, day=0, referrer=np.array([0, NOBODY, 2]), **people)
+    pop.add(3, day=1, **people)  # grows the arrays (capacity 4)
+    pop.add(3, day=2, referrer=np.array([5, 6, 7]), **people)
+    assert len(pop._arrays["referrer"]) == pop.capacity - 3
+    np.testing.assert_array_equal(pop.referrer, [NOBODY] * 3 + [0, NOBODY, 2] + [NOBODY] * 3
+                                  + [5, 6, 7])
+    with pytest.raises(AttributeError):
+        pop.referrer = np.zeros(12, int)

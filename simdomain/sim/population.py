@@ -30,6 +30,9 @@ HISTORY_DAYS = ("first_order_day", "last_order_day", "member_day", "koc_day")
 """Days of events that may not have happened (:data:`NEVER`)."""
 DECAYING = ("engagement", "fatigue")
 """Touch effects that fade by a half-life, kept lazily (see :meth:`Population.decay`)."""
+LATE = ("referrer",)
+"""Fields stored only from the first person given a value other than their fill on: the
+people placed before (the known people, or the initial pool) take no memory for them."""
 RESCALE_BELOW = 2.0**-60
 """A decaying field's scale under which its stored values are brought back to scale 1.
 Stored values are at most ``2 ** 60`` times their true value, far inside float32."""
@@ -104,7 +107,9 @@ class Population:
                         in FIELDS.items() if name not in MULTIPLIERS or name in multipliers}
         self._never16 = {name for name in HISTORY_DAYS if name in narrow}
         self._arrays = {name: np.empty(self._capacity, dtype=dtype)
-                        for name, (dtype, _) in self._fields.items()}
+                        for name, (dtype, _) in self._fields.items() if name not in LATE}
+        self._base: dict[str, int | None] = dict.fromkeys(LATE)
+        """The first slot stored of each :data:`LATE` field (None: none yet)."""
         self.scale = dict.fromkeys(DECAYING, 1.0)
         self.peak = dict.fromkeys(DECAYING, 0.0)
         """An upper bound on each :data:`DECAYING` field's stored values (kept by whoever
@@ -112,6 +117,13 @@ class Population:
 
     def __getattr__(self, name: str) -> np.ndarray:
         arrays = self.__dict__.get("_arrays")
+        if arrays is not None and name in LATE:  # a copy, the fill before the first stored
+            dtype, fill = self._fields[name]
+            values = np.full(self.n, fill, dtype=dtype)
+            base = self._base[name]
+            if base is not None:
+                values[base:] = arrays[name][: self.n - base]
+            return values
         if arrays is None or name not in arrays:
             if arrays is not None and name in MULTIPLIERS:
                 return np.ones(self.n, dtype=np.float32)  # not kept: 1 for everyone
@@ -124,6 +136,8 @@ class Population:
 
     def __setattr__(self, name: str, value: Any) -> None:
         arrays = self.__dict__.get("_arrays")
+        if arrays is not None and name in LATE:
+            raise AttributeError(f"{name} is set when people are added only")
         if arrays is None or name not in arrays:
             super().__setattr__(name, value)
         elif name in DECAYING or name in self._never16:  # stored otherwise than read
@@ -187,17 +201,28 @@ class Population:
             self._grow(stop)
         given = {"segment": segment, "source": source, "join_day": day, "in_group": in_group,
                  "stage": stage, "referrer": referrer, "dormant": dormant}
-        for name, (_, fill) in self._fields.items():
-            self._arrays[name][start:stop] = given.get(name, fill)
+        for name, (dtype, fill) in self._fields.items():
+            value = given.get(name, fill)
+            if name in LATE:
+                base = self._base[name]
+                if base is None and np.any(np.asarray(value) != fill):
+                    base = self._base[name] = start
+                    self._arrays[name] = np.empty(self._capacity - start, dtype=dtype)
+                if base is not None:
+                    self._arrays[name][start - base: stop - base] = value
+                continue
+            self._arrays[name][start:stop] = value
         self.n = stop
         return slice(start, stop)
 
     def _grow(self, needed: int) -> None:
         capacity = max(needed, self._capacity + self._capacity // 2)
         for name, (dtype, _) in self._fields.items():
-            grown = np.empty(capacity, dtype=dtype)
-            grown[: self.n] = self._arrays[name][: self.n]
-            self._arrays[name] = grown
+            base = self._base.get(name) or 0
+            if name in self._arrays:
+                grown = np.empty(capacity - base, dtype=dtype)
+                grown[: self.n - base] = self._arrays[name][: self.n - base]
+                self._arrays[name] = grown
         self._capacity = capacity
 
     def stage_counts(self) -> np.ndarray:
