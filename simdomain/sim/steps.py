@@ -147,14 +147,23 @@ def one_to_one(world: World, rng: np.random.Generator,
         _touch(world, np.ones(len(picked), np.int8), policy.uplift, policy.fatigue, counter,
                picked)
         return
-    reached = in_stages(pop.stage, np.flatnonzero(allowed), world.scratch("reached", np.bool_))
+    codes = np.flatnonzero(allowed)
+    if select is None:  # by chunks, drawing and touching each in turn: small work arrays
+        for part in chunks(pop.n):
+            reached = in_stages(pop.stage[part], codes, world.chunk("reached", np.bool_, part))
+            if policy.reach < 1:
+                u = rng.random(part.stop - part.start, dtype=np.float32,
+                               out=world.chunk("uniform", np.float32, part))
+                reached &= u < np.float32(policy.reach)
+            _touch(world, reached, policy.uplift, policy.fatigue, counter, part)
+        return
+    reached = in_stages(pop.stage, codes, world.scratch("reached", np.bool_))
     if policy.reach < 1:
         for part in chunks(pop.n):
             u = rng.random(part.stop - part.start, dtype=np.float32,
                            out=world.chunk("uniform", np.float32, part))
             reached[part] &= u < np.float32(policy.reach)
-    if select is not None:
-        reached &= select(world, reached)
+    reached &= select(world, reached)
     for part in chunks(pop.n):
         _touch(world, reached[part], policy.uplift, policy.fatigue, counter, part)
 
