@@ -23,9 +23,10 @@ at their widest: a run narrows some of them when its values fit)."""
 PEAK_FACTOR = 2
 """Peak memory over the arrays' size. Measured (``benchmarks/engine.py``): the peak
 resident memory above the interpreter's was 75 bytes per person slot in a plain run of
-1,000,000 people x 365 days, and 147 in a twin-like run of 10,000,000 known people x 365
-days (their own multipliers, their strata, and the known people's input arrays
-included), that is 1.8 times the slot's widest size."""
+1,000,000 people x 365 days; a twin-like run of 10,000,000 known people x 365 days
+(about 18 million slots at the end, their own multipliers and strata, and the known
+people's input arrays, 49 bytes a person, included) peaked at 1,936 MiB, 183 of them
+the interpreter's: about 100 bytes per slot, 1.2 times the slot's widest size."""
 
 
 def month_lengths(start: dt.date, days: int) -> list[int]:
