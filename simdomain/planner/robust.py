@@ -420,9 +420,10 @@ def draw_adds(draws: DrawSet, spend: np.ndarray, staff: np.ndarray | None = None
     for k in range(draws.size):
         out[k] = base.adds_factor * curve_adds(draws.curves[k], spend, draws.carryover[k],
                                                draws.carried[k])
-    if staff is not None:
-        cap = np.where(np.isnan(base.staff_capacity), np.inf,
-                       np.asarray(staff) * np.nan_to_num(base.staff_capacity, nan=1.0))
+    if staff is not None:  # the free adds take the accounts' capacity first
+        cap = np.where(np.isnan(base.staff_capacity), np.inf, np.maximum(
+            np.asarray(staff) * np.nan_to_num(base.staff_capacity, nan=1.0)
+            - base.free_adds, 0.0))
         out = np.minimum(out, cap[None])
     return out
 
