@@ -77,3 +77,27 @@ def test_free_adds_make_a_min_cost_plan_cheaper_and_the_model_still_holds():
     # miss some of them (all met would mean the plan still overspends), 20 reps x 3
     met = np.concatenate([_values(verification, t) >= t.goal for t in binding])
     assert 0.2 <= met.mean() <= 0.8, met.mean()
+
+
+def test_the_plan_over_draws_counts_free_adds_and_staffs_for_them():
+    """Without parameter draws every draw is the point estimate: its constants are the
+    deterministic problem's, and the accounts of the staffed channel take its free adds
+    in every month, spend or not."""
+    from simdomain.planner.robust import draw_set, evaluate_draws, solve_chance
+
+    raw = small_dict()
+    raw["channels"]["cards"]["free_adds_per_month"] = 2000  # > one account's capacity
+    raw["channels"]["feeds"]["free_adds_per_month"] = 1000
+    scenario = validate_scenario(raw, "<free adds>")
+    draws = draw_set(scenario, PlanOptions(member_window_months=1), 8, seed=1)
+    base = draws.base
+    np.testing.assert_allclose(draws.constant, np.broadcast_to(
+        [t.constant for t in base.targets], draws.constant.shape))
+    plan = solve_chance(draws, 0.8)
+    assert plan.optimal
+    cards = base.channels.index("cards")
+    capacity = base.staff_capacity[cards]
+    assert np.all(plan.staff[cards] * capacity >= base.free_adds[cards] - 1e-9)
+    assert np.all(plan.staff[cards] >= 2)
+    chance = evaluate_draws(draws, plan.spend, plan.staff)["chance"]
+    assert min(chance.values()) >= 0.8 - 2e-3
