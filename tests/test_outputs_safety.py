@@ -385,7 +385,7 @@ def test_an_experiment_whose_every_run_fails_exits_4(tmp_path, capsys, monkeypat
 
 def test_an_unreachable_scheduler_leaves_nothing(tmp_path, capsys, monkeypatch):
     pytest.importorskip("distributed")
-    monkeypatch.setattr("simdomain.experiments.runner.CONNECT_SECONDS", 1)
+    monkeypatch.setattr("simdomain.workers.CONNECT_SECONDS", 1)
     out = tmp_path / "exp"
     before = snapshot(tmp_path)
     code = cli.main(["experiment", TINY, "--quiet", "--out", str(out),

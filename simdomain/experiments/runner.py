@@ -9,7 +9,6 @@ that raises is recorded with its error and the others go on.
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import os
 import queue
@@ -35,12 +34,10 @@ from simdomain.experiments.store import SENSITIVITY, SUMMARY, ResultStore, finis
 from simdomain.outfolder import open_folder
 from simdomain.outputs import staged
 from simdomain.simulation import simulate
-from simdomain.workers import die_with_parent, is_scheduler_address
+from simdomain.workers import DaskCluster, die_with_parent
 
 _FLUSH_ROWS = 10_000
 """Write a part once this many rows wait, however recent the last part."""
-CONNECT_SECONDS = 10
-"""How long to try to reach a Dask scheduler."""
 
 
 class EngineError(RuntimeError):
@@ -366,25 +363,9 @@ class _Dask:
     """The workers of a ``dask.distributed`` cluster."""
 
     def __init__(self, address: str) -> None:
-        if not is_scheduler_address(address):
-            raise InputError([Problem("--scheduler", (), (
-                f"{address!r} is not a scheduler address; expected tcp://HOST:PORT, "
-                "e.g. tcp://10.0.0.5:8786"))])
-        try:
-            from distributed import Client
-        except ImportError:
-            raise InputError([Problem("--scheduler", (), "needs dask.distributed: "
-                                                         "pip install 'dask[distributed]'")]) from None
-        quiet = logging.getLogger("distributed")
-        level, quiet.level = quiet.level, logging.CRITICAL  # the message below says it all
-        try:
-            self.client = Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise InputError([Problem("--scheduler", (), f"cannot connect to {address}: "
-                                                         f"{exc}")]) from None
-        finally:
-            quiet.setLevel(level)
-        self.slots = 2 * max(1, sum(self.client.nthreads().values()))
+        cluster = DaskCluster(address)
+        self.client = cluster.client
+        self.slots = 2 * cluster.workers
 
     def submit(self, context: RunContext, task: RunTask) -> Any:
         return self.client.submit(execute_run, context, task, pure=False)

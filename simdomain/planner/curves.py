@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -135,6 +135,19 @@ class Pwl:
         return np.interp(spend, self.spend, self.adds)
 
 
+def _golden_max(gap: Callable[[np.ndarray], np.ndarray], left: np.ndarray,
+                right: np.ndarray) -> np.ndarray:
+    """Where each concave ``gap`` peaks on ``[left, right]`` (elementwise golden section)."""
+    a, b = left.astype(float).copy(), right.astype(float).copy()
+    for _ in range(80):
+        c = b - _GOLDEN * (b - a)
+        d = a + _GOLDEN * (b - a)
+        lower = gap(c) >= gap(d)
+        b = np.where(lower, d, b)
+        a = np.where(lower, a, c)
+    return (a + b) / 2
+
+
 def chord_errors(curve: ResponseCurve, left: np.ndarray,
                  right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Largest gap between the curve and each chord ``[left, right]``, and where it is.
@@ -147,14 +160,7 @@ def chord_errors(curve: ResponseCurve, left: np.ndarray,
     def gap(x: np.ndarray) -> np.ndarray:
         return curve.adds(x) - (f_left + slope * (x - left))
 
-    a, b = left.astype(float).copy(), right.astype(float).copy()
-    for _ in range(80):
-        c = b - _GOLDEN * (b - a)
-        d = a + _GOLDEN * (b - a)
-        lower = gap(c) >= gap(d)
-        b = np.where(lower, d, b)
-        a = np.where(lower, a, c)
-    where = (a + b) / 2
+    where = _golden_max(gap, left, right)
     return np.maximum(gap(where), 0.0), where
 
 
@@ -243,15 +249,9 @@ def common_grid(curves: list[ResponseCurve], upper: float, *, tolerance: float =
         def gap(x: np.ndarray) -> np.ndarray:
             return adds(x) - (f_left + chord * (x - left))
 
-        a = np.broadcast_to(left, f_left.shape).astype(float).copy()
-        b = np.broadcast_to(right, f_left.shape).astype(float).copy()
-        for _ in range(80):  # golden section: the gap is concave on each chord
-            c = b - _GOLDEN * (b - a)
-            d = a + _GOLDEN * (b - a)
-            lower = gap(c) >= gap(d)
-            b = np.where(lower, d, b)
-            a = np.where(lower, a, c)
-        where = (a + b) / 2
+        # the gap is concave on each chord
+        where = _golden_max(gap, np.broadcast_to(left, f_left.shape),
+                            np.broadcast_to(right, f_left.shape))
         error = np.maximum(gap(where), 0.0)
         pick = np.argmax(error, axis=0)
         cols = np.arange(error.shape[1])
