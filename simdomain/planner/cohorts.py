@@ -15,19 +15,28 @@ their *mean*: each stage's daily uplift (1:1 messages where the policy sends the
 the stage, group posts for the share in groups, moments posts) accumulates with the
 engagement half-life, and likewise fatigue; conversion rates are multiplied by
 ``1 + engagement`` and deletion by ``1 + sensitivity * max(0, fatigue - tolerance)``,
-as in the engine, but at the mean level rather than per person. Referral and organic
-adds are left out: the planner counts only the adds it pays for, and the initial pool.
+as in the engine, but at the mean level rather than per person.
+
+The planner counts three kinds of people: the adds its spend buys, the adds that come
+without spend (a channel's ``free_adds_per_month``, :func:`free_adds`) and the initial
+pool. Free adds are a known constant: the engine draws them each day as Poisson with
+mean ``free_adds_per_month / month length x campaign adds multiplier``, so their days
+follow the same shares as the bought adds. Their segments follow the channel's audience
+as it is, where bought adds follow it weighted by each segment's add propensity (the
+funnel converts some segments' contacts more often); so free adds have outcomes of their
+own (``free_*``), which differ from a bought add's when segments differ. Referral and organic adds are left out by
+design (they depend on the pool the plan builds, not on a rate the planner knows).
 
 Adds of a month are spread over its days in proportion to the channel's campaign
 adds multiplier. Results are *per add* of a channel in a cohort month, so the planner
-multiplies them by its adds; the initial pool's are in people.
+multiplies them by its adds (bought and free); the initial pool's are in people.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -63,6 +72,9 @@ class Cohorts:
         People in the initial pool.
     add_share
         ``(C, days)``: the share of its month's adds a channel brings on each day.
+    free_members, free_deletions, free_alive, free_gmv
+        The same as ``members`` ... ``gmv`` per add *without spend* (segments as the
+        audience, not weighted by add propensity); ``None`` when no channel has such adds.
     """
 
     channels: list[str]
@@ -78,6 +90,18 @@ class Cohorts:
     base_gmv: np.ndarray
     initial_size: float
     add_share: np.ndarray
+    free_members: np.ndarray | None = None
+    free_deletions: np.ndarray | None = None
+    free_alive: np.ndarray | None = None
+    free_gmv: np.ndarray | None = None
+
+    def free_view(self) -> Cohorts:
+        """These outcomes with the per-add arrays of the adds without spend (for
+        channels without such adds, the bought adds' arrays)."""
+        if self.free_members is None:
+            return self
+        return replace(self, members=self.free_members, deletions=self.free_deletions,
+                       alive=self.free_alive, gmv=self.free_gmv)
 
     def members_within(self, window: int) -> np.ndarray:
         """``(C, K)``: members per add who join in the add's month or the ``window``
@@ -155,7 +179,9 @@ def cohorts(scenario: Scenario, *, months_after: int = 0) -> Cohorts:
     layout = Layout.of(scenario)
     channels = list(scenario.channels)
     n_ch, n_seg, k_months = len(channels), len(scenario.segments), scenario.months
-    sources = [*range(n_ch), layout.initial]
+    free = [c for c, ch in enumerate(scenario.channels.values()) if ch.free_adds_per_month > 0]
+    n_src = n_ch + len(free)  # bought adds, then free adds of the channels with them
+    sources = [*range(n_ch), *free, layout.initial]
     ages = settle_days(scenario)
     lift, fatigue = touch_profile(scenario, ages)
     rows = ages + k_months + 1  # young rows by age, old rows by cohort month, the initial pool
@@ -168,7 +194,9 @@ def cohorts(scenario: Scenario, *, months_after: int = 0) -> Cohorts:
 
     add_share = _add_shares(scenario, calendar)
     mass = np.zeros((len(sources), n_seg, rows, len(STAGES), 2))
-    mixes = np.array([_add_mix(scenario, name) for name in channels]).reshape(n_ch, n_seg)
+    mixes = np.array([_add_mix(scenario, name) for name in channels]
+                     + [_audience_mix(scenario, channels[c]) for c in free]).reshape(n_src, n_seg)
+    share_of = add_share[[*range(n_ch), *free]]
     initial = scenario.audience("initial")
     for s, stage in enumerate(STAGES):
         count = getattr(scenario.initial_pool, stage)
@@ -182,7 +210,7 @@ def cohorts(scenario: Scenario, *, months_after: int = 0) -> Cohorts:
     starts = [(calendar.day_of(c.start), c.days) for c in scenario.campaigns]
     for day in range(days):
         if day < horizon:
-            mass[:n_ch, :, 0, 0, 0] += add_share[:, day, None] * mixes
+            mass[:n_src, :, 0, 0, 0] += share_of[:, day, None] * mixes
         active = tuple(i for i, (s, n) in enumerate(starts) if s <= day < s + n)
         if active not in tables:
             tables[active] = _rates(scenario, layout, sources, active, lift_rows,
@@ -200,14 +228,45 @@ def cohorts(scenario: Scenario, *, months_after: int = 0) -> Cohorts:
         mass[:, :, 1:ages] = mass[:, :, : ages - 1].copy()
         mass[:, :, 0] = 0.0
     gmv = np.cumsum(gmv, axis=2)
+    extra = {}
+    if free:
+        order = np.arange(n_ch)
+        order[free] = n_ch + np.arange(len(free))  # channels without free adds: bought ones
+        extra = {f"free_{name}": table[order, :k_months] for name, table in
+                 (("members", members), ("deletions", deletions), ("alive", alive),
+                  ("gmv", gmv))}
     return Cohorts(
         channels=channels, calendar=calendar, horizon_months=k_months,
         members=members[:n_ch, :k_months], deletions=deletions[:n_ch, :k_months],
         alive=alive[:n_ch, :k_months], gmv=gmv[:n_ch, :k_months],
         base_members=members[-1, -1], base_deletions=deletions[-1, -1],
         base_alive=alive[-1, -1], base_gmv=gmv[-1, -1],
-        initial_size=float(scenario.initial_pool.total), add_share=add_share,
+        initial_size=float(scenario.initial_pool.total), add_share=add_share, **extra,
     )
+
+
+def free_adds(scenario: Scenario) -> np.ndarray:
+    """``(C, M)``: expected adds without spend of each channel in each horizon month.
+
+    The engine's daily Poisson mean ``free_adds_per_month / month length x adds
+    multiplier``, summed over the month's days within the horizon (a partial first or
+    last month brings its share; a campaign raises it).
+    """
+    calendar = Calendar.of(scenario.start_date, scenario.horizon_days)
+    n_ch, n_mo = len(scenario.channels), scenario.months
+    multiplier = adds_multipliers(scenario, scenario.horizon_days)
+    per_month = np.array([np.bincount(calendar.month, weights=row, minlength=n_mo)
+                          for row in multiplier]).reshape(n_ch, n_mo) / calendar.month_length
+    rate = np.array([ch.free_adds_per_month for ch in scenario.channels.values()])
+    return rate.reshape(n_ch, 1) * per_month
+
+
+def _audience_mix(scenario: Scenario, channel: str) -> list[float]:
+    """Segment shares of a channel's adds without spend: its audience as it is."""
+    mix = scenario.audience(channel)
+    weights = [mix.get(g, 0.0) for g in scenario.segments]
+    total = sum(weights)
+    return [w / total if total > 0 else 0.0 for w in weights]
 
 
 def _add_mix(scenario: Scenario, channel: str) -> list[float]:

@@ -127,11 +127,16 @@ class ChanceModel:
                                       np.broadcast_to(self.d[c][m], (ks.size, j_count))], axis=1)
                 val = np.concatenate([np.ones((ks.size, 1)), -f * slopes[ks]], axis=1)
                 rows.add_block(idx, val, -np.inf, 0.0)
-        for c, m in zip(*np.nonzero(staffed)):  # a_kcm <= capacity n_cm
+        free = p.free_adds
+        for c, m in zip(*np.nonzero(staffed)):  # a_kcm + F_cm <= capacity n_cm
             ks = np.flatnonzero(needed[:, c, m])
+            if not ks.size:
+                if free[c, m] > 0:  # the accounts must still take the free adds
+                    rows.add([self.n[c, m]], [-p.staff_capacity[c, m]], -np.inf, -free[c, m])
+                continue
             idx = np.stack([self.a[ks, c, m], np.full(ks.size, self.n[c, m])], axis=1)
             val = np.tile([1.0, -p.staff_capacity[c, m]], (ks.size, 1))
-            rows.add_block(idx, val, -np.inf, 0.0)
+            rows.add_block(idx, val, -np.inf, -free[c, m])
         for c in np.flatnonzero(switched):
             for m in range(n_mo):
                 if locked[c, m]:
@@ -525,7 +530,7 @@ def _chord_adds(draws: DrawSet, spend: np.ndarray, staff: np.ndarray) -> np.ndar
         for k in range(draws.size):
             out[k, c] = np.interp(moving[c], grid, draws.grid_adds[c][k])
     out *= base.adds_factor[None]
-    cap = np.where(np.isnan(base.staff_capacity), np.inf,
-                   staff * np.nan_to_num(base.staff_capacity, nan=1.0))
+    cap = np.where(np.isnan(base.staff_capacity), np.inf, np.maximum(
+        staff * np.nan_to_num(base.staff_capacity, nan=1.0) - base.free_adds, 0.0))
     return np.minimum(out, cap[None])
 

@@ -15,7 +15,7 @@ channels). Constraint families, each row named ``family__channel__month``:
   :mod:`simdomain.planner.envelope`);
 - ``max_spend__c__m`` / ``min_spend__c__m``: ``L_c on <= x <= U_c on``;
 - ``lock__c__m``: ``x`` fixed;
-- ``staff__c__m``: ``y <= capacity_cm n``;
+- ``staff__c__m``: ``y + F_cm <= capacity_cm n`` (the free adds ``F`` take capacity first);
 - one row per target (``monthly_new_members__2027-03``...), linear in ``y``; a ceiling on
   the deletion rate is linearized as ``deletions <= rate (pool at start + adds)``;
 - ``budget_total`` and ``budget__m``: spend (the charged share of ``x``), fixed costs,
@@ -257,7 +257,7 @@ def _channel_rows(problem: Problem, model: Model,
                 model.add(f"staff__{where}",
                           pulp.LpAffineExpression([(y, 1.0), (model.staff[c, m],
                                                                -problem.staff_capacity[c, m])]),
-                          pulp.LpConstraintLE, 0.0)
+                          pulp.LpConstraintLE, -float(problem.free_adds[c, m]))
 
 
 def _segment_rows(model: Model, c: int, m: int, where: str, start: float, slopes: np.ndarray,

@@ -7,18 +7,27 @@ per channel and month is the *planned monthly spend* ``x`` (what a scenario's
 campaigns, and ``adds_factor * curve(x)`` *realized* adds in the month as the horizon
 and its campaigns shape it. Every target is linear in the realized adds, with the
 coefficients of :mod:`simdomain.planner.cohorts`.
+
+Adds that come without spend (``free_adds_per_month``, :func:`~simdomain.planner.cohorts.
+free_adds`) are a known constant ``F`` (``(C, M)``): a target's constant holds what they
+bring, ``sum(coef_free * F)``, with their own outcomes per add (their segments follow the
+channel's audience, see :mod:`simdomain.planner.cohorts`). On a staffed channel they take the staff accounts' capacity first:
+the accounts planned for a month must take its free adds *and* its bought ones
+(``y + F <= capacity n``), also in a month without spend (the engine caps all of a
+channel's adds at its accounts; the cost of accounts in such a month is counted, which
+the engine would not charge: on the safe side).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from simdomain.errors import InputError
 from simdomain.errors import Problem as InputProblem
-from simdomain.planner.cohorts import Cohorts, adds_multipliers
+from simdomain.planner.cohorts import Cohorts, adds_multipliers, free_adds
 from simdomain.planner.curves import Pwl, ResponseCurve, approximate, effective_curve
 from simdomain.scenario.model import Scenario
 from simdomain.sim.world import Calendar
@@ -154,6 +163,16 @@ class Problem:
     spend_upper: np.ndarray | None = None
     """(C,) largest planned monthly spend when it differs from the curves' last breakpoint
     (with carry-over the breakpoints are in effective spend)."""
+    free: np.ndarray | None = None
+    """(C, M) expected adds without spend (``None``: none); the targets' constants hold
+    what they bring, and on a staffed channel they take capacity first."""
+
+    @property
+    def free_adds(self) -> np.ndarray:
+        """(C, M) expected adds without spend (zeros when none)."""
+        if self.free is None:
+            return np.zeros((len(self.channels), len(self.months)))
+        return self.free
 
     @property
     def upper(self) -> np.ndarray:
@@ -223,26 +242,37 @@ class Evaluation:
 def evaluate(problem: Problem, spend: np.ndarray, staff: np.ndarray | None = None) -> Evaluation:
     """Evaluate a plan with the exact curves; ``staff=None`` takes the fewest accounts.
 
-    Adds above the staff accounts' capacity are lost.
+    ``adds`` are the bought adds (the free ones are in the targets' constants). Free adds
+    take the staff accounts' capacity first; bought adds above what is left are lost, and
+    free adds above the whole capacity too (the targets' values count them out, at the
+    bought adds' outcomes per add).
     """
     spend = np.asarray(spend, dtype=float)
     curve = curve_adds(problem.curves, spend, problem.lag, problem.carried_in)
     adds = problem.adds_factor * curve
+    free = problem.free_adds
     capacity = np.nan_to_num(problem.staff_capacity, nan=np.inf)
     on = spend > 0
     if staff is None:  # with carry-over, a month without spend still brings adds
-        staff = np.where(np.isfinite(capacity) & (on | (curve > 0)),
-                         np.ceil(adds / np.where(capacity > 0, capacity, 1.0) - 1e-9), 0.0)
+        staff = np.where(np.isfinite(capacity) & (on | (curve > 0) | (free > 0)),
+                         np.ceil((adds + free) / np.where(capacity > 0, capacity, 1.0) - 1e-9),
+                         0.0)
     staffed = np.isfinite(capacity)
     staff = np.where(staffed, staff, 0.0)
-    adds = np.minimum(adds, np.where(staffed, staff * np.where(staffed, capacity, 0.0), np.inf))
+    room = np.where(staffed, staff * np.where(staffed, capacity, 0.0), np.inf)
+    adds = np.minimum(adds, np.maximum(room - free, 0.0))
+    # free adds the accounts cannot take, counted out at the bought adds' coefficients
+    # (close: only the segment mix differs); plans from the model never lose any
+    lost = np.maximum(free - room, 0.0)
     channel_cost = (spend * problem.spend_share + problem.fixed_cost[:, None] * on
                     + problem.staff_cost[:, None] * staff)
     month_cost = channel_cost.sum(axis=0) + problem.other_costs
-    values = {t.key: t.value(adds) for t in problem.targets}
+    values = {t.key: t.value(adds - lost) for t in problem.targets}
     total = float(month_cost.sum())
     objective = total if problem.objective == "min-cost" else (
         problem.objective_constant + float((problem.objective_coef * adds).sum()))
+    objective -= 0.0 if problem.objective == "min-cost" else float(
+        (problem.objective_coef * lost).sum())
     return Evaluation(spend, staff, adds, channel_cost, month_cost, total, values, objective)
 
 
@@ -269,10 +299,12 @@ def current_spend(scenario: Scenario) -> np.ndarray:
 
 
 def current_staff(scenario: Scenario) -> np.ndarray:
-    """(C, M) the scenario's staff accounts in the months its channels spend."""
-    spend = current_spend(scenario)
+    """(C, M) the scenario's staff accounts in the months its channels spend or have adds
+    without spend."""
+    busy = current_spend(scenario) > 0
+    free = np.array([ch.free_adds_per_month for ch in scenario.channels.values()])
     accounts = np.array([ch.staff.accounts if ch.staff else 0 for ch in scenario.channels.values()])
-    return np.where(spend > 0, accounts[:, None], 0).astype(float)
+    return np.where(busy | (free[:, None] > 0), accounts[:, None], 0).astype(float)
 
 
 def parse_locks(scenario: Scenario, locks: dict[str, float | list[float]]) -> np.ndarray:
@@ -371,13 +403,42 @@ def build_problem(scenario: Scenario, options: PlanOptions, curves: dict[str, Re
         objective_constant=constant, objective_unit=unit, member_value=members_cohort,
         carryover=lag if carry else None, carried=carried if carry else None,
         spend_upper=np.array(uppers) if carry else None,
+        free=free_adds(scenario) if any(ch.free_adds_per_month > 0
+                                        for ch in scenario.channels.values()) else None,
     )
 
 
 def linear_parts(scenario: Scenario, options: PlanOptions,
                  cohorts: Cohorts) -> tuple[list[Target], np.ndarray, float]:
     """The targets, and the objective's ``(C, M)`` coefficients on the realized adds and
-    its constant: everything in the problem that outcomes per add decide."""
+    its constant: everything in the problem that outcomes per add decide.
+
+    The constants include what the adds without spend bring (:func:`free_adds`, with
+    their own outcomes per add: :meth:`Cohorts.free_view`).
+    """
+    targets, objective_coef, constant = _linear(scenario, options, cohorts)
+    free = free_adds(scenario)
+    if free.any():
+        per_free, free_coef, _ = _linear(scenario, options, cohorts.free_view())
+        targets = [_with_free(t, f, free) for t, f in zip(targets, per_free)]
+        constant += float((free_coef * free).sum())
+    return targets, objective_coef, constant
+
+
+def _with_free(target: Target, per_free: Target, free: np.ndarray) -> Target:
+    """``target`` with what the adds without spend ``free`` (``(C, M)``) bring, at the
+    coefficients per free add ``per_free``, in its constants."""
+    denominator = target.denominator
+    if denominator is not None:
+        denominator = (denominator[0],
+                       denominator[1] + float((per_free.denominator[0] * free).sum()))
+    return replace(target, constant=target.constant + float((per_free.coef * free).sum()),
+                   denominator=denominator)
+
+
+def _linear(scenario: Scenario, options: PlanOptions,
+            cohorts: Cohorts) -> tuple[list[Target], np.ndarray, float]:
+    """:func:`linear_parts` per add of ``cohorts``, the adds without spend left out."""
     n_ch, n_mo = len(scenario.channels), scenario.months
     calendar = Calendar.of(scenario.start_date, scenario.horizon_days)
     members_cohort, members_calendar = _member_rates(scenario, options, cohorts)

@@ -388,10 +388,12 @@ def _reach(upper: float, lag: float, carried: float, months: int) -> float:
 def noise_sd(scenario: Scenario, problem: Problem) -> np.ndarray:
     """``(T,)`` how far a simulated target strays from its mean, at its goal.
 
-    Counts (adds, members, people) as Poisson: ``sqrt(goal)``. GMV as compound Poisson
-    orders of the segments' mean order value ``v`` and spread ``cv``:
+    Counts (adds, members, people) as Poisson: ``sqrt(goal)`` (every person counted,
+    the adds without spend among them: they are Poisson in the engine). GMV as compound
+    Poisson orders of the segments' mean order value ``v`` and spread ``cv``:
     ``sqrt(goal v (1 + cv^2))``. A deletion rate as Poisson deletions over the month's
-    starting pool without new adds (the smallest pool, so the largest spread):
+    starting pool without the month's bought adds (the adds without spend, the month's
+    own included, are in it; the smallest pool, so the largest spread):
     ``sqrt(rate / pool)``. An approximation where adds are Poisson and people act
     independently; verification by simulation measures the real spread.
     """
@@ -420,9 +422,10 @@ def draw_adds(draws: DrawSet, spend: np.ndarray, staff: np.ndarray | None = None
     for k in range(draws.size):
         out[k] = base.adds_factor * curve_adds(draws.curves[k], spend, draws.carryover[k],
                                                draws.carried[k])
-    if staff is not None:
-        cap = np.where(np.isnan(base.staff_capacity), np.inf,
-                       np.asarray(staff) * np.nan_to_num(base.staff_capacity, nan=1.0))
+    if staff is not None:  # the free adds take the accounts' capacity first
+        cap = np.where(np.isnan(base.staff_capacity), np.inf, np.maximum(
+            np.asarray(staff) * np.nan_to_num(base.staff_capacity, nan=1.0)
+            - base.free_adds, 0.0))
         out = np.minimum(out, cap[None])
     return out
 
