@@ -161,12 +161,7 @@ class LocalProcesses:
 
     def cancel(self, futures: list[Any]) -> None:
         """Stop every worker now (a running task cannot be cancelled otherwise)."""
-        processes = list((getattr(self.pool, "_processes", None) or {}).values())
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.join(timeout=5)
+        terminate(self.pool)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -215,6 +210,16 @@ def _scheduler_problem(address: str) -> str | None:
         return None
     return (f"{address!r} is not a scheduler address; expected tcp://HOST:PORT, "
             "e.g. tcp://10.0.0.5:8786")
+
+
+def terminate(pool: ProcessPoolExecutor) -> None:
+    """Stop a process pool's workers now, pending and running tasks with them."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=5)
 
 
 def cores() -> int:

@@ -34,7 +34,7 @@ from simdomain.experiments.store import SENSITIVITY, SUMMARY, ResultStore, finis
 from simdomain.outfolder import open_folder
 from simdomain.outputs import staged
 from simdomain.simulation import simulate
-from simdomain.workers import DaskCluster, die_with_parent
+from simdomain.workers import DaskCluster, die_with_parent, terminate
 
 _FLUSH_ROWS = 10_000
 """Write a part once this many rows wait, however recent the last part."""
@@ -351,12 +351,7 @@ class _Processes:
         if not pending:
             self.pool.shutdown(wait=True)
             return
-        processes = list((getattr(self.pool, "_processes", None) or {}).values())
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.join(timeout=5)
+        terminate(self.pool)
 
 
 class _Dask:
