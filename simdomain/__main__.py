@@ -19,8 +19,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run(argv)
     except KeyboardInterrupt:
-        print("interrupted; no partial output was written", file=sys.stderr)
-        return INTERRUPTED
+        pass
+    except ImportError as error:  # Ctrl-C inside an extension module's start comes as
+        if not _interrupted(error):  # "ImportError: initialization failed"
+            raise
+    print("interrupted; no partial output was written", file=sys.stderr)
+    return INTERRUPTED
+
+
+def _interrupted(error: BaseException) -> bool:
+    """Whether a KeyboardInterrupt caused ``error`` (anywhere in its chain)."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 if __name__ == "__main__":

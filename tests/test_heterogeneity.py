@@ -46,8 +46,10 @@ def test_frames_without_heterogeneity_are_the_saved_ones():
     engine's random streams must be deliberate. Saved first before per-person multipliers
     (commit 24f02c6), again when touches went lazy and thinning bounds changed which
     numbers are drawn (the distributions are the docking tests' to check; 30 replications
-    of the old and new engine agreed on every daily total within |z| < 2). Days of events
-    that never happened are stored as -1."""
+    of the old and new engine agreed on every daily total within |z| < 2), and again when
+    views came from random bytes and the lifecycle was thinned per stage (150
+    replications of each: 31 totals, stocks and per-person sums all within |z| < 1.5).
+    Days of events that never happened are stored as -1."""
     result = simulate(load_scenario(FIXTURES / "every_mechanism.yaml"), seed=11, reps=2)
     for name in ("daily", "channels", "monthly", "agents"):
         got = getattr(result, name)
@@ -181,36 +183,69 @@ def test_stratified_thinning_picks_at_most_twice_the_events(shape, rate, n, seed
     (multipliers up to ``2 ** LOWEST``, bounded by the table times ``2 ** LOWEST``)."""
     multiplier = np.random.default_rng(seed).gamma(shape, 1 / shape, n).astype(np.float32)
     strata = thinning.Strata()
-    strata.add(0, multiplier[: n // 3])
-    strata.add(n // 3, multiplier[n // 3:])  # people joining later are appended
+    strata.add(0, n // 3, multiplier=multiplier[: n // 3])
+    strata.add(n // 3, n - n // 3, multiplier=multiplier[n // 3:])  # joining later
     events = np.minimum(rate * multiplier.astype(float), 1.0).sum()
     lowest = np.count_nonzero(multiplier <= 2.0 ** thinning.LOWEST)
-    picks = strata.expected_picks(lambda ceiling: rate * ceiling)
+    picks = strata.expected_picks(lambda band, ceiling: rate * ceiling)
     assert picks <= 2 * events + lowest * rate * 2.0 ** thinning.LOWEST + 1e-9 * n
-    slots = np.concatenate([s for _, s in strata.groups()])
+    slots = np.concatenate([s for _, s in strata.groups(np.zeros(n, dtype=np.int8))])
     np.testing.assert_array_equal(np.sort(slots), np.arange(n))  # each person once
 
 
-def test_strata_hold_slots_beyond_one_block():
-    """Slots are held as offsets within blocks of ``2 ** BLOCK_BITS``: strata spanning
-    many blocks (and skipping some) give back every slot, in order, and the count of
-    slots below any slot."""
+def test_strata_follow_people_up_the_bands():
+    """People who move up a band are drawn in their new group only: with every bound at
+    1, a draw picks each person in bands 0..3 exactly once, after any moves and
+    compactions (the deleted, band 4, never), and each group holds its own people."""
     rng = np.random.default_rng(7)
-    block = 2**thinning.BLOCK_BITS
+    n = 6000
+    band = np.zeros(n, dtype=np.int8)
+    multiplier = rng.gamma(0.5, 2.0, n).astype(np.float32)
     strata = thinning.Strata()
-    starts = [0, 3 * block + 5, 5 * block - 3]
-    sizes = [2 * block + 11, 100, 3 * block]
-    multiplier = [rng.gamma(0.5, 2.0, size).astype(np.float32) for size in sizes]
-    for start, values in zip(starts, multiplier, strict=True):
-        strata.add(start, values)
-    slots = np.concatenate([np.arange(a, a + k) for a, k in zip(starts, sizes, strict=True)])
-    e = thinning.exponents(np.concatenate(multiplier))
-    for ceiling, held in strata.groups():
-        expected = slots[e == int(np.log2(ceiling))]
-        np.testing.assert_array_equal(held, expected)
-        key = int(np.log2(ceiling))
-        for slot in (0, block - 1, block, 3 * block + 6, 5 * block, 9 * block):
-            assert strata._before(key, slot) == np.count_nonzero(expected < slot)
+    strata.add(0, 4000, band=band[:4000], multiplier=multiplier[:4000])
+    placed = 4000
+    bands_of = np.arange(5, dtype=np.int8)
+    for step in range(60):
+        if step == 20:  # people joining after some moves
+            strata.add(placed, n - placed, band=band[placed:], multiplier=multiplier[placed:])
+            placed = n
+        alive = np.flatnonzero(band[:placed] < 4)
+        movers = np.sort(rng.choice(alive, size=min(150, len(alive)), replace=False))
+        old = band[movers].copy()
+        band[movers] = np.minimum(old + rng.integers(1, 3, len(movers)), 4)
+        strata.move(movers, old, band[movers], multiplier[movers], band[:placed])
+        slots, u, states = strata.draw(lambda b, c: np.ones(len(b)), rng, band[:placed],
+                                       bands_of)
+        np.testing.assert_array_equal(np.sort(slots), np.flatnonzero(band[:placed] < 4))
+        np.testing.assert_array_equal(states, band[slots])
+        assert ((u >= 0) & (u < 1)).all()
+    e = thinning.exponents(multiplier)
+    for (group_band, group_e), held in strata.groups(band):
+        want = np.flatnonzero((band == group_band) & (e == group_e))
+        np.testing.assert_array_equal(held, want)
+
+
+def test_thinning_many_segments_at_once_is_bernoulli_per_person():
+    """Beyond ``FEW`` segments, one vectorized draw: each person of segment ``j`` is
+    picked with probability ``bounds[j]`` (counts within 4.5 binomial standard errors
+    over 300 draws), positions ascending and in range, uniforms below the bound."""
+    rng = np.random.default_rng(11)
+    lengths = np.array([0, 1, 7, 300, 5000, 40000, 100000, 20, 3000, 2, 60000])
+    bounds = np.array([0.3, 1.0, 0.5, 0.02, 1e-12, 0.001, 0.2, 2.0, 0.9, 0.0, 0.05])
+    assert len(lengths) > thinning.FEW
+    totals = np.zeros(len(lengths))
+    for _ in range(300):
+        drawn = thinning.thin_segments(lengths, bounds, rng)
+        for j, (position, u) in enumerate(drawn):
+            assert (np.diff(position) > 0).all()
+            assert len(position) == 0 or (position[0] >= 0 and position[-1] < lengths[j])
+            assert ((u >= 0) & (u < min(bounds[j], 1.0))).all()
+            totals[j] += len(position)
+    p = np.minimum(bounds, 1.0)
+    trials = 300 * lengths
+    z = (totals - trials * p) / np.sqrt(np.maximum(trials * p * (1 - p), 1e-12))
+    assert (np.abs(z) < Z).all(), z.round(2)
+
 
 
 def test_work_stays_proportional_to_the_events(monkeypatch):

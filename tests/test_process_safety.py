@@ -177,3 +177,19 @@ def test_ctrl_c_while_loading_prints_no_traceback(delay):
     _, err = process.communicate(timeout=30)
     assert "Traceback" not in err, err
     assert process.returncode in (0, cliutil.INTERRUPTED, -signal.SIGINT), err
+
+
+def test_an_import_error_from_ctrl_c_counts_as_ctrl_c():
+    """Ctrl-C inside an extension module's start surfaces as ``ImportError:
+    initialization failed`` with the KeyboardInterrupt in its chain: that is an
+    interruption (exit 130, no traceback); other import errors are not."""
+    from simdomain.__main__ import _interrupted
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise ImportError("initialization failed")  # noqa: B904 - as CPython chains it
+    except ImportError as error:
+        assert _interrupted(error)
+    assert not _interrupted(ImportError("no module named x"))

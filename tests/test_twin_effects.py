@@ -150,13 +150,15 @@ def _engine_tests(seed: int, people: int = 3000):
 
 def test_engine_arms_recover_the_one_to_one_effects():
     """One engine-simulated bundle of tests: the 1:1 uplift and fatigue are inside their
-    intervals, and truth.json records the scenario's effects."""
+    99% intervals (from the draws; a 90% interval misses one of the two in about one
+    bundle in five, which the slow coverage test below counts), and truth.json records
+    the scenario's effects."""
     tests, truth = _engine_tests(11)
     assert truth["touch_policy"]["one_to_one"]["uplift"] == 0.05
     assert [d["test_id"] for d in truth["designs"]] == [s.test_id for s in default_specs(BRAND)]
     fit = fit_effects(tests, PRIOR_AT_ZERO, rng=np.random.default_rng(11))
     for name in ("one_to_one.uplift", "one_to_one.fatigue"):
-        low, high = fit.interval(name)
+        low, high = np.quantile(fit.draws[:, fit.names.index(name)], [0.005, 0.995])
         assert low <= TRUTH[name] <= high, (name, low, high)
 
 

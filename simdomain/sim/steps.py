@@ -13,7 +13,7 @@ import numpy as np
 from simdomain.scenario.model import STAGES, Posts
 from simdomain.sim.policy import TouchSelector
 from simdomain.sim.population import CUSTOMER, DELETED, FAN, MEMBER
-from simdomain.sim.thinning import candidates, candidates_split
+from simdomain.sim.thinning import candidates, counts_below
 from simdomain.sim.world import World
 
 
@@ -36,17 +36,19 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
     The survivors' dormancy flips last.
 
     Events are rare, so each draw is thinned (see :mod:`simdomain.sim.thinning`): only
-    people picked with a bound on everyone's probability have their own probability
-    computed. A person's own multiplier (repeat orders, active -> dormant, deletion),
-    when in use, multiplies their probability (capped at 1 by the uniform's range), and
-    that draw is thinned per stratum of the multiplier.
+    people picked with a bound on their probability have it computed. The bound is per
+    stage (a rate table's maximum over the stage's states, times the largest lift or
+    fatigue), so the deleted cost nothing and a stage with low rates is not drawn at a
+    higher stage's. A person's own multiplier (repeat orders, active -> dormant,
+    deletion), when in use, multiplies their probability (capped at 1 by the uniform's
+    range), and that draw is thinned per stratum of the multiplier too.
     """
     pop, rates, life = world.pop, world.rates, world.scenario.lifecycle
     policy = world.scenario.touch_policy
     n = pop.n
     if n == 0:
         return
-    key = pop.key
+    key, stage_of_key = pop.key, world.stage_of_key
     lift_max = 1.0 + pop.largest("engagement")
     engagement, fatigue = pop.stored("engagement"), pop.stored("fatigue")
     engagement_scale = np.float32(pop.scale["engagement"])
@@ -55,52 +57,47 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
         return engagement[index] * engagement_scale + np.float32(1.0)
 
     strata = world.strata
-    bound = float(rates.order.max()) * lift_max
-    if strata["order_multiplier"] is None:
-        picked, u = candidates(n, bound, rng)
-        ordered = picked[u < rates.order[key[picked]] * lift(picked)]
-    else:
-        picked, u = strata["order_multiplier"].draw(lambda ceiling: bound * ceiling, rng)
-        ordered = picked[u < rates.order[key[picked]] * lift(picked)
-                         * pop.order_multiplier[picked]]
-    world.record_orders(ordered, day, rng)
+    order_max = by_stage(rates.order) * lift_max
+    picked, u, keys = strata["order_multiplier"].draw(
+        lambda band, ceiling: order_max[band] * ceiling, rng, key, stage_of_key)
+    p_order = rates.order[keys] * lift(picked)
+    if strata["order_multiplier"].scaled:
+        p_order *= pop.order_multiplier[picked]
+    world.record_orders(np.sort(picked[u < p_order]), day, rng)
 
     sensitivity, tolerance = policy.fatigue_sensitivity, policy.fatigue_tolerance
     fatigue_max = 1.0 + sensitivity * max(pop.largest("fatigue") - tolerance, 0.0)
     boost = max(life.new_user_multiplier, 1.0) if life.new_user_days > 0 else 1.0
-    delete_max = float(rates.delete.max()) * fatigue_max
-    advance_max = float(rates.advance.max()) * lift_max
+    delete_max = by_stage(rates.delete) * fatigue_max
+    advance_max = by_stage(rates.advance) * lift_max
     first_new_day = max(day - life.new_user_days + 1, 0)  # the initial pool is not new
     new_from = world.first_slot_of_day(first_new_day) if boost > 1 else n  # joined in order
-    if strata["deletion_multiplier"] is None:
-        picked, u = candidates_split(n, new_from, delete_max + advance_max,
-                                     delete_max + advance_max * boost, rng)
-    else:
-        picked, u = strata["deletion_multiplier"].draw(
-            lambda ceiling: delete_max * ceiling + advance_max, rng,
-            tail=(new_from, lambda ceiling: delete_max * ceiling + advance_max * boost))
-    p_del = rates.delete[key[picked]]
+    picked, u, keys = strata["deletion_multiplier"].draw(
+        lambda band, ceiling: delete_max[band] * ceiling + advance_max[band], rng, key,
+        stage_of_key, tail=(new_from, lambda band, ceiling: delete_max[band] * ceiling
+              + advance_max[band] * np.where(band == FAN, boost, 1.0)))
+    p_del = rates.delete[keys]
     if sensitivity > 0:
         tired = fatigue[picked] * np.float32(pop.scale["fatigue"])
         p_del = p_del * (1 + sensitivity * np.maximum(tired - tolerance, 0))
-    if strata["deletion_multiplier"] is not None:
+    if strata["deletion_multiplier"].scaled:
         p_del = p_del * pop.deletion_multiplier[picked]
-    p_adv = rates.advance[key[picked]] * lift(picked)
-    if life.new_user_multiplier != 1 and life.new_user_days > 0:
-        new = (pop.join_day[picked] >= first_new_day) & (pop.stage[picked] == FAN)
+    p_adv = rates.advance[keys] * lift(picked)
+    if life.new_user_multiplier != 1 and life.new_user_days > 0:  # joined in slot order:
+        new = (picked >= new_from) & (stage_of_key[keys] == FAN)  # joined since new_from
         p_adv = np.where(new, p_adv * life.new_user_multiplier, p_adv)
-    deleted = picked[u < p_del]
-    advanced = picked[(u >= p_del) & (u < p_del + p_adv)]
+    deleted = np.sort(picked[u < p_del])  # picks come in runs: events in slot order
+    advanced = np.sort(picked[(u >= p_del) & (u < p_del + p_adv)])
 
-    if strata["dormancy_multiplier"] is None:
-        picked, u = candidates(n, float(rates.flip_dormancy.max()), rng)
-        flips = picked[u < rates.flip_dormancy[key[picked]]]
-    else:  # even keys are awake: their flip is the dormancy the multiplier acts on
-        awake, asleep = (float(rates.flip_dormancy[i::2].max()) for i in (0, 1))
-        picked, u = strata["dormancy_multiplier"].draw(
-            lambda ceiling: max(awake * ceiling, asleep), rng)
-        own = np.where(pop.dormant[picked], np.float32(1), pop.dormancy_multiplier[picked])
-        flips = picked[u < rates.flip_dormancy[key[picked]] * own]
+    awake, asleep = by_stage(rates.flip_dormancy, dormant=False), by_stage(
+        rates.flip_dormancy, dormant=True)  # the multiplier acts on dormancy, not waking
+    picked, u, keys = strata["dormancy_multiplier"].draw(
+        lambda band, ceiling: np.maximum(awake[band] * ceiling, asleep[band]), rng, key,
+        stage_of_key)
+    p_flip = rates.flip_dormancy[keys]
+    if strata["dormancy_multiplier"].scaled:  # odd keys are dormant (rates.state_key)
+        p_flip = p_flip * np.where(keys & 1, np.float32(1), pop.dormancy_multiplier[picked])
+    flips = np.sort(picked[u < p_flip])
 
     old_stage = pop.stage[advanced]
     world.move(advanced, stage=old_stage + 1)
@@ -122,7 +119,16 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
     world.move(flips, dormant=~pop.dormant[flips])
 
 
-CHUNK = 1 << 20
+def by_stage(table: np.ndarray, dormant: bool | None = None) -> np.ndarray:
+    """A rate table's largest entry per stage (over sources, segments and, unless
+    ``dormant`` says which, dormancy); see :mod:`simdomain.sim.rates` for its layout."""
+    per_state = table.reshape(-1, len(STAGES) + 1, 2)
+    largest = per_state.max(axis=(0, 2)) if dormant is None else per_state[..., int(dormant)
+                                                                           ].max(axis=0)
+    return largest.astype(np.float64)
+
+
+CHUNK = 1 << 18
 """People per chunk of a pass over everyone (see :func:`chunks`)."""
 SPARSE = 0.1
 """Touches reaching at most this share of their audience on a day are drawn for the
@@ -152,20 +158,23 @@ def one_to_one(world: World, rng: np.random.Generator,
         for part in chunks(pop.n):
             reached = in_stages(pop.stage[part], codes, world.chunk("reached", np.bool_, part))
             if policy.reach < 1:
-                u = rng.random(part.stop - part.start, dtype=np.float32,
-                               out=world.chunk("uniform", np.float32, part))
-                reached &= u < np.float32(policy.reach)
+                reached &= _bernoulli(world, policy.reach, rng, part)
             _touch(world, reached, policy.uplift, policy.fatigue, counter, part)
         return
     reached = in_stages(pop.stage, codes, world.scratch("reached", np.bool_))
     if policy.reach < 1:
         for part in chunks(pop.n):
-            u = rng.random(part.stop - part.start, dtype=np.float32,
-                           out=world.chunk("uniform", np.float32, part))
-            reached[part] &= u < np.float32(policy.reach)
+            reached[part] &= _bernoulli(world, policy.reach, rng, part)
     reached &= select(world, reached)
     for part in chunks(pop.n):
         _touch(world, reached[part], policy.uplift, policy.fatigue, counter, part)
+
+
+def _bernoulli(world: World, p: float, rng: np.random.Generator, part: slice) -> np.ndarray:
+    """Bernoulli(``p``) draws for the chunk ``part`` (a work array of bools)."""
+    hits = counts_below([p], rng, out=world.chunk("hits", np.int8, part),
+                        flag=world.chunk("flag", np.bool_, part))
+    return hits.view(np.bool_)
 
 
 def chunks(n: int) -> list[slice]:
@@ -193,8 +202,9 @@ def posts(world: World, channel: str, rng: np.random.Generator) -> None:
     their views are binomial. When few see any (at most :data:`SPARSE` of the audience
     on average), the people who see some are picked by thinning with the chance of a
     view, and their count of views drawn from the uniform that picked them; otherwise
-    every person's views are drawn by inversion from one uniform per person. A view
-    carries the content mix's mean uplift and fatigue.
+    every person's views are drawn by inversion from one uniform per person (drawn a
+    byte at a time, see :func:`~simdomain.sim.thinning.counts_below`). A view carries
+    the content mix's mean uplift and fatigue.
     """
     spec: Posts = getattr(world.scenario.touch_policy, channel)
     pop = world.pop
@@ -211,10 +221,12 @@ def posts(world: World, channel: str, rng: np.random.Generator) -> None:
         _touch(world, views, spec.uplift_per_view, spec.fatigue_per_view, counter, picked)
         return
     for part in chunks(pop.n):
-        u = rng.random(part.stop - part.start, dtype=np.float32,
-                       out=world.chunk("uniform", np.float32, part))
-        views = binomial_by_inversion(trials, p, u, out=world.chunk("views", np.int8, part))
-        views *= pop.in_group[part] if channel == "group" else pop.stage[part] != DELETED
+        views = counts_below(at_least, rng, out=world.chunk("views", np.int8, part),
+                             flag=world.chunk("flag", np.bool_, part))
+        audience = (pop.in_group[part] if channel == "group"
+                    else np.not_equal(pop.stage[part], DELETED, out=world.chunk(
+                        "audience", np.bool_, part)))
+        views *= audience.view(np.int8)
         _touch(world, views, spec.uplift_per_view, spec.fatigue_per_view, counter, part)
 
 
@@ -226,11 +238,16 @@ def _touch(world: World, views: np.ndarray, uplift: float, fatigue: float,
     if len(views) == 0:
         return
     whole = isinstance(index, slice)
+    size = slice(0, len(views))
+    as_float = None  # the views as float32, converted once for both fields
     for name, per_view in (("engagement", uplift), ("fatigue", fatigue)):
         if not per_view:
             continue
-        effect = np.multiply(views, np.float32(per_view / pop.scale[name]),
-                             out=world.chunk("effect", np.float32, slice(0, len(views))))
+        if as_float is None:
+            as_float = world.chunk("views_float", np.float32, size)
+            np.copyto(as_float, views, casting="unsafe")
+        effect = np.multiply(as_float, np.float32(per_view / pop.scale[name]),
+                             out=world.chunk("effect", np.float32, size))
         stored = pop.stored(name)
         changed = stored[index]  # a view of a slice, a copy of slots
         if whole:
@@ -244,26 +261,14 @@ def _touch(world: World, views: np.ndarray, uplift: float, fatigue: float,
         if not whole:
             stored[index] = changed
     if whole:
-        np.add(counter[index], views, out=counter[index], casting="unsafe")  # views fit
+        np.add(counter[index], views.view(np.uint8), out=counter[index])  # views are >= 0
     else:
-        counter[index] = counter[index] + views
+        counter[index] = counter[index] + views.view(np.uint8)
 
 
 def binom_cdf(k: int, trials: int, p: float) -> float:
     """``P(Binomial(trials, p) <= k)``."""
     return sum(math.comb(trials, j) * p**j * (1 - p) ** (trials - j) for j in range(k + 1))
-
-
-def binomial_by_inversion(trials: int, p: float, uniform: np.ndarray,
-                          out: np.ndarray | None = None) -> np.ndarray:
-    """Binomial(trials, p) draws from uniforms: the count of CDF steps each one passes."""
-    draws = np.zeros(uniform.shape, dtype=np.int8) if out is None else out
-    draws[...] = 0
-    cdf = 0.0
-    for k in range(trials):
-        cdf += math.comb(trials, k) * p**k * (1 - p) ** (trials - k)
-        draws += uniform >= np.float32(cdf)
-    return draws
 
 
 def referral(world: World, day: int, rng: np.random.Generator) -> None:

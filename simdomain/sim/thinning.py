@@ -1,19 +1,21 @@
-"""Thinned Bernoulli draws: each person's event has its own probability, and only the
-people picked with a bound on those probabilities have theirs computed.
+"""Cheap exact Bernoulli draws.
 
-Bounded by the rate tables' maximum (:func:`candidates`), a draw picks ``n * bound``
-people. When a person's probability is a table entry times their own multiplier, one
-bound of the table's maximum times the largest multiplier wastes work on the gamma tail: with a shape of 0.5
-among a million people the largest multiplier is about 25 times the mean. Grouped by
-powers of two, everyone in a stratum is within a factor of 2 of its bound, so the
-people picked are at most about twice the events (plus the table's own spread, as
-without multipliers); see :class:`Strata`.
+Thinned draws: each person's event has its own probability, and only the people picked
+with a bound on those probabilities have theirs computed. Bounded by one number for
+everyone (:func:`candidates`), a draw picks ``n * bound`` people; the work then follows
+the bound, not the events. The lifecycle's draws are bounded per group of people
+instead (:class:`Strata`): by stage, so that the deleted cost nothing and a stage with
+low rates is not drawn at a higher stage's rate, and by powers of two of a person's own
+multiplier, so that the gamma tail (with a shape of 0.5, the largest of a million
+multipliers is about 25 times the mean) does not set everyone's bound. Everyone in a
+group is then within a factor of 2 of its bound, times the spread of the rate table
+within a stage.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -43,145 +45,261 @@ def candidates(n: int, bound: float, rng: np.random.Generator) -> tuple[np.ndarr
     return picked, rng.random(len(picked)) * bound
 
 
+def counts_below(tails: Sequence[float], rng: np.random.Generator, out: np.ndarray,
+                 flag: np.ndarray) -> np.ndarray:
+    """``#{k: u < tails[k]}`` for one uniform ``u`` per element of ``out`` (int8), with
+    ``tails`` decreasing in ``[0, 1]``: a Bernoulli draw for one tail, a count drawn by
+    inversion for the tails of its distribution (``P(V >= 1), P(V >= 2), ...``).
+
+    Each ``u`` is drawn a byte at a time (from the bit generator's raw 64-bit words,
+    six times quicker than a float32 per person): the byte ``b`` puts ``u`` in
+    ``[b / 256, (b + 1) / 256)``, which
+    settles every comparison unless a tail falls inside it; the few people whose byte
+    straddles a tail (at most ``len(tails)`` of the 256 bytes) get the rest of their
+    uniform as a float64. The counts are exact (to float64), not rounded to a byte.
+    ``flag`` is a bool work array as long as ``out``.
+    """
+    size = len(out)
+    byte = rng.bit_generator.random_raw(-(-size // 8)).view(np.uint8)[:size]
+    out[...] = 0
+    straddled: list[int] = []
+    for tail in tails:
+        scaled = tail * 256
+        below = min(math.floor(scaled), 256)  # bytes wholly below the tail
+        if below:
+            out += np.less(byte, below, out=flag).view(np.int8)
+        if below < scaled:
+            straddled.append(below)
+    if straddled:
+        flag[...] = False
+        for value in sorted(set(straddled)):
+            flag |= byte == value
+        index = np.flatnonzero(flag)
+        if len(index):
+            u = (byte[index] + rng.random(len(index))) / 256
+            out[index] = sum((u < tail).astype(np.int8) for tail in tails)
+    return out
+
+
 CHUNK = 1 << 20
 """People placed at a time by :meth:`Strata.add`."""
 LOWEST = -10
 """Multipliers up to ``2 ** LOWEST`` (zero included) share the lowest stratum: its waste,
 at most its people times the table's maximum over 1024, is negligible, and fewer strata
 cost fewer calls (a gamma shape of 0.5 spans about 2 ** -40 .. 2 ** 5)."""
+BANDS = 4
+"""Bands held by :class:`Strata` (the stages fan .. koc); people in a band at or above
+it (deleted) are in no group."""
+COMPACT = 0.25
+"""Share of a :class:`Strata` group's entries that may be stale (skipped picks, their only
+cost) before it is compacted."""
 
 
 def exponents(multiplier: np.ndarray) -> np.ndarray:
-    """The least ``e >= LOWEST`` with ``multiplier <= 2 ** e``, per person."""
-    mantissa, e = np.frexp(np.asarray(multiplier, dtype=np.float64))
-    e = e - (mantissa == 0.5)  # exact powers of two belong below
-    return np.where(multiplier > 0, np.maximum(e, LOWEST), LOWEST).astype(np.int64)
+    """The least ``e >= LOWEST`` with ``multiplier <= 2 ** e``, per person (multipliers
+    are >= 0 and taken as float32, as people hold them)."""
+    bits = np.ascontiguousarray(multiplier, dtype=np.float32).view(np.uint32)
+    e = (bits >> 23).astype(np.int64) - 127  # m = 1.f * 2 ** e (normal m)
+    e += (bits & 0x7FFFFF) != 0  # 2 ** e itself belongs below
+    return np.maximum(e, LOWEST)  # zero, subnormals and the smallest: the lowest
 
 
-BLOCK_BITS = 16
-"""Slots are held as uint16 offsets within blocks of ``2 ** BLOCK_BITS`` slots (see
-:class:`Strata`)."""
+FEW = 8
+"""Up to this many segments, :func:`thin_segments` thins each in its own call."""
+
+
+def thin_segments(lengths: Sequence[int], bounds: Sequence[float], rng: np.random.Generator,
+                  ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`candidates` for many segments at once: in segment ``j`` of ``lengths[j]``
+    people, each is picked with probability ``min(bounds[j], 1)`` and gets a uniform on
+    ``[0, min(bounds[j], 1))``.
+
+    Returns the positions picked (ascending) and their uniforms, per segment. Beyond
+    :data:`FEW` segments, the geometric gaps of every segment are drawn in one call, so
+    the cost does not grow with their number.
+    """
+    if len(lengths) <= FEW:  # one call each is quicker
+        return [candidates(int(size), float(bound), rng) for size, bound in zip(lengths, bounds)]
+    lengths = np.asarray(lengths, dtype=np.int64)
+    bounds = np.minimum(np.asarray(bounds, dtype=np.float64), 1.0)
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    gapped = (lengths > 0) & (bounds >= 1e-9) & (bounds < 1)
+    if gapped.any():
+        size, bound = lengths[gapped], bounds[gapped]
+        expected = size * bound
+        draws = (expected + 6 * np.sqrt(expected)).astype(np.int64) + 16
+        ends = np.cumsum(draws)
+        # geometric gaps: 1 + floor(E / -log(1 - p)) for a standard exponential E
+        walked = rng.standard_exponential(int(ends[-1]))
+        walked *= np.repeat(-1.0 / np.log1p(-bound), draws)
+        np.floor(walked, out=walked)
+        walked += 1
+        np.cumsum(walked, out=walked)  # whole numbers, exact in float64
+        walked -= np.repeat(np.concatenate([[0.0], walked[ends[:-1] - 1]]), draws) + 1
+        last = walked[ends - 1].astype(np.int64)
+        keep = np.flatnonzero(walked < np.repeat(size, draws))
+        picked = walked[keep].astype(np.int64)
+        uniforms = rng.random(len(keep)) * np.repeat(bound, draws)[keep]
+        cuts = np.searchsorted(keep, ends).tolist()
+    gaps = iter(range(int(np.count_nonzero(gapped))))
+    for j, (size, bound) in enumerate(zip(lengths.tolist(), bounds.tolist())):
+        if not gapped[j]:
+            out.append(candidates(size, bound, rng))
+            continue
+        k = next(gaps)
+        low, high = cuts[k - 1] if k else 0, cuts[k]
+        part = picked[low:high], uniforms[low:high]
+        if last[k] < size - 1:  # rare: more gaps were needed
+            more, u = candidates(size - int(last[k]) - 1, bound, rng)
+            part = (np.concatenate([part[0], more + last[k] + 1]),
+                    np.concatenate([part[1], u]))
+        out.append(part)
+    return out
 
 
 class Strata:
-    """Slots of people per exponent ``e``: those whose multiplier is in ``(2**(e-1), 2**e]``.
+    """People grouped by band (their stage) and, if ``scaled``, by the exponent ``e`` of
+    their multiplier (those whose multiplier is in ``(2**(e-1), 2**e]``), to be thinned
+    with a bound per group (:meth:`draw`).
 
-    Multipliers are fixed per person and people are appended in order of joining, so
-    each stratum is a sorted list of slots that only grows. It is held compactly, in
-    2 bytes a slot rather than 4: each slot's offset within its block of
-    ``2 ** BLOCK_BITS`` slots (uint16), and the stratum's count of slots per block, from
-    which the block of the ``k``-th slot is found (:meth:`slots`).
+    Each group is a list of slots (int32). People are appended in order of joining, so
+    a group starts sorted; people who move up to a band are appended to its group, and
+    their entry in the group they left is left stale, skipped by :meth:`draw`, until
+    stale entries pass :data:`COMPACT` of the group and it is compacted (a pass over
+    the group only). Bands only go up, as stages do, so nobody comes back to a group.
     """
 
-    def __init__(self) -> None:
-        self._offsets: dict[int, np.ndarray] = {}
-        self._count: dict[int, int] = {}
-        self._per_block: dict[int, np.ndarray] = {}
+    def __init__(self, scaled: bool = True) -> None:
+        self.scaled = scaled
+        self._lists: dict[int, np.ndarray] = {}
+        self._sizes: dict[int, int] = {}
+        self._stale: dict[int, int] = {}
+        self._sorted: dict[int, bool] = {}
 
-    def add(self, start: int, multiplier: np.ndarray) -> None:
-        """Place the people in slots ``start, start + 1, ...`` with these multipliers."""
-        if len(multiplier) > CHUNK:  # many at once: make room for them in one go
-            size = int(exponents(np.max(multiplier))) - LOWEST + 1
-            counts = sum(np.bincount(exponents(multiplier[at: at + CHUNK]) - LOWEST,
-                                     minlength=size)
-                         for at in range(0, len(multiplier), CHUNK))
-            for key in np.flatnonzero(counts).tolist():
-                self._reserve(key + LOWEST, int(counts[key]))
-        for at in range(0, len(multiplier), CHUNK):  # by chunks: small work arrays
-            part = multiplier[at: at + CHUNK]
-            e = (exponents(part) - LOWEST).astype(np.uint8)  # a radix sort: linear time
-            order = np.argsort(e, kind="stable").astype(np.int64)
-            order += start + at
-            ends = np.cumsum(np.bincount(e)).tolist()
-            for key, (low, high) in enumerate(zip([0, *ends[:-1]], ends)):
-                if high > low:
-                    self._append(key + LOWEST, order[low:high])
+    def labels(self, band: int | np.ndarray, multiplier: np.ndarray | None,
+               size: int) -> np.ndarray:
+        """Each person's group: ``(e - LOWEST) * 8 + band`` (uint16)."""
+        e = np.minimum(exponents(multiplier) - LOWEST, 2**13 - 2) if self.scaled else -LOWEST
+        label = np.asarray(e, dtype=np.int64) * 8 + np.asarray(band, dtype=np.int64)
+        return np.broadcast_to(label, (size,)).astype(np.uint16)
 
-    def _reserve(self, key: int, more: int) -> np.ndarray:
-        """The stratum's offsets, with room for ``more`` slots (and as many again, so that
-        it is seldom copied: unwritten room costs address space only)."""
-        count = self._count.get(key, 0)
-        held = self._offsets.get(key)
-        if held is None or count + more > len(held):
-            grown = np.empty(max(2 * (count + more), 64), dtype=np.uint16)
-            if held is not None:
-                grown[:count] = held[:count]
-            held = self._offsets[key] = grown
-        return held
+    def _bands_and_ceilings(self, labels: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        labels = np.asarray(labels, dtype=np.int64)
+        ceilings = np.exp2(labels // 8 + LOWEST) if self.scaled else np.ones(len(labels))
+        return labels % 8, ceilings
 
-    def _append(self, key: int, slots: np.ndarray) -> None:
-        """Append ascending slots, all after the stratum's last one."""
-        count = self._count.get(key, 0)
-        self._reserve(key, len(slots))[count: count + len(slots)] = slots & (2**BLOCK_BITS - 1)
-        self._count[key] = count + len(slots)
-        added = np.bincount(slots >> BLOCK_BITS)
-        held = self._per_block.get(key, np.zeros(0, dtype=np.int64))
-        if len(held) < len(added):
-            held = np.concatenate([held, np.zeros(len(added) - len(held), dtype=np.int64)])
-        held[: len(added)] += added
-        self._per_block[key] = held
+    def add(self, start: int, count: int, band: int | np.ndarray = 0,
+            multiplier: np.ndarray | None = None) -> None:
+        """Place ``count`` people in slots ``start, start + 1, ...`` (after everyone held)
+        in ``band`` (one, or one per person) with these multipliers (if ``scaled``)."""
+        band = np.broadcast_to(np.asarray(band, dtype=np.int8), (count,))
+        for at in range(0, count, CHUNK):  # by chunks: small work arrays
+            stop = min(at + CHUNK, count)
+            labels = self.labels(band[at:stop], None if multiplier is None
+                                 else multiplier[at:stop], stop - at)
+            self._append(np.arange(start + at, start + stop), labels)
 
-    def slots(self, key: int, index: np.ndarray | slice = slice(None)) -> np.ndarray:
-        """The slots (int64) at positions ``index`` of stratum ``key``."""
-        offsets = self._offsets[key][: self._count[key]][index]
-        positions = np.arange(self._count[key])[index] if isinstance(index, slice) else index
-        block = np.searchsorted(np.cumsum(self._per_block[key]), positions, side="right")
-        return (block << BLOCK_BITS) + offsets
+    def move(self, slots: np.ndarray, old_band: np.ndarray, new_band: int | np.ndarray,
+             multiplier: np.ndarray | None, band_now: np.ndarray) -> None:
+        """People at ``slots`` (distinct) moved from ``old_band`` up to ``new_band``;
+        ``multiplier`` are theirs and ``band_now`` everyone's band after the move."""
+        if len(slots) == 0:
+            return
+        old = self.labels(old_band, multiplier, len(slots))
+        left = np.bincount(old)
+        for label in np.flatnonzero(left).tolist():
+            self._stale[label] = self._stale.get(label, 0) + int(left[label])
+            if self._stale[label] > COMPACT * self._sizes[label]:
+                held = self._lists[label][: self._sizes[label]]
+                held = held[band_now[held] == label % 8]
+                self._lists[label], self._sizes[label] = held, len(held)
+                self._stale[label] = 0
+        new_band = np.broadcast_to(np.asarray(new_band), np.shape(slots))
+        kept = new_band < BANDS
+        self._append(np.asarray(slots)[kept], self.labels(
+            new_band[kept], None if multiplier is None else multiplier[kept],
+            int(np.count_nonzero(kept))))
 
-    def _before(self, key: int, slot: int) -> int:
-        """How many of stratum ``key``'s slots are below ``slot``."""
-        ends = np.cumsum(self._per_block[key])
-        block = slot >> BLOCK_BITS
-        if block >= len(ends):
-            return self._count[key]
-        low = int(ends[block - 1]) if block else 0
-        within = self._offsets[key][low: int(ends[block])]
-        return low + int(np.searchsorted(within, slot & (2**BLOCK_BITS - 1)))
+    def _append(self, slots: np.ndarray, labels: np.ndarray) -> None:
+        """Append ascending ``slots`` to their groups."""
+        order = np.argsort(labels, kind="stable")  # a radix sort: linear time
+        counts = np.bincount(labels)
+        ends = np.cumsum(counts).tolist()
+        for label in np.flatnonzero(counts).tolist():
+            group = slots[order[ends[label] - counts[label]: ends[label]]]
+            size = self._sizes.get(label, 0)
+            held = self._lists.get(label)
+            if held is None or size + len(group) > len(held):
+                grown = np.empty(size + len(group) + (size + len(group)) // 4 + 64,
+                                 dtype=np.int32)
+                if held is not None:
+                    grown[:size] = held[:size]
+                held = self._lists[label] = grown
+            if size and self._sorted[label] and len(group):
+                self._sorted[label] = bool(group[0] > held[size - 1])
+            else:
+                self._sorted.setdefault(label, True)
+            held[size: size + len(group)] = group
+            self._sizes[label] = size + len(group)
 
-    def groups(self) -> list[tuple[float, np.ndarray]]:
-        """``(2 ** e, slots)`` of each stratum, by increasing ``e``."""
-        return [(2.0**key, self.slots(key)) for key in sorted(self._offsets)]
+    def groups(self, band_now: np.ndarray) -> list[tuple[tuple[int, int], np.ndarray]]:
+        """``((band, e), slots)`` of each group with people, slots ascending (stale
+        entries left out)."""
+        out = []
+        for label in sorted(self._lists):
+            held = np.sort(self._lists[label][: self._sizes[label]])
+            held = held[band_now[held] == label % 8]
+            if len(held):
+                out.append(((label % 8, label // 8 + LOWEST if self.scaled else 0), held))
+        return out
 
-    def expected_picks(self, bound: Callable[[float], float]) -> float:
-        """People :meth:`draw` picks on average with this bound per multiplier ceiling."""
-        return sum(self._count[key] * min(bound(2.0**key), 1.0) for key in self._offsets)
+    def expected_picks(self, bound: Bound) -> float:
+        """Entries :meth:`draw` picks on average with this bound."""
+        labels = sorted(self._lists)
+        sizes = np.array([self._sizes[label] for label in labels], dtype=np.float64)
+        return float(sizes @ np.minimum(bound(*self._bands_and_ceilings(labels)), 1.0))
 
-    def draw(self, bound: Callable[[float], float], rng: np.random.Generator,
-             tail: tuple[int, Callable[[float], float]] | None = None,
-             ) -> tuple[np.ndarray, np.ndarray]:
-        """Thinning per stratum: everyone in the stratum with ceiling ``c`` is picked with
-        probability ``min(bound(c), 1)`` and gets a uniform on ``[0, min(bound(c), 1))``;
-        the people picked come in slot order.
+    def draw(self, bound: Bound, rng: np.random.Generator, state: np.ndarray,
+             band_of_state: np.ndarray, tail: tuple[int, Bound] | None = None,
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Thinning per group: everyone in the group of band ``b`` and multiplier ceiling
+        ``c`` is picked with probability ``min(bound(b, c), 1)`` and gets a uniform on
+        ``[0, min(bound(b, c), 1))`` (``bound`` takes and gives arrays, a group each).
 
-        ``bound(c)`` must bound the probability of everyone whose multiplier is at most
-        ``c``; then ``u < p`` has probability exactly ``p``, as in
-        :func:`candidates`. ``tail = (start, tail_bound)`` bounds the people in slots
-        ``start`` and after by ``tail_bound(c)`` instead (the newest people, say).
+        ``bound(b, c)`` must bound the probability of everyone in band ``b`` whose
+        multiplier is at most ``c``; then ``u < p`` has probability exactly ``p``, as in
+        :func:`candidates`. ``state`` is everyone's state (a small integer) and
+        ``band_of_state`` its band: stale entries are skipped. ``tail = (start,
+        tail_bound)`` bounds the people in slots ``start`` and after by
+        ``tail_bound(b, c)`` instead (the newest people, say).
+
+        Returns the people picked (distinct, in runs of ascending slots), their uniforms
+        and their states.
         """
-        picked, uniforms = [], []
-        for key in sorted(self._offsets):
-            ceiling, count = 2.0**key, self._count[key]
-            parts = [(0, count, bound(ceiling))]
-            if tail is not None:
-                split = self._before(key, tail[0])
-                parts = [(0, split, bound(ceiling)), (split, count, tail[1](ceiling))]
-            for low, high, ceiling_bound in parts:
-                index, u = candidates(high - low, ceiling_bound, rng)
-                picked.append(self.slots(key, index + low))
-                uniforms.append(u)
+        labels = sorted(label for label, size in self._sizes.items() if size)
+        bands, ceilings = self._bands_and_ceilings(labels)
+        usual = bound(bands, ceilings)
+        later = usual if tail is None else tail[1](bands, ceilings)
+        parts = []  # (label, first entry, entries, bound)
+        for label, size, low, high in zip(labels, (self._sizes[x] for x in labels),
+                                          usual.tolist(), later.tolist()):
+            if high == low:
+                parts.append((label, 0, size, low))
+            elif self._sorted[label]:  # split at the tail's first slot
+                split = int(np.searchsorted(self._lists[label][:size], tail[0]))
+                parts += [(label, 0, split, low), (label, split, size - split, high)]
+            else:
+                parts.append((label, 0, size, max(low, high)))
+        drawn = thin_segments([p[2] for p in parts], [p[3] for p in parts], rng)
+        picked = [self._lists[label][position + first if first else position]
+                  for (label, first, _, _), (position, _) in zip(parts, drawn, strict=True)]
         if not picked:
-            return np.empty(0, dtype=np.int64), np.empty(0)
-        picked, uniforms = np.concatenate(picked).astype(np.int64), np.concatenate(uniforms)
-        order = np.argsort(picked)  # in slot order: the gathers that follow read memory in turn
-        return picked[order], uniforms[order]
-
-
-def candidates_split(n: int, start: int, bound: float, tail_bound: float,
-                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`candidates` with ``bound`` for slots before ``start`` and ``tail_bound`` for
-    the slots from ``start`` to ``n``."""
-    if start >= n or tail_bound == bound:
-        return candidates(n, bound, rng)
-    head, u_head = candidates(start, bound, rng)
-    rest, u_rest = candidates(n - start, tail_bound, rng)
-    return np.concatenate([head, rest + start]), np.concatenate([u_head, u_rest])
+            empty = np.empty(0, dtype=np.int64)
+            return empty, np.empty(0), state[empty]
+        slots = np.concatenate(picked).astype(np.int64)
+        uniforms = np.concatenate([u for _, u in drawn])
+        states = state[slots]
+        band = np.repeat(np.array([label % 8 for label, *_ in parts], dtype=np.int8),
+                         [len(x) for x in picked])
+        current = band_of_state[states] == band  # skip those who left the band since
+        return slots[current], uniforms[current], states[current]

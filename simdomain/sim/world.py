@@ -176,16 +176,19 @@ class World:
         self.calendar = Calendar.of(scenario.start_date, scenario.horizon_days)
         known = None if initial is None else len(initial)
         self.shapes = shapes(scenario)
-        self.strata: dict[str, Strata | None] = {
-            name: Strata() if self.shapes[name] is not None
-            or (initial is not None and getattr(initial, name) is not None) else None
-            for name in MULTIPLIERS}
+        in_use = [name for name in MULTIPLIERS if self.shapes[name] is not None
+                  or (initial is not None and getattr(initial, name) is not None)]
+        plain = Strata(scaled=False) if len(in_use) < len(MULTIPLIERS) else None
+        self.strata: dict[str, Strata] = {
+            name: Strata() if name in in_use else plain for name in MULTIPLIERS}
+        """The people grouped for each multiplier's draw: by stage and the multiplier
+        where it is in use, by stage alone (one shared set of groups) where not."""
         # Spare slots cost address space only (they are written when taken), so room is
         # made for the whole referral market too: growing would copy every array, and the
         # old copies of the smaller ones stay in the allocator's heap.
         market = scenario.referral.addressable_market if scenario.referral else 0
         self.pop = Population(capacity=expected_people(scenario, known) + market,
-                              multipliers=[m for m, s in self.strata.items() if s is not None],
+                              multipliers=in_use,
                               narrow=narrow_dtypes(scenario, self.layout, initial))
         self._heterogeneity: dict[tuple[str, str], np.random.Generator] = {}
         self.order_log: list[tuple[np.ndarray, int, np.ndarray]] | None = (
@@ -194,6 +197,9 @@ class World:
         self._join_days: list[int] = []  # days with joiners, ascending
         self._first_slots: list[int] = []  # the first slot of each one's joiners
         self.key_counts = np.zeros(self.layout.key_size(), dtype=np.int64)
+        self.stage_of_key = (np.arange(self.layout.key_size()) // 2 % len(STAGE_NAMES)
+                             ).astype(np.int8)
+        """The stage of each state key (see :func:`simdomain.sim.rates.state_key`)."""
         self.active: list[Campaign] = []
         self.rates: RateTables = build_rates(scenario, self.layout, self.active)
         self.tally = dict.fromkeys(TALLIES, 0.0)
@@ -270,8 +276,9 @@ class World:
         the other sources' people as they were (common random numbers).
         """
         count = index.stop - index.start
+        stage = self.pop.stage[index]
         for name, strata in self.strata.items():
-            if strata is None:
+            if not strata.scaled:
                 continue
             value = given.get(name)
             if value is None:
@@ -285,12 +292,18 @@ class World:
                     value = self._heterogeneity[key].gamma(shape, 1.0 / shape, count)
             value = np.asarray(value, dtype=np.float32)
             getattr(self.pop, name)[index] = value
-            strata.add(index.start, value)
+        for name, strata in self._distinct_strata():
+            strata.add(index.start, count, band=stage,
+                       multiplier=getattr(self.pop, name)[index] if strata.scaled else None)
+
+    def _distinct_strata(self) -> list[tuple[str, Strata]]:
+        """Each set of groups once, with the name of a multiplier it serves."""
+        return list({id(s): (name, s) for name, s in self.strata.items()}.values())
 
     @property
     def heterogeneous(self) -> bool:
         """Whether any per-person multiplier is in use."""
-        return any(s is not None for s in self.strata.values())
+        return any(s.scaled for s in self.strata.values())
 
     def move(
         self,
@@ -304,8 +317,12 @@ class World:
         keys = pop.key[index]
         self.key_counts -= np.bincount(keys, minlength=size)
         if stage is not None:  # a key is ... * 10 + stage * 2 + dormant (rates.state_key)
-            keys = keys + 2 * (np.asarray(stage, dtype=np.int32) - pop.stage[index])
+            old_stage = pop.stage[index]
+            keys = keys + 2 * (np.asarray(stage, dtype=np.int32) - old_stage)
             pop.stage[index] = stage
+            for name, strata in self._distinct_strata():
+                strata.move(index, old_stage, stage,
+                            getattr(pop, name)[index] if strata.scaled else None, pop.stage)
         if dormant is not None:
             keys = keys + (np.asarray(dormant, dtype=np.int32) - pop.dormant[index])
             pop.dormant[index] = dormant
