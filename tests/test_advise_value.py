@@ -91,15 +91,20 @@ def test_a_test_of_a_parameter_the_plan_does_not_use_is_worth_nothing():
     assert left_out.evsi == 0.0 and left_out.chance_gain == 0.0  # against its own null
 
 
+def _hundred_slopes(seed: int):
+    """100 equally likely draws of one channel's slope, the planner over them, and the
+    plan made now: ``(slopes, prior, replan, now)``."""
+    slopes = np.random.default_rng(seed).lognormal(np.log(0.1), 0.3, 100)
+    prior = np.full(100, 0.01)
+    replan = CachedReplan(one_channel(slopes, TARGET, LEVEL))
+    return slopes, prior, replan, replan(Posterior(prior))
+
+
 def test_bigger_tests_are_worth_no_less():
     """Blackwell: a test that sees more is worth at least as much. With common random
     numbers the comparison is paired: the mean difference of savings must not fall below
     zero by more than 3 standard errors of the paired differences."""
-    rng = np.random.default_rng(4)
-    slopes = rng.lognormal(np.log(0.1), 0.3, 100)
-    prior = np.full(100, 0.01)
-    replan = CachedReplan(one_channel(slopes, TARGET, LEVEL))
-    now = replan(Posterior(prior))
+    slopes, prior, replan, now = _hundred_slopes(seed=4)
     draws = Draws.of(prior, 300, 1, seed=4)
     values = [preposterior(_spend_test(slopes, spend, 28), prior, now, replan, draws)
               for spend in (300, 1000, 3000, 10000, 30000)]
@@ -257,11 +262,7 @@ def test_spend_tests_cost_the_spend_beyond_the_plan_less_the_adds_it_buys():
 def test_perfect_information_bounds_every_test():
     from simdomain.advise.preposterior import perfect_information
 
-    rng = np.random.default_rng(12)
-    slopes = rng.lognormal(np.log(0.1), 0.3, 100)
-    prior = np.full(100, 0.01)
-    replan = CachedReplan(one_channel(slopes, TARGET, LEVEL))
-    now = replan(Posterior(prior))
+    slopes, prior, replan, now = _hundred_slopes(seed=12)
     draws = Draws.of(prior, 200, 1, seed=12)
     evpi, _ = perfect_information(prior, now, replan, draws)
     assert evpi == pytest.approx(now.cost - np.mean(TARGET / slopes[draws.truth]))

@@ -189,7 +189,7 @@ def test_an_import_error_from_ctrl_c_counts_as_ctrl_c():
         try:
             raise KeyboardInterrupt
         except KeyboardInterrupt:
-            raise ImportError("initialization failed")  # noqa: B904 - as CPython chains it
+            raise ImportError("initialization failed")  # chained, as CPython does
     except ImportError as error:
         assert _interrupted(error)
     assert not _interrupted(ImportError("no module named x"))

@@ -157,6 +157,10 @@ def thin_segments(lengths: Sequence[int], bounds: Sequence[float], rng: np.rando
     return out
 
 
+Bound = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""A bound per group, from each group's band and multiplier ceiling (arrays)."""
+
+
 class Strata:
     """People grouped by band (their stage) and, if ``scaled``, by the exponent ``e`` of
     their multiplier (those whose multiplier is in ``(2**(e-1), 2**e]``), to be thinned
