@@ -8,6 +8,7 @@ from conftest import build, zero_lifecycle
 
 from simdomain.sim.engine import run_replication
 from simdomain.sim.population import NEVER, NEVER16, NOBODY, InitialPeople, Population
+from simdomain.sim.steps import _rewards
 from simdomain.sim.world import World
 
 
@@ -63,3 +64,37 @@ def test_referrers_are_stored_from_the_first_referred_person_on():
                                   + [5, 6, 7])
     with pytest.raises(AttributeError):
         pop.referrer = np.zeros(12, int)
+
+
+@pytest.mark.parametrize(("horizon", "per_week", "dtype"), [
+    (365, 2, np.uint8),  # at most 2 x 53 = 106 messages
+    (255, 7, np.uint8),  # one a day, 255 days
+    (256, 7, np.int16),  # one a day, 256 days: one too many for uint8
+])
+def test_one_to_one_counter_is_narrow_when_the_policy_cannot_overflow_it(horizon, per_week,
+                                                                        dtype):
+    scenario = build(horizon_days=horizon, lifecycle=zero_lifecycle(),
+                     touch_policy={"one_to_one": {"per_week": per_week}})
+    world = World(scenario, np.random.SeedSequence(1))
+    assert world.pop._arrays["touches_one_to_one"].dtype == dtype
+
+
+def test_invites_widen_when_a_referrer_outgrows_uint16():
+    """Invites are held in uint16 until a referrer's count would pass 65,535; then the
+    field is widened, with every count (and the tier gifts) as if it had been int32."""
+    scenario = build(horizon_days=3, lifecycle=zero_lifecycle(), referral={
+        "addressable_market": 1000, "external_rate": 0.0,
+        "word_of_mouth": {"member": 0.1}, "reward_tiers": [{"invites": 65_536, "gift_cny": 9}]})
+    world = World(scenario, np.random.SeedSequence(1))
+    world.join(np.zeros(3, dtype=np.int16), source=world.layout.initial, day=-1,
+               rng=np.random.default_rng(0), stage=2)
+    pop = world.pop
+    assert pop.invites.dtype == np.uint16
+    pop.invites[:] = [65_530, 7, 0]
+    assert _rewards(world, np.array([0, 1, 2, 1])) == 0  # 65,531: still fits
+    assert pop.invites.dtype == np.uint16
+    assert _rewards(world, np.array([0] * 5 + [2])) == 9  # 65,536 passes the tier
+    assert pop.invites.dtype == np.int32
+    np.testing.assert_array_equal(pop.invites, [65_536, 9, 2])
+    pop.add(2, day=0, segment=np.zeros(2, int), source=0, in_group=np.zeros(2, bool))
+    np.testing.assert_array_equal(pop.invites, [65_536, 9, 2, 0, 0])  # new slots: 0

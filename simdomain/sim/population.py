@@ -38,8 +38,8 @@ RESCALE_BELOW = 2.0**-60
 Stored values are at most ``2 ** 60`` times their true value, far inside float32."""
 
 # name -> (dtype, value of a new slot). Sized to their ranges: people number under 2**31
-# (int32 referrers), 1:1 messages are at most one a day and deletion days fall in the
-# horizon (<= 3,660 days: int16); posts may reach 24 a day (int32 counters); days of
+# (int32 referrers and invites), 1:1 messages are at most one a day and deletion days fall
+# in the horizon (<= 3,660 days: int16); posts may reach 24 a day (int32 counters); days of
 # history reach back without bound (int32); engagement and fatigue are float32, like the
 # multipliers (touch effects and rates of a few significant digits; sums of money are
 # float64, and so are the tallies summed from them).
@@ -162,6 +162,15 @@ class Population:
             if np.size(values):
                 self.peak[name] = max(self.peak[name], float(np.max(values)))
         self._arrays[name][: self.n][index] = values
+
+    def widen(self, name: str, dtype: type) -> None:
+        """Hold the field ``name`` in ``dtype`` (a wider one) from now on: for a narrow
+        field whose values are about to outgrow it."""
+        fill = self._fields[name][1]
+        self._fields[name] = (dtype, fill)
+        wide = np.empty(self._capacity, dtype=dtype)  # spare slots stay unwritten
+        wide[: self.n] = self._arrays[name][: self.n]
+        self._arrays[name] = wide
 
     def decay(self, name: str, factor: float) -> None:
         """Multiply every true value of a :data:`DECAYING` field by ``factor`` (in (0, 1]):

@@ -333,10 +333,12 @@ def pick_referrers(world: World, count: int, pressure: float,
 
 def _rewards(world: World, referrers: np.ndarray) -> float:
     """Count the new invites and pay the tier gifts they unlock."""
-    invites = world.pop.invites
+    pop = world.pop
     people, new = np.unique(referrers, return_counts=True)
-    before = invites[people]
-    invites[people] = before + new
+    before = pop.invites[people].astype(np.int64)
+    if len(people) and before.max() + new.max() > np.iinfo(pop.invites.dtype).max:
+        pop.widen("invites", np.int32)  # held in uint16 while they fit (narrow_dtypes)
+    pop.invites[people] = before + new
     return sum(
         tier.gift_cny * np.count_nonzero((before < tier.invites) & (before + new >= tier.invites))
         for tier in world.scenario.referral.reward_tiers

@@ -90,9 +90,12 @@ cost fewer calls (a gamma shape of 0.5 spans about 2 ** -40 .. 2 ** 5)."""
 BANDS = 4
 """Bands held by :class:`Strata` (the stages fan .. koc); people in a band at or above
 it (deleted) are in no group."""
-COMPACT = 0.25
-"""Share of a :class:`Strata` group's entries that may be stale (skipped picks, their only
-cost) before it is compacted."""
+COMPACT = 0.125
+"""Share of a :class:`Strata` group's entries that may be stale (skipped picks, and 4 bytes
+each) before it is compacted (a pass over the group)."""
+SLACK = 8
+"""A :class:`Strata` group's list grows by its new size over this (and 64), so growing
+copies each entry a few times at most and leaves an eighth unused at worst."""
 
 
 def exponents(multiplier: np.ndarray) -> np.ndarray:
@@ -234,7 +237,7 @@ class Strata:
             size = self._sizes.get(label, 0)
             held = self._lists.get(label)
             if held is None or size + len(group) > len(held):
-                grown = np.empty(size + len(group) + (size + len(group)) // 4 + 64,
+                grown = np.empty(size + len(group) + (size + len(group)) // SLACK + 64,
                                  dtype=np.int32)
                 if held is not None:
                     grown[:size] = held[:size]

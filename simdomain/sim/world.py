@@ -112,7 +112,9 @@ def narrow_dtypes(scenario: Scenario, layout: Layout,
     within 32,767 days (89 years) of the start (the horizon is at most 3,660 days);
     state keys in uint8 (int16) when the rate tables have at most 2**8 (under 2**15) rows;
     post views in uint16 when a person cannot see more than 65,535 of them over the
-    horizon; orders in uint16 when the known people's most plus two a day fit."""
+    horizon, 1:1 messages in uint8 when the policy cannot send anyone more than 255;
+    orders in uint16 when the known people's most plus two a day fit; invites in uint16
+    (widened when a referrer's outgrow it, see :func:`simdomain.sim.steps.referral`)."""
     narrow: dict[str, type] = {}
     if len(layout.segments) <= 127 and len(layout.sources) <= 127:
         narrow["segment"] = narrow["source"] = np.int8
@@ -124,6 +126,11 @@ def narrow_dtypes(scenario: Scenario, layout: Layout,
         narrow["key"] = np.int16
     if _most_orders(initial) + 2 * scenario.horizon_days <= np.iinfo(np.uint16).max:
         narrow["orders"] = np.uint16  # at most two a day: a repeat and a first order
+    weeks = -(-scenario.horizon_days // 7)  # at most one message a day, per_week a week
+    if min(scenario.touch_policy.one_to_one.per_week * weeks,
+           scenario.horizon_days) <= np.iinfo(np.uint8).max:
+        narrow["touches_one_to_one"] = np.uint8
+    narrow["invites"] = np.uint16
     for channel in ("group", "moments"):
         spec = getattr(scenario.touch_policy, channel)
         if spec.posts_per_day * scenario.horizon_days <= np.iinfo(np.uint16).max:

@@ -19,7 +19,6 @@ import pandas as pd
 from simdomain.errors import InputError, Problem
 from simdomain.scenario.io import validate_scenario
 from simdomain.scenario.model import Scenario
-from simdomain.twin import btyd
 
 Mode = Literal["posterior", "point"]
 LATENT = ("pnbd", "deletion", "model")
@@ -112,6 +111,8 @@ class TwinPeople:
         dropout = rng.gamma(s, 1.0 / s, n)
         dormant = np.zeros(n, dtype=bool)
         if buyers.any():
+            from simdomain.twin import btyd  # scipy loads for twins only, not every run
+
             x, t_x, T = (p.loc[buyers, c].to_numpy(float) for c in ("x", "t_x", "T"))
             post = btyd.posterior_latent((r, alpha, s, beta), x, t_x, T)
             dormant[buyers] = rng.random(int(buyers.sum())) >= post["p_alive"]
