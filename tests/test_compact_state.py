@@ -98,3 +98,30 @@ def test_invites_widen_when_a_referrer_outgrows_uint16():
     np.testing.assert_array_equal(pop.invites, [65_536, 9, 2])
     pop.add(2, day=0, segment=np.zeros(2, int), source=0, in_group=np.zeros(2, bool))
     np.testing.assert_array_equal(pop.invites, [65_536, 9, 2, 0, 0])  # new slots: 0
+
+
+def test_segment_source_and_dormancy_are_read_from_the_key():
+    """The state key encodes a person's source, segment, stage and dormancy, so the
+    first, second and last are not stored: they read back as joined, follow moves, and
+    cannot be set behind the key's back."""
+    scenario = build(horizon_days=3, lifecycle=zero_lifecycle(), segments={
+        "mass": {"share": 0.5, "order_value_cny": 100.0},
+        "premium": {"share": 0.5, "order_value_cny": 300.0}})
+    world = World(scenario, np.random.SeedSequence(1))
+    pop, layout = world.pop, world.layout
+    assert not {"segment", "source", "dormant"} & set(pop._arrays)
+    world.join(np.array([1, 0, 1]), source=layout.organic, day=0,
+               rng=np.random.default_rng(0), stage=np.array([0, 2, 3]),
+               dormant=np.array([False, True, False]))
+    world.join(np.array([0]), source=layout.referral, day=1, rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(pop.segment, [1, 0, 1, 0])
+    np.testing.assert_array_equal(pop.source, [layout.organic] * 3 + [layout.referral])
+    np.testing.assert_array_equal(pop.dormant, [False, True, False, False])
+    world.move(np.array([1, 2]), dormant=np.array([False, True]))
+    world.move(np.array([0]), stage=1)
+    np.testing.assert_array_equal(pop.dormant, [False, False, True, False])
+    np.testing.assert_array_equal(pop.at("dormant", np.array([2, 3])), [True, False])
+    np.testing.assert_array_equal(pop.segment, [1, 0, 1, 0])  # moves keep the rest
+    np.testing.assert_array_equal(pop.stage, [1, 2, 3, 0])
+    with pytest.raises(AttributeError, match="key"):
+        pop.dormant = np.zeros(4, bool)

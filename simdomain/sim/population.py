@@ -86,6 +86,10 @@ class Population:
     narrow
         Smaller dtypes than :data:`FIELDS` gives for some fields, where the run's values
         are known to fit them (see :func:`simdomain.sim.world.narrow_dtypes`).
+    derived
+        Fields not stored but read from each person's ``key`` through a table (the key
+        encodes them, see :func:`simdomain.sim.rates.state_key`): their values given to
+        :meth:`add` must be the key's, which its caller sets.
 
 
     The :data:`DECAYING` fields fade every day by their half-life. Rather than a pass over
@@ -98,13 +102,16 @@ class Population:
     """
 
     def __init__(self, capacity: int = 1024, multipliers: Collection[str] = MULTIPLIERS,
-                 narrow: Mapping[str, Any] | None = None) -> None:
+                 narrow: Mapping[str, Any] | None = None,
+                 derived: Mapping[str, np.ndarray] | None = None) -> None:
         self.n = 0
         self._capacity = max(int(capacity), 1)
         narrow = narrow or {}
+        self._derived = dict(derived or {})
         self._fields = {name: (narrow.get(name, dtype), NEVER16 if fill == NEVER and name in
-                               narrow else fill) for name, (dtype, fill)
-                        in FIELDS.items() if name not in MULTIPLIERS or name in multipliers}
+                               narrow else fill) for name, (dtype, fill) in FIELDS.items()
+                        if (name not in MULTIPLIERS or name in multipliers)
+                        and name not in self._derived}
         self._never16 = {name for name in HISTORY_DAYS if name in narrow}
         self._arrays = {name: np.empty(self._capacity, dtype=dtype)
                         for name, (dtype, _) in self._fields.items() if name not in LATE}
@@ -117,6 +124,8 @@ class Population:
 
     def __getattr__(self, name: str) -> np.ndarray:
         arrays = self.__dict__.get("_arrays")
+        if arrays is not None and name in self._derived:  # a copy, looked up from the key
+            return self._derived[name][arrays["key"][: self.n]]
         if arrays is not None and name in LATE:  # a copy, the fill before the first stored
             dtype, fill = self._fields[name]
             values = np.full(self.n, fill, dtype=dtype)
@@ -138,12 +147,21 @@ class Population:
         arrays = self.__dict__.get("_arrays")
         if arrays is not None and name in LATE:
             raise AttributeError(f"{name} is set when people are added only")
+        if arrays is not None and name in self._derived:
+            raise AttributeError(f"{name} is read from the key: change the key")
         if arrays is None or name not in arrays:
             super().__setattr__(name, value)
         elif name in DECAYING or name in self._never16:  # stored otherwise than read
             self.put(name, slice(None), value)
         elif getattr(value, "base", None) is not arrays[name]:
             arrays[name][: self.n] = value  # an in-place update (``pop.x += y``) is already there
+
+    def at(self, name: str, index: slice | np.ndarray) -> np.ndarray:
+        """``pop.<name>[index]``, without first looking up everyone's value of a field
+        derived from the key."""
+        if name in self._derived:
+            return self._derived[name][self._arrays["key"][: self.n][index]]
+        return getattr(self, name)[index]
 
     def stored(self, name: str) -> np.ndarray:
         """A field as stored, a view to update in place: a :data:`DECAYING` field holds

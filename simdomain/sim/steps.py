@@ -116,7 +116,7 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
     world.tally["deletions"] += len(deleted)
 
     flips = flips[pop.stage[flips] != DELETED]
-    world.move(flips, dormant=~pop.dormant[flips])
+    world.move(flips, dormant=~pop.at("dormant", flips))
 
 
 def by_stage(table: np.ndarray, dormant: bool | None = None) -> np.ndarray:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from simdomain.scenario.model import Campaign, Scenario
 from simdomain.sim.population import (
     DELETED,
+    FIELDS,
     HISTORY_DAYS,
     KOC,
     MEMBER,
@@ -105,6 +108,19 @@ def expected_people(scenario: Scenario, known: int | None = None) -> int:
     return int(total * 1.1) + 1024
 
 
+def key_tables(layout: Layout, narrow: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Segment, source and dormancy of each state key (the fields a
+    :class:`~simdomain.sim.population.Population` reads from the key rather than store),
+    in the dtypes it would store them in."""
+    key = np.arange(layout.key_size())
+    kind = key // (2 * len(STAGE_NAMES))  # state_key: kind * 10 + stage * 2 + dormant
+    return {"segment": (kind % len(layout.segments)).astype(
+                narrow.get("segment", FIELDS["segment"][0])),
+            "source": (kind // len(layout.segments)).astype(
+                narrow.get("source", FIELDS["source"][0])),
+            "dormant": key % 2 == 1}
+
+
 def narrow_dtypes(scenario: Scenario, layout: Layout,
                   initial: InitialPeople | None = None) -> dict[str, type]:
     """Population fields this run can hold in fewer bytes: segment and source codes in
@@ -194,9 +210,10 @@ class World:
         # made for the whole referral market too: growing would copy every array, and the
         # old copies of the smaller ones stay in the allocator's heap.
         market = scenario.referral.addressable_market if scenario.referral else 0
+        narrow = narrow_dtypes(scenario, self.layout, initial)
         self.pop = Population(capacity=expected_people(scenario, known) + market,
-                              multipliers=in_use,
-                              narrow=narrow_dtypes(scenario, self.layout, initial))
+                              multipliers=in_use, narrow=narrow,
+                              derived=key_tables(self.layout, narrow))
         self._heterogeneity: dict[tuple[str, str], np.random.Generator] = {}
         self.order_log: list[tuple[np.ndarray, int, np.ndarray]] | None = (
             [] if keep_orders else None)
@@ -225,11 +242,6 @@ class World:
         """State keys (rows of the rate tables) of the people at ``index``."""
         return self.pop.key[index]
 
-    def _fresh_keys(self, index: slice | np.ndarray) -> np.ndarray:
-        pop = self.pop
-        kind = pop.source[index].astype(np.int32) * len(self.layout.segments) + pop.segment[index]
-        return state_key(kind, pop.stage[index], pop.dormant[index])
-
     def mix(self, source: str) -> tuple[np.ndarray, np.ndarray]:
         """Segment codes and shares of a channel's (or referral's) audience."""
         mix = self.scenario.audience(source)
@@ -256,8 +268,10 @@ class World:
             in_group = rng.random(count) < self._group_share
         index = self.pop.add(count, day=day, segment=segments, source=source,
                              in_group=in_group, stage=stage, referrer=referrer,
-                             dormant=dormant)
-        keys = self._fresh_keys(index)
+                             dormant=dormant)  # source, segment and dormancy: in the key
+        kind = np.asarray(source, dtype=np.int32) * len(self.layout.segments) + segments
+        keys = state_key(np.broadcast_to(kind, (count,)), np.asarray(stage, dtype=np.int32),
+                         np.asarray(dormant, dtype=np.int32))
         self.pop.key[index] = keys
         self.key_counts += np.bincount(keys, minlength=self.key_counts.size)
         self._place(index, "initial" if np.ndim(source) else self.layout.sources[source],
@@ -330,9 +344,8 @@ class World:
             for name, strata in self._distinct_strata():
                 strata.move(index, old_stage, stage,
                             getattr(pop, name)[index] if strata.scaled else None, pop.stage)
-        if dormant is not None:
-            keys = keys + (np.asarray(dormant, dtype=np.int32) - pop.dormant[index])
-            pop.dormant[index] = dormant
+        if dormant is not None:  # the key's last bit (pop.dormant reads it from there)
+            keys = keys + (np.asarray(dormant, dtype=np.int32) - (keys & 1))
         pop.key[index] = keys
         self.key_counts += np.bincount(keys, minlength=size)
 
@@ -354,7 +367,7 @@ class World:
 
     def order_values(self, index: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Order values (yuan) for one order by each person at ``index``."""
-        segment = self.pop.segment[index]
+        segment = self.pop.at("segment", index)
         return np.exp(self._order_mu[segment] + self._order_sigma[segment]
                       * rng.standard_normal(len(index)))
 
