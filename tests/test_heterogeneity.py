@@ -48,9 +48,7 @@ def test_frames_without_heterogeneity_are_the_saved_ones():
     numbers are drawn (the distributions are the docking tests' to check; 30 replications
     of the old and new engine agreed on every daily total within |z| < 2), and again when
     views came from random bytes and the lifecycle was thinned per stage (150
-    replications of each: 31 totals, stocks and per-person sums all within |z| < 1.5),
-    and when stage groups were compacted at an eighth stale rather than a quarter (which
-    people a draw picks changes, not the law; 150 replications of each, |z| < 1.9).
+    replications of each: 31 totals, stocks and per-person sums all within |z| < 1.5).
     Days of events that never happened are stored as -1."""
     result = simulate(load_scenario(FIXTURES / "every_mechanism.yaml"), seed=11, reps=2)
     for name in ("daily", "channels", "monthly", "agents"):
