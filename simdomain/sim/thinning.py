@@ -143,8 +143,9 @@ def thin_segments(lengths: Sequence[int], bounds: Sequence[float], rng: np.rando
         last = walked[ends - 1].astype(np.int64)
         keep = np.flatnonzero(walked < np.repeat(size, draws))
         picked = walked[keep].astype(np.int64)
-        uniforms = rng.random(len(keep)) * np.repeat(bound, draws)[keep]
-        cuts = np.searchsorted(keep, ends).tolist()
+        cuts = np.searchsorted(keep, ends)
+        uniforms = rng.random(len(keep)) * np.repeat(bound, np.diff(cuts, prepend=0))
+        cuts = cuts.tolist()
     gaps = iter(range(int(np.count_nonzero(gapped))))
     for j, (size, bound) in enumerate(zip(lengths.tolist(), bounds.tolist())):
         if not gapped[j]:
