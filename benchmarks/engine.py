@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     print(row("engine", engine_large, f"{engine_large['rate'] / reference['rate']:,.0f}x"))
     for label, m in [("engine, fresh subprocess", big), ("twin-like, fresh subprocess", big_twin),
                      *([("twin-like, fresh subprocess", huge)] if huge else [])]:
-        print(row(label, m, f"peak RSS {m['peak_mb']:,.0f} MB (at start {m['baseline_mb']:,.0f} MB)"))
+        print(row(label, m, f"peak RSS {m['peak_mb']:,.0f} MiB (at start {m['baseline_mb']:,.0f} MiB)"))
     print()
 
     def ratio(engine: dict[str, float]) -> str:
@@ -264,14 +264,14 @@ def main(argv: list[str] | None = None) -> None:
           f"{ratio(engine_large)}, goal >= 1,000x at 100,000")
     print(f"{args.big_consumers:,} consumers x {args.big_days} days: "
           f"{big['seconds']:.1f} s wall, {big['cpu']:.1f} s CPU (goal <= 3 s), "
-          f"peak RSS {big['peak_mb']:,.0f} MB")
+          f"peak RSS {big['peak_mb']:,.0f} MiB")
     print(f"twin-like / plain, {args.big_consumers:,} x {args.big_days}: "
           f"{big_twin['seconds'] / big['seconds']:.2f}x wall, "
           f"{big_twin['cpu'] / big['cpu']:.2f}x CPU")
     if huge:
         print(f"twin-like {args.huge_consumers:,} x {args.big_days}: {huge['seconds']:.1f} s "
-              f"wall, {huge['cpu']:.1f} s CPU (goal <= 60 s), peak RSS {huge['peak_mb']:,.0f} MB "
-              f"(goal <= 2,048 MB)")
+              f"wall, {huge['cpu']:.1f} s CPU (goal <= 60 s), peak RSS {huge['peak_mb']:,.0f} MiB "
+              f"= {huge['peak_mb'] * 2**20 / 1e9:.2f} GB (goal <= 2 GB)")
     report_sharded(args.big_consumers, args.big_days)
     print(f"machine at the end: {machine()}")
 
@@ -343,7 +343,7 @@ def report_sharded(consumers: int, days: int, shards: int = 2) -> None:
     print(f"\n{consumers:,} consumers x {days} days, one replication through simulate():")
     print(f"  one process:                  {single['seconds']:7.1f} s wall, "
           f"{single['cpu']:.1f} s CPU, "
-          f"peak RSS {single['peak_mb']:,.0f} MB (after imports {single['start_mb']:,.0f} MB); "
+          f"peak RSS {single['peak_mb']:,.0f} MiB (after imports {single['start_mb']:,.0f} MiB); "
           f"{single['new_adds']:,} adds, "
           f"{single['orders']:,} orders")
     workers = ", ".join(f"{mb:,.0f}" for mb in split["worker_peak_mb"])
@@ -352,8 +352,8 @@ def report_sharded(consumers: int, days: int, shards: int = 2) -> None:
     print(f"  {shards} shards on {shards} Dask workers: {split['seconds']:7.1f} s wall, CPU "
           f"{cpus} s per worker and {split['cpu']:.1f} s in the client "
           f"({single['seconds'] / split['seconds']:.2f}x by wall time; cluster start "
-          f"{split['startup_seconds']:.1f} s not counted), peak RSS per worker {workers} MB "
-          f"(idle {started} MB), client {split['peak_mb']:,.0f} MB; {split['new_adds']:,} "
+          f"{split['startup_seconds']:.1f} s not counted), peak RSS per worker {workers} MiB "
+          f"(idle {started} MiB), client {split['peak_mb']:,.0f} MiB; {split['new_adds']:,} "
           f"adds, {split['orders']:,} orders")
 
 

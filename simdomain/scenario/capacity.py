@@ -19,15 +19,14 @@ if TYPE_CHECKING:
 
 BYTES_PER_PERSON = 83
 """Bytes of one person's slot in the engine's arrays (``simdomain.sim.population.FIELDS``,
-at their widest: a run narrows some of them when its values fit)."""
+at their widest: an upper bound, as a run narrows some of them when its values fit and
+reads segment, source and dormancy from the state key)."""
 PEAK_FACTOR = 2
-"""Peak memory over the arrays' size. Measured (``benchmarks/engine.py``): the peak
-resident memory above the interpreter's was 75 bytes per person slot in a plain run of
-1,000,000 people x 365 days; a twin-like run of 10,000,000 known people x 365 days
-(about 18 million slots at the end, their own multipliers, the lifecycle's groups of
-4 bytes a person for each multiplier, and the known people's input arrays, 49 bytes a
-person, included) peaked at 2,014 MiB, 222 of them the interpreter's: about 104 bytes
-per slot, 1.25 times the slot's widest size."""
+"""Peak memory over the arrays' size. Measured (``benchmarks/engine.py``): a twin-like
+run of 10,000,000 known people x 365 days (about 18 million slots at the end, their own
+multipliers, the lifecycle's groups of 4 bytes a person for each multiplier, and the
+known people's input arrays, 49 bytes a person, included) peaked at 1,840 MiB, 163 of
+them the interpreter's: about 96 bytes per slot, 1.16 times the slot's widest size."""
 
 
 def month_lengths(start: dt.date, days: int) -> list[int]:
