@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import build, zero_lifecycle
 
-from simdomain.sim.engine import run_replication
+from simdomain.sim.engine import run_replication, seed_initial_people
 from simdomain.sim.population import NEVER, NEVER16, NOBODY, InitialPeople, Population
 from simdomain.sim.steps import _rewards
 from simdomain.sim.world import World
@@ -125,3 +125,22 @@ def test_segment_source_and_dormancy_are_read_from_the_key():
     np.testing.assert_array_equal(pop.stage, [1, 2, 3, 0])
     with pytest.raises(AttributeError, match="key"):
         pop.dormant = np.zeros(4, bool)
+
+
+def test_reading_some_people_gives_what_reading_everyone_gives():
+    """``pop.at(name, index)`` is ``pop.<name>[index]`` for every field, however stored."""
+    scenario = build(horizon_days=3, lifecycle=zero_lifecycle())
+    people = InitialPeople(
+        stage=np.array([1, 0, 2, 3]), segment=np.zeros(4, int),
+        source=np.array(["initial"] * 4), join_day=np.array([-9, -5, -4, -2]),
+        last_order_day=np.array([-3, NEVER, -1, -2]), dormant=np.array([True, False, False, True]))
+    world = World(scenario, np.random.SeedSequence(1), initial=people)
+    seed_initial_people(world, people)
+    pop = world.pop
+    pop.put("engagement", slice(None), [0.5, 1.5, 0.0, 2.0])
+    pop.decay("engagement", 0.5)
+    index = np.array([3, 0, 2])
+    for name in ("segment", "source", "dormant", "engagement", "last_order_day", "stage",
+                 "referrer", "orders"):
+        np.testing.assert_array_equal(pop.at(name, index), getattr(pop, name)[index],
+                                      err_msg=name)

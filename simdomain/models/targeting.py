@@ -160,7 +160,7 @@ def score_people(world: PolicyView, targeting: Targeting, people: np.ndarray, da
     if len(people) == 0:
         return {t: np.zeros(0) for t in targets}
     pop, layout = world.pop, world.layout
-    arrays = {name: getattr(pop, name)[people] for name in (
+    arrays = {name: pop.at(name, people) for name in (
         "stage", "segment", "source", "join_day", "fatigue", "orders", "gmv_cny",
         "last_order_day", "in_group", "invites", *(f"touches_{k}" for k in TOUCH_KINDS))}
     before = {w: _counters_at(history, day + 1 - w, people) for w in WINDOWS}

@@ -160,7 +160,7 @@ def _channel_members(world: World) -> pd.DataFrame:
     counts = np.zeros(len(cal.labels) * len(sources), dtype=np.int64)
     for part in chunks(pop.n):  # by chunks: small work arrays
         joined = np.flatnonzero(member_day[part] >= 0) + part.start
-        counts += np.bincount(cell[member_day[joined]] + pop.source[joined],
+        counts += np.bincount(cell[member_day[joined]] + pop.at("source", joined),
                               minlength=counts.size)
     frame = pd.DataFrame({
         "month": np.repeat(cal.labels, len(sources)),

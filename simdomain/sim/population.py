@@ -157,10 +157,14 @@ class Population:
             arrays[name][: self.n] = value  # an in-place update (``pop.x += y``) is already there
 
     def at(self, name: str, index: slice | np.ndarray) -> np.ndarray:
-        """``pop.<name>[index]``, without first looking up everyone's value of a field
-        derived from the key."""
+        """``pop.<name>[index]``, without first reading everyone's value of a field that
+        is read otherwise than stored (derived, decaying or held in int16)."""
         if name in self._derived:
             return self._derived[name][self._arrays["key"][: self.n][index]]
+        if name in DECAYING:
+            return self._arrays[name][: self.n][index] * np.float32(self.scale[name])
+        if name in self._never16:
+            return _widen(self._arrays[name][: self.n][index])
         return getattr(self, name)[index]
 
     def stored(self, name: str) -> np.ndarray:
