@@ -201,6 +201,9 @@ class Strata:
             multiplier: np.ndarray | None = None) -> None:
         """Place ``count`` people in slots ``start, start + 1, ...`` (after everyone held)
         in ``band`` (one, or one per person) with these multipliers (if ``scaled``)."""
+        if not self.scaled and np.ndim(band) == 0:  # one group: no labels to sort
+            self._extend(int(self.labels(band, None, 1)[0]), np.arange(start, start + count))
+            return
         band = np.broadcast_to(np.asarray(band, dtype=np.int8), (count,))
         for at in range(0, count, CHUNK):  # by chunks: small work arrays
             stop = min(at + CHUNK, count)
@@ -235,21 +238,24 @@ class Strata:
         counts = np.bincount(labels)
         ends = np.cumsum(counts).tolist()
         for label in np.flatnonzero(counts).tolist():
-            group = slots[order[ends[label] - counts[label]: ends[label]]]
-            size = self._sizes.get(label, 0)
-            held = self._lists.get(label)
-            if held is None or size + len(group) > len(held):
-                grown = np.empty(size + len(group) + (size + len(group)) // SLACK + 64,
-                                 dtype=np.int32)
-                if held is not None:
-                    grown[:size] = held[:size]
-                held = self._lists[label] = grown
-            if size and self._sorted[label] and len(group):
-                self._sorted[label] = bool(group[0] > held[size - 1])
-            else:
-                self._sorted.setdefault(label, True)
-            held[size: size + len(group)] = group
-            self._sizes[label] = size + len(group)
+            self._extend(label, slots[order[ends[label] - counts[label]: ends[label]]])
+
+    def _extend(self, label: int, group: np.ndarray) -> None:
+        """Append ascending slots to one group."""
+        size = self._sizes.get(label, 0)
+        held = self._lists.get(label)
+        if held is None or size + len(group) > len(held):
+            grown = np.empty(size + len(group) + (size + len(group)) // SLACK + 64,
+                             dtype=np.int32)
+            if held is not None:
+                grown[:size] = held[:size]
+            held = self._lists[label] = grown
+        if size and self._sorted[label] and len(group):
+            self._sorted[label] = bool(group[0] > held[size - 1])
+        else:
+            self._sorted.setdefault(label, True)
+        held[size: size + len(group)] = group
+        self._sizes[label] = size + len(group)
 
     def groups(self, band_now: np.ndarray) -> list[tuple[tuple[int, int], np.ndarray]]:
         """``((band, e), slots)`` of each group with people, slots ascending (stale

@@ -275,7 +275,7 @@ class World:
         self.pop.key[index] = keys
         self.key_counts += np.bincount(keys, minlength=self.key_counts.size)
         self._place(index, "initial" if np.ndim(source) else self.layout.sources[source],
-                    multipliers or {})
+                    multipliers or {}, stage)
         if np.ndim(day) == 0 and day >= 0:
             self.tally["new_adds"] += count
             if not self._join_days or self._join_days[-1] < day:
@@ -290,14 +290,15 @@ class World:
         i = bisect.bisect_left(self._join_days, day)
         return self._first_slots[i] if i < len(self._join_days) else self.pop.n
 
-    def _place(self, index: slice, source: str, given: dict[str, np.ndarray]) -> None:
-        """Set the multipliers in use of new people and add them to the strata.
+    def _place(self, index: slice, source: str, given: dict[str, np.ndarray],
+               stage: int | np.ndarray) -> None:
+        """Set the multipliers in use of new people and add them to the strata by their
+        ``stage`` (one for all, or one each).
 
         Drawn ones come from a stream per multiplier and source, so a new channel leaves
         the other sources' people as they were (common random numbers).
         """
         count = index.stop - index.start
-        stage = self.pop.stage[index]
         for name, strata in self.strata.items():
             if not strata.scaled:
                 continue
