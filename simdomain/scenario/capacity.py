@@ -25,8 +25,8 @@ PEAK_FACTOR = 2
 """Peak memory over the arrays' size. Measured (``benchmarks/engine.py``): a twin-like
 run of 10,000,000 known people x 365 days (about 18 million slots at the end, their own
 multipliers, the lifecycle's groups of 4 bytes a person for each multiplier, and the
-known people's input arrays, 49 bytes a person, included) peaked at 1,843 MiB, 163 of
-them the interpreter's: about 96 bytes per slot, 1.16 times the slot's widest size."""
+known people's input arrays, 49 bytes a person, included) peaked at 1,840 MiB, 122 of
+them the interpreter's: about 98 bytes per slot, 1.18 times the slot's widest size."""
 
 
 def month_lengths(start: dt.date, days: int) -> list[int]:
