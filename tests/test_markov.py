@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from conftest import STAGES, build, by_rep
+from conftest import STAGES, build, by_rep, zero_lifecycle
 from scipy import stats
 
 from simdomain.scenario import Scenario
@@ -273,3 +273,24 @@ def test_initial_pool_gets_no_new_user_push():
         z = (customers[d - 1].mean() - mean) / np.sqrt(var / reps)
         assert abs(z) < Z, f"customers after {d} days: mean {customers[d - 1].mean():.1f}, " \
                            f"chain {mean:.1f} (z = {z:.1f})"
+
+
+@pytest.mark.parametrize("push", [3.0, 0.2], ids=["boost", "damp"])
+def test_new_user_push_acts_on_the_first_days_after_the_add(push):
+    """A fan added on day ``j`` converts with probability ``first_order * push`` on days
+    ``j .. j + new_user_days - 1`` (the lifecycle runs after the day's adds) and at the
+    base rate after, a push below 1 included. Each day's hazard among the fans still at
+    risk is binomial given them: ``|z| < Z`` for each of the first six days."""
+    rate, days = 0.05, 3
+    scenario = build(horizon_days=12, lifecycle=zero_lifecycle(
+        first_order=rate, new_user_days=days, new_user_multiplier=push),
+        referral={"addressable_market": 400_000, "external_rate": 0.01})
+    agents = simulate(scenario, seed=SEED, reps=1).agents
+    joined = agents[agents["join_day"].between(0, 5)]  # each followed for 6 days or more
+    offset = np.where(joined["first_order_day"] >= 0,
+                      joined["first_order_day"] - joined["join_day"], np.inf)
+    for k in range(6):
+        at_risk = int((offset >= k).sum())
+        p = rate * push if k < days else rate
+        z = ((offset == k).sum() - at_risk * p) / np.sqrt(at_risk * p * (1 - p))
+        assert abs(z) < Z, f"day {k} after the add: z = {z:.1f}"

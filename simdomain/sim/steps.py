@@ -67,11 +67,12 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
 
     sensitivity, tolerance = policy.fatigue_sensitivity, policy.fatigue_tolerance
     fatigue_max = 1.0 + sensitivity * max(pop.largest("fatigue") - tolerance, 0.0)
-    boost = max(life.new_user_multiplier, 1.0) if life.new_user_days > 0 else 1.0
+    pushed = life.new_user_multiplier != 1 and life.new_user_days > 0
+    boost = max(life.new_user_multiplier, 1.0) if pushed else 1.0  # a push below 1: no bound
     delete_max = by_stage(rates.delete) * fatigue_max
     advance_max = by_stage(rates.advance) * lift_max
     first_new_day = max(day - life.new_user_days + 1, 0)  # the initial pool is not new
-    new_from = world.first_slot_of_day(first_new_day) if boost > 1 else n  # joined in order
+    new_from = world.first_slot_of_day(first_new_day) if pushed else n  # joined in order
     picked, u, keys = strata["deletion_multiplier"].draw(
         lambda band, ceiling: delete_max[band] * ceiling + advance_max[band], rng, key,
         stage_of_key, tail=(new_from, lambda band, ceiling: delete_max[band] * ceiling
@@ -83,8 +84,8 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
     if strata["deletion_multiplier"].scaled:
         p_del = p_del * pop.deletion_multiplier[picked]
     p_adv = rates.advance[keys] * lift(picked)
-    if life.new_user_multiplier != 1 and life.new_user_days > 0:  # joined in slot order:
-        new = (picked >= new_from) & (stage_of_key[keys] == FAN)  # joined since new_from
+    if pushed:  # people joined in slot order: those from new_from on joined since
+        new = (picked >= new_from) & (stage_of_key[keys] == FAN)
         p_adv = np.where(new, p_adv * life.new_user_multiplier, p_adv)
     deleted = np.sort(picked[u < p_del])  # picks come in runs: events in slot order
     advanced = np.sort(picked[(u >= p_del) & (u < p_del + p_adv)])
