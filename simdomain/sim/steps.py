@@ -13,7 +13,7 @@ import numpy as np
 from simdomain.scenario.model import STAGES, Posts
 from simdomain.sim.policy import TouchSelector
 from simdomain.sim.population import CUSTOMER, DELETED, FAN, MEMBER
-from simdomain.sim.thinning import candidates, counts_below
+from simdomain.sim.thinning import candidates, counts_below, tails_above
 from simdomain.sim.world import World
 
 
@@ -216,10 +216,8 @@ def posts(world: World, channel: str, rng: np.random.Generator) -> None:
         picked, u = candidates(pop.n, at_least[0], rng)
         audience = pop.in_group[picked] if channel == "group" else pop.stage[picked] != DELETED
         picked, u = picked[audience], u[audience]
-        views = np.zeros(len(picked), dtype=np.int8)
-        for tail in at_least:
-            views += u < tail
-        _touch(world, views, spec.uplift_per_view, spec.fatigue_per_view, counter, picked)
+        _touch(world, tails_above(u, at_least), spec.uplift_per_view, spec.fatigue_per_view,
+               counter, picked)
         return
     for part in chunks(pop.n):
         views = counts_below(at_least, rng, out=world.chunk("views", np.int8, part),

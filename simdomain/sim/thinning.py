@@ -76,9 +76,17 @@ def counts_below(tails: Sequence[float], rng: np.random.Generator, out: np.ndarr
             flag |= byte == value
         index = np.flatnonzero(flag)
         if len(index):
-            u = (byte[index] + rng.random(len(index))) / 256
-            out[index] = sum((u < tail).astype(np.int8) for tail in tails)
+            out[index] = tails_above((byte[index] + rng.random(len(index))) / 256, tails)
     return out
+
+
+def tails_above(u: np.ndarray, tails: Sequence[float]) -> np.ndarray:
+    """``#{k: u < tails[k]}`` for each uniform in ``u`` (int8): a count drawn by
+    inversion from its distribution's tails ``P(V >= 1), P(V >= 2), ...``."""
+    count = np.zeros(len(u), dtype=np.int8)
+    for tail in tails:
+        count += u < tail
+    return count
 
 
 CHUNK = 1 << 20
