@@ -62,6 +62,15 @@ def state_key(kind: np.ndarray, stage: np.ndarray, dormant: np.ndarray) -> np.nd
     return key
 
 
+def key_fields(layout: Layout) -> dict[str, np.ndarray]:
+    """What each state key encodes (:func:`state_key` read backwards): its ``source``,
+    ``segment`` and ``stage`` codes and whether it is ``dormant``, one entry per key."""
+    key = np.arange(layout.key_size())
+    kind = key // 10
+    return {"source": kind // len(layout.segments), "segment": kind % len(layout.segments),
+            "stage": key // 2 % (DELETED + 1), "dormant": key % 2 == 1}
+
+
 @dataclass(frozen=True)
 class RateTables:
     """Probabilities per state key (see the module docstring)."""

@@ -25,7 +25,14 @@ from simdomain.sim.population import (
     InitialPeople,
     Population,
 )
-from simdomain.sim.rates import Layout, RateTables, build_rates, lognormal_params, state_key
+from simdomain.sim.rates import (
+    Layout,
+    RateTables,
+    build_rates,
+    key_fields,
+    lognormal_params,
+    state_key,
+)
 from simdomain.sim.thinning import Strata
 
 TALLIES = (
@@ -112,13 +119,9 @@ def key_tables(layout: Layout, narrow: Mapping[str, Any]) -> dict[str, np.ndarra
     """Segment, source and dormancy of each state key (the fields a
     :class:`~simdomain.sim.population.Population` reads from the key rather than store),
     in the dtypes it would store them in."""
-    key = np.arange(layout.key_size())
-    kind = key // (2 * len(STAGE_NAMES))  # state_key: kind * 10 + stage * 2 + dormant
-    return {"segment": (kind % len(layout.segments)).astype(
-                narrow.get("segment", FIELDS["segment"][0])),
-            "source": (kind // len(layout.segments)).astype(
-                narrow.get("source", FIELDS["source"][0])),
-            "dormant": key % 2 == 1}
+    fields = key_fields(layout)
+    return {name: fields[name].astype(narrow.get(name, FIELDS[name][0]))
+            for name in ("segment", "source", "dormant")}
 
 
 def narrow_dtypes(scenario: Scenario, layout: Layout,
@@ -221,8 +224,7 @@ class World:
         self._join_days: list[int] = []  # days with joiners, ascending
         self._first_slots: list[int] = []  # the first slot of each one's joiners
         self.key_counts = np.zeros(self.layout.key_size(), dtype=np.int64)
-        self.stage_of_key = (np.arange(self.layout.key_size()) // 2 % len(STAGE_NAMES)
-                             ).astype(np.int8)
+        self.stage_of_key = key_fields(self.layout)["stage"].astype(np.int8)
         """The stage of each state key (see :func:`simdomain.sim.rates.state_key`)."""
         self.active: list[Campaign] = []
         self.rates: RateTables = build_rates(scenario, self.layout, self.active)
