@@ -124,23 +124,21 @@ class Population:
 
     def __getattr__(self, name: str) -> np.ndarray:
         arrays = self.__dict__.get("_arrays")
-        if arrays is not None and name in self._derived:  # a copy, looked up from the key
-            return self._derived[name][arrays["key"][: self.n]]
-        if arrays is not None and name in LATE:  # a copy, the fill before the first stored
+        if arrays is None:
+            raise AttributeError(name)
+        if name in self._derived or name in DECAYING or name in self._never16:
+            return self.at(name, slice(None))  # a copy: read otherwise than stored
+        if name in LATE:  # a copy, the fill before the first stored
             dtype, fill = self._fields[name]
             values = np.full(self.n, fill, dtype=dtype)
             base = self._base[name]
             if base is not None:
                 values[base:] = arrays[name][: self.n - base]
             return values
-        if arrays is None or name not in arrays:
-            if arrays is not None and name in MULTIPLIERS:
+        if name not in arrays:
+            if name in MULTIPLIERS:
                 return np.ones(self.n, dtype=np.float32)  # not kept: 1 for everyone
             raise AttributeError(name)
-        if name in DECAYING:
-            return arrays[name][: self.n] * np.float32(self.scale[name])
-        if name in self._never16:
-            return _widen(arrays[name][: self.n])
         return arrays[name][: self.n]
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -164,7 +162,7 @@ class Population:
         if name in DECAYING:
             return self._arrays[name][: self.n][index] * np.float32(self.scale[name])
         if name in self._never16:
-            return _widen(self._arrays[name][: self.n][index])
+            return _wide_days(self._arrays[name][: self.n][index])
         return getattr(self, name)[index]
 
     def stored(self, name: str) -> np.ndarray:
@@ -391,7 +389,7 @@ class InitialPeople:
         return out
 
 
-def _widen(days: np.ndarray) -> np.ndarray:
+def _wide_days(days: np.ndarray) -> np.ndarray:
     """Int32 days from int16 ones, :data:`NEVER16` as :data:`NEVER`."""
     wide = days.astype(np.int32)
     wide[days == NEVER16] = NEVER
