@@ -56,7 +56,7 @@ def monthly_table(summary: dict[str, Any]) -> str:
             means.append(number(cell["mean"], kind) + flag)
             spans.append(f"{number(cell['low'], kind)}-{number(cell['high'], kind)}")
         rows += [means, spans]
-    return _layout(rows)
+    return layout(rows)
 
 
 def targets_table(summary: dict[str, Any]) -> str:
@@ -77,7 +77,7 @@ def targets_table(summary: dict[str, Any]) -> str:
             f"{number(worst['mean'], kind)} [{number(worst['low'], kind)}, {number(worst['high'], kind)}]",
             f"{100 * worst['probability_met']:.0f}%", "met" if met == len(periods) else "MISSED",
         ])
-    return _layout(rows) if len(rows) > 1 else "(no targets)"
+    return layout(rows) if len(rows) > 1 else "(no targets)"
 
 
 COMPARED = ["new_adds", "new_members", "new_kocs", "deletions", "deletion_rate", "pool_size",
@@ -107,12 +107,14 @@ def comparison_table(table: Any, month: str = "total") -> str:
                 row.append(f"{sign}{number(r['diff_mean'], kind)} "
                            f"[{number(r['diff_low'], kind)}, {number(r['diff_high'], kind)}]")
         rows.append(row)
-    return _layout(rows)
+    return layout(rows)
 
 
-def _layout(rows: list[list[str]]) -> str:
+def layout(rows: list[list[str]], left: int = 1) -> str:
+    """Rows of cells as a text table: a header row, a rule under it, the first ``left``
+    columns aligned left and the others right."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-             for r in rows]
+    lines = ["  ".join(c.ljust(w) if i < left else c.rjust(w)
+                       for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(line.rstrip() for line in lines)

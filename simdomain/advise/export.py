@@ -8,6 +8,7 @@ from pathlib import Path
 from simdomain.advise.ranking import Advice
 from simdomain.outfolder import OutputFolder
 from simdomain.planner.export import json_ready
+from simdomain.tables import layout
 
 FILES = ["advice.csv", "advice.json"]
 
@@ -38,13 +39,11 @@ def advice_text(advice: Advice, top: int = 15) -> str:
     if table.empty:
         lines.append("no test to offer")
         return "\n".join(lines)
-    lines.append(f"\n{'#':>3} {'lever':<26} {'design':<56} {'cost':>10} "
-                 f"{'EVSI ± se':>22} {'chance':>8} {'net':>11}")
-    for r in table.itertuples():
-        tie = "=" if r.tied_with_above else " "
-        lines.append(f"{r.rank:>3}{tie}{r.lever[:26]:<26} {r.design[:56]:<56} "
-                     f"¥{r.cost_cny:>9,.0f} ¥{r.evsi_cny:>10,.0f} ± {r.evsi_se_cny:>8,.0f} "
-                     f"{r.chance_gain:>+8.1%} ¥{r.net_value_cny:>10,.0f}")
+    rows = [["#", "lever", "design", "cost", "EVSI ± se", "chance", "net"]]
+    rows += [[f"{r.rank}{'=' if r.tied_with_above else ''}", r.lever[:26], r.design[:56],
+              f"¥{r.cost_cny:,.0f}", f"¥{r.evsi_cny:,.0f} ± {r.evsi_se_cny:,.0f}",
+              f"{r.chance_gain:+.1%}", f"¥{r.net_value_cny:,.0f}"] for r in table.itertuples()]
+    lines.append("\n" + layout(rows, left=3))
     lines.append(f"\n'=': within two standard errors of the test above (J = {o.outer} "
                  f"outcomes per test, {advice.solves} re-solves, {advice.seconds:.0f} s)")
     return "\n".join(lines)
