@@ -70,9 +70,9 @@ def make_messy(bundle: Bundle, rng: np.random.Generator, dirt: Dirt = Dirt()) ->
     orders = _bad_values(orders, as_of, rng, dirt, counts)
     counts["out_of_order_rows"] = _out_of_order(orders)
     contacts = _second_staff(bundle.contacts, rng, dirt, counts)
+    contacts = _deletion_before_add(contacts, rng, dirt, counts)  # before copies: both alike
     contacts = _duplicate(contacts, dirt.contact_duplicate_share, rng, counts,
                           "duplicate_contact_rows")
-    contacts = _deletion_before_add(contacts, rng, dirt, counts)
     counts["orders_before_add"] = _orders_before_add(orders, contacts)
     truth = {**bundle.truth, "messy": counts, "dirt": asdict(dirt)}
     truth["counts"] = {**truth["counts"], "order_rows": len(orders), "contact_rows": len(contacts)}
