@@ -57,6 +57,11 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
         return engagement[index] * engagement_scale + np.float32(1.0)
 
     strata = world.strata
+    occupied = world.key_counts > 0  # the bounds need cover only the states people are in
+
+    def by_stage(table: np.ndarray, dormant: bool | None = None) -> np.ndarray:
+        return largest_by_stage(table, occupied, dormant)
+
     order_max = by_stage(rates.order) * lift_max
     picked, u, keys = strata["order_multiplier"].draw(
         lambda band, ceiling: order_max[band] * ceiling, rng, key, stage_of_key)
@@ -120,10 +125,12 @@ def lifecycle(world: World, day: int, rng: np.random.Generator) -> None:
     world.move(flips, dormant=~pop.at("dormant", flips))
 
 
-def by_stage(table: np.ndarray, dormant: bool | None = None) -> np.ndarray:
-    """A rate table's largest entry per stage (over sources, segments and, unless
-    ``dormant`` says which, dormancy); see :mod:`simdomain.sim.rates` for its layout."""
-    per_state = table.reshape(-1, len(STAGES) + 1, 2)
+def largest_by_stage(table: np.ndarray, occupied: np.ndarray, dormant: bool | None = None,
+                     ) -> np.ndarray:
+    """A rate table's largest entry per stage over the ``occupied`` states (a mask over
+    sources, segments and, unless ``dormant`` says which, dormancy; see
+    :mod:`simdomain.sim.rates` for the layout): 0 for a stage nobody is in."""
+    per_state = np.where(occupied, table, 0).reshape(-1, len(STAGES) + 1, 2)
     largest = per_state.max(axis=(0, 2)) if dormant is None else per_state[..., int(dormant)
                                                                            ].max(axis=0)
     return largest.astype(np.float64)
