@@ -149,17 +149,24 @@ def _engine_tests(seed: int, people: int = 3000):
 
 
 def test_engine_arms_recover_the_one_to_one_effects():
-    """One engine-simulated bundle of tests: the 1:1 uplift and fatigue are inside their
-    99% intervals (from the draws; a 90% interval misses one of the two in about one
-    bundle in five, which the slow coverage test below counts), and truth.json records
-    the scenario's effects."""
-    tests, truth = _engine_tests(11)
-    assert truth["touch_policy"]["one_to_one"]["uplift"] == 0.05
-    assert [d["test_id"] for d in truth["designs"]] == [s.test_id for s in default_specs(BRAND)]
-    fit = fit_effects(tests, PRIOR_AT_ZERO, rng=np.random.default_rng(11))
-    for name in ("one_to_one.uplift", "one_to_one.fatigue"):
-        low, high = np.quantile(fit.draws[:, fit.names.index(name)], [0.005, 0.995])
-        assert low <= TRUTH[name] <= high, (name, low, high)
+    """Five engine-simulated bundles of tests: the 1:1 uplift and fatigue are inside their
+    99% intervals (from the draws) in at least three of the five, and truth.json records
+    the scenario's effects. The engine is not the fit's mean field, so a 99% interval
+    covers the 1:1 uplift in about 97% of bundles (measured over 120 bundles: 0.975
+    before the lifecycle's bounds were tightened, 0.967 after, mean estimates 0.0468 and
+    0.0461 against 0.05); at that coverage three misses in five have a chance below
+    1e-3. The slow coverage test below counts the 90% intervals of all six effects."""
+    covered = dict.fromkeys(("one_to_one.uplift", "one_to_one.fatigue"), 0)
+    for seed in range(11, 16):
+        tests, truth = _engine_tests(seed)
+        assert truth["touch_policy"]["one_to_one"]["uplift"] == 0.05
+        assert [d["test_id"] for d in truth["designs"]] == [
+            s.test_id for s in default_specs(BRAND)]
+        fit = fit_effects(tests, PRIOR_AT_ZERO, rng=np.random.default_rng(seed))
+        for name in covered:
+            low, high = np.quantile(fit.draws[:, fit.names.index(name)], [0.005, 0.995])
+            covered[name] += low <= TRUTH[name] <= high
+    assert min(covered.values()) >= 3, covered
 
 
 @pytest.mark.slow
