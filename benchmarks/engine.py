@@ -31,6 +31,12 @@ Usage::
     python benchmarks/engine.py            # the full benchmark (several minutes)
     python benchmarks/engine.py --quick    # small sizes, seconds
     python benchmarks/engine.py --sharded-only [--quick]   # item 6 alone
+    python benchmarks/engine.py --against REVISION [--twin]  # before and after a change
+
+``--against`` runs the engine of another git revision and this tree's alternately, at
+``--big-consumers`` x ``--big-days`` in fresh subprocesses (the best of ``--repeats``
+each, ``--pairs`` times): a shared machine's speed drifts by more over a day than most
+changes gain, so a change is measured against the code before it in the same minutes.
 """
 
 from __future__ import annotations
@@ -43,8 +49,10 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -196,21 +204,53 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child(consumers: int, days: int, twin: bool) -> None:
-    """Run the engine once (the twin-like run if ``twin``) and print its times and peak
-    memory as JSON; the twin-like run's known people are built first and count in the
-    peak, as a twin holds them."""
+def child(consumers: int, days: int, twin: bool, repeats: int = 1) -> None:
+    """Run the engine (the best of ``repeats``; the twin-like run if ``twin``) and print
+    its times and peak memory as JSON; the twin-like run's known people are built first
+    and count in the peak, as a twin holds them."""
     baseline = peak_mib()
-    result = measure(run_replication, consumers, days, twin=twin)
+    result = measure(run_replication, consumers, days, repeats, twin=twin)
     print(json.dumps({**result, "peak_mb": peak_mib(), "baseline_mb": baseline}))
 
 
-def in_subprocess(consumers: int, days: int, twin: bool = False) -> dict[str, float]:
-    """:func:`child` in a fresh interpreter, so its peak memory is its own."""
-    command = [sys.executable, __file__, "--child", str(consumers), str(days)]
-    done = subprocess.run(command + (["--twin"] if twin else []),
+def in_subprocess(consumers: int, days: int, twin: bool = False, repeats: int = 1,
+                  source: Path | None = None) -> dict[str, float]:
+    """:func:`child` in a fresh interpreter, so its peak memory is its own; with the
+    engine of the source tree ``source`` (first on the path) rather than this one."""
+    command = [sys.executable, __file__, "--child", str(consumers), str(days),
+               "--repeats", str(repeats)]
+    env = {**os.environ, "PYTHONPATH": str(source)} if source else None
+    done = subprocess.run(command + (["--twin"] if twin else []), env=env,
                           capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def against(revision: str, consumers: int, days: int, twin: bool, repeats: int,
+            pairs: int) -> None:
+    """The engine of the git ``revision`` (in a temporary worktree) against this tree's,
+    run alternately in fresh subprocesses on the same scenario: a machine whose speed
+    drifts over the day compares them within minutes. Prints each pair's best CPU
+    seconds and the ratio."""
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as scratch:
+        tree = Path(scratch) / "before"
+        subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", "--quiet",
+                        str(tree), revision], check=True)
+        try:
+            runs = [(in_subprocess(consumers, days, twin, repeats, source=tree),
+                     in_subprocess(consumers, days, twin, repeats)) for _ in range(pairs)]
+        finally:
+            subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force",
+                            str(tree)], check=True)
+    kind = "twin-like " if twin else ""
+    print(f"{kind}{consumers:,} x {days} days, best CPU s of {repeats}, {revision} (before) "
+          f"and this tree (after), alternating; machine: {machine()}")
+    for i, (before, after) in enumerate(runs, 1):
+        print(f"  pair {i}: before {before['cpu']:.2f} s, after {after['cpu']:.2f} s "
+              f"({after['cpu'] / before['cpu']:.3f}); peak {before['peak_mb']:,.0f} and "
+              f"{after['peak_mb']:,.0f} MiB")
+    ratios = [after["cpu"] / before["cpu"] for before, after in runs]
+    print(f"after / before: {min(ratios):.3f} to {max(ratios):.3f} over {pairs} pairs")
 
 
 def row(label: str, m: dict[str, float], extra: str = "") -> str:
@@ -238,12 +278,21 @@ def main(argv: list[str] | None = None) -> None:
                         help="people of the twin-like run at full size (0: skip it)")
     parser.add_argument("--big-days", type=int, default=365)
     parser.add_argument("--repeats", type=int, default=3, help="engine runs; the best counts")
+    parser.add_argument("--against", metavar="REVISION",
+                        help="compare this tree's engine with a git revision's instead, "
+                             "alternately at --big-consumers x --big-days (--twin: twin-like)")
+    parser.add_argument("--pairs", type=int, default=3, help="runs of each with --against")
     parser.add_argument("--child", nargs=2, type=int, metavar=("CONSUMERS", "DAYS"),
                         help=argparse.SUPPRESS)
-    parser.add_argument("--twin", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--twin", action="store_true",
+                        help="with --against: the twin-like run")
     args = parser.parse_args(argv)
     if args.child:
-        child(*args.child, twin=args.twin)
+        child(*args.child, twin=args.twin, repeats=args.repeats)
+        return
+    if args.against:
+        against(args.against, args.big_consumers, args.big_days, args.twin, args.repeats,
+                args.pairs)
         return
     if args.quick:
         args.reference_consumers, args.engine_consumers = 1_000, 20_000
