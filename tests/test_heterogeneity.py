@@ -268,7 +268,6 @@ def test_thinning_many_segments_at_once_is_bernoulli_per_person():
     assert (np.abs(z) < Z).all(), z.round(2)
 
 
-
 def test_work_stays_proportional_to_the_events(monkeypatch):
     """In a run with heavy-tailed order multipliers (shape 0.3: the largest of 50,000 is
     about 45 times the mean), the people whose order probability is computed are at

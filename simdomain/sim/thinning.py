@@ -46,11 +46,11 @@ def candidates(n: int, bound: float, rng: np.random.Generator) -> tuple[np.ndarr
     return picked, rng.random(len(picked)) * bound
 
 
-def walk(rng: np.random.Generator, scale: float, size: int) -> np.ndarray:
+def walk(rng: np.random.Generator, scale: float | np.ndarray, size: int) -> np.ndarray:
     """Running sums of ``size`` geometric gaps (on 1, 2, ...) with success probability
-    ``p``, given ``scale = -1 / log(1 - p)``: a gap is ``1 + floor(E * scale)`` for a
-    standard exponential ``E`` (``P(gap > k) = (1 - p) ** k``), quicker than numpy's
-    geometric draws, and summed as integers."""
+    ``p``, given ``scale = -1 / log(1 - p)`` (one, or one per gap): a gap is
+    ``1 + floor(E * scale)`` for a standard exponential ``E`` (``P(gap > k) = (1 - p) **
+    k``), quicker than numpy's geometric draws, and summed as integers."""
     gaps = rng.standard_exponential(size)
     gaps *= scale
     steps = gaps.astype(np.int64)  # floor: the values are >= 0
@@ -165,13 +165,8 @@ def thin_segments(lengths: Sequence[int], bounds: Sequence[float], rng: np.rando
         expected = size * bound
         draws = (expected + 6 * np.sqrt(expected)).astype(np.int64) + 16
         ends = np.cumsum(draws)
-        # geometric gaps as in walk(), each segment's scale repeated over its draws
-        gaps = rng.standard_exponential(int(ends[-1]))
-        gaps *= np.repeat(-1.0 / np.log1p(-bound), draws)
-        walked = gaps.astype(np.int64)  # floor: the values are >= 0
-        walked += 1
-        np.cumsum(walked, out=walked)
-        walked -= np.repeat(np.concatenate([[0], walked[ends[:-1] - 1]]), draws) + 1
+        walked = walk(rng, np.repeat(-1.0 / np.log1p(-bound), draws), int(ends[-1]))
+        walked -= np.repeat(np.concatenate([[0], walked[ends[:-1] - 1]]), draws) + 1  # per segment
         last = walked[ends - 1]
         keep = np.flatnonzero(walked < np.repeat(size, draws))
         picked = walked[keep]
